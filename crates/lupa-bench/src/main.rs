@@ -1,0 +1,106 @@
+//! `lupa-bench quality`: PSNR-Y of bicubic and of Lupa's models under the standard protocol.
+//!
+//! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
+//! scale, the LR input is its antialiased bicubic downscale (Catmull-Rom, a = −0.5, like MATLAB's
+//! `imresize`) rounded to 8 bits, each method's output is rounded to 8 bits, and PSNR is taken on
+//! BT.601 Y with `scale` pixels shaved from every border.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, RgbImage};
+use lupa_core::burn::tensor::Device;
+use lupa_core::metrics::psnr_y;
+use lupa_core::{ModelIndex, Progress, SrModel, UpscaleOptions};
+
+#[derive(Parser)]
+#[command(about = "Quality benchmarks for Lupa's models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// PSNR-Y table (markdown) of bicubic and the given models on every image of a folder.
+    Quality {
+        /// Folder of HR images (PNG or JPEG).
+        images: PathBuf,
+        /// Comma-separated model ids.
+        #[arg(long, value_delimiter = ',', default_value = "span-x2,span-x4")]
+        models: Vec<String>,
+        /// Folder with index.json and the weights.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
+}
+
+/// HR cropped to a multiple of `scale`, and its LR.
+fn degrade(hr: &DynamicImage, scale: u32) -> (RgbImage, RgbImage) {
+    let hr = hr.to_rgb8();
+    let (w, h) = (hr.width() - hr.width() % scale, hr.height() - hr.height() % scale);
+    let hr = imageops::crop_imm(&hr, 0, 0, w, h).to_image();
+    let lr = imageops::resize(&hr, w / scale, h / scale, FilterType::CatmullRom);
+    (hr, lr)
+}
+
+fn main() -> Result<()> {
+    let Command::Quality { images, models, models_dir } = Cli::parse().command;
+    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+    let device = Device::flex();
+    let loaded: Vec<SrModel> = models
+        .iter()
+        .map(|id| {
+            let spec = index.get(id)?;
+            let bytes = std::fs::read(models_dir.join(&spec.weights.file))?;
+            Ok(SrModel::load(spec, bytes, &device)?)
+        })
+        .collect::<Result<_>>()?;
+
+    let mut scales: Vec<u32> = loaded.iter().map(|m| m.spec.scale).collect();
+    scales.sort_unstable();
+    scales.dedup();
+    let mut columns: Vec<String> = Vec::new();
+    for &s in &scales {
+        columns.push(format!("bicubic x{s}"));
+        columns.extend(loaded.iter().filter(|m| m.spec.scale == s).map(|m| m.spec.id.clone()));
+    }
+    println!("| image | {} |", columns.join(" | "));
+    println!("|---|{}", "---:|".repeat(columns.len()));
+
+    let mut totals = vec![0.0; columns.len()];
+    let files = image_files(&images)?;
+    for path in &files {
+        let image = image::open(path).with_context(|| format!("{}", path.display()))?;
+        let mut row = Vec::new();
+        for &s in &scales {
+            let (hr, lr) = degrade(&image, s);
+            let bicubic = imageops::resize(&lr, hr.width(), hr.height(), FilterType::CatmullRom);
+            row.push(psnr_y(&hr, &bicubic, s)?);
+            for model in loaded.iter().filter(|m| m.spec.scale == s) {
+                let mut ignore = |_: Progress| ControlFlow::Continue(());
+                let options = UpscaleOptions { tile_size: 256, overlap: None };
+                let sr = pollster::block_on(lupa_core::upscale_image(model, &DynamicImage::ImageRgb8(lr.clone()), options, &mut ignore))?;
+                row.push(psnr_y(&hr, &sr.to_rgb8(), s)?);
+            }
+        }
+        let name = path.file_stem().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        println!("| {name} | {} |", row.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | "));
+        totals.iter_mut().zip(&row).for_each(|(t, v)| *t += v);
+    }
+    let n = files.len() as f64;
+    println!("| **mean** | {} |", totals.iter().map(|t| format!("**{:.2}**", t / n)).collect::<Vec<_>>().join(" | "));
+    Ok(())
+}
+
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| matches!(e.to_str(), Some("png" | "jpg" | "jpeg"))))
+        .collect();
+    files.sort();
+    Ok(files)
+}

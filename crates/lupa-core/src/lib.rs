@@ -1,0 +1,26 @@
+//! Lupa's core: real pretrained super-resolution models in Burn, a tiling planner and the
+//! upscale pipeline, independent of the backend (the [`burn::tensor::Device`] picks wgpu or the CPU
+//! at run time) and of any I/O.
+//!
+//! Flow: a front end decodes a file into an [`image::DynamicImage`], looks a [`ModelSpec`] up in the
+//! [`ModelIndex`], loads its weights with [`SrModel::load`] and calls [`upscale_image`].
+
+#![warn(missing_docs)]
+
+pub mod arch;
+mod error;
+pub mod metrics;
+mod model;
+mod pipeline;
+mod registry;
+pub mod tiling;
+
+pub use burn;
+pub use error::{LupaError, Result};
+pub use image;
+pub use model::{sha256_hex, Network, SrModel};
+pub use pipeline::{plan_for, upscale_image, upscale_rgb, Progress, UpscaleOptions};
+pub use registry::{
+    Architecture, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source, SourceFile,
+    WeightsFile, INDEX_FORMAT_VERSION,
+};

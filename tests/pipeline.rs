@@ -1,0 +1,138 @@
+//! The upscale pipeline on real images: tiling is seamless, alpha, grayscale and 16-bit inputs keep
+//! their kind, progress is reported per tile and cancelling stops the work.
+
+use std::ops::ControlFlow;
+
+use lupa_core::burn::tensor::Device;
+use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
+use lupa_core::metrics::{max_abs_diff, psnr};
+use lupa_core::{LupaError, Progress, UpscaleOptions};
+use lupa_tests::{load, open, samples, upscale};
+
+/// A 96×80 crop of the astronaut photo: big enough for several tiles, small enough for the CPU.
+fn photo() -> DynamicImage {
+    open("images/astronaut_128.png").crop_imm(16, 24, 96, 80)
+}
+
+fn assert_tiled_equals_untiled(id: &str) {
+    let model = load(id, &Device::flex());
+    // Float in, float out: the comparison is not hidden by 8-bit rounding.
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let whole = samples(&upscale(&model, &image, 0, None));
+    // 36-pixel tiles: a 3×3 grid, every seam inside the image.
+    let tiled = samples(&upscale(&model, &image, 36, None));
+    let max = max_abs_diff(&whole, &tiled);
+    println!("{id}: tiled vs untiled max |diff| {:.4}/255, PSNR {:.1} dB", max * 255.0, psnr(&whole, &tiled, 1.0));
+    assert!(max <= 1.0 / 255.0, "{id}: tiles differ from the whole image by {:.3}/255", max * 255.0);
+}
+
+#[test]
+fn tiled_span_equals_untiled() {
+    assert_tiled_equals_untiled("span-x4");
+}
+
+#[test]
+fn tiled_compact_equals_untiled() {
+    assert_tiled_equals_untiled("realesr-animevideov3");
+}
+
+#[test]
+fn tiled_general_x4v3_equals_untiled() {
+    assert_tiled_equals_untiled("realesr-general-x4v3");
+}
+
+#[test]
+fn too_little_overlap_shows_seams() {
+    // The check above would pass vacuously if tiles ignored their context: prove overlap matters.
+    let model = load("span-x4", &Device::flex());
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let whole = samples(&upscale(&model, &image, 0, None));
+    let seamy = samples(&upscale(&model, &image, 36, Some(0)));
+    assert!(max_abs_diff(&whole, &seamy) > 4.0 / 255.0);
+}
+
+#[test]
+fn alpha_is_upscaled_separately_and_kept() {
+    let model = load("span-x2", &Device::flex());
+    let rgb = photo().to_rgb8();
+    let (w, h) = rgb.dimensions();
+    // An opaque disc on a transparent background, with a soft edge.
+    let rgba = ImageBuffer::from_fn(w, h, |x, y| {
+        let d = ((x as f32 - 48.0).powi(2) + (y as f32 - 40.0).powi(2)).sqrt();
+        let a = ((30.0 - d) * 64.0).clamp(0.0, 255.0) as u8;
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        Rgba([r, g, b, a])
+    });
+    let out = upscale(&model, &DynamicImage::ImageRgba8(rgba), 0, None);
+    assert_eq!(out.color(), lupa_core::image::ColorType::Rgba8);
+    assert_eq!(out.dimensions(), (2 * w, 2 * h));
+    assert_eq!(out.get_pixel(0, 0).0[3], 0, "transparent corner stays transparent");
+    assert_eq!(out.get_pixel(96, 80).0[3], 255, "opaque centre stays opaque");
+    // Colour does not depend on alpha: it equals the RGB-only upscale.
+    let colour_only = upscale(&model, &DynamicImage::ImageRgb8(rgb), 0, None).to_rgb8();
+    let with_alpha = out.to_rgb8();
+    assert_eq!(colour_only.as_raw(), with_alpha.as_raw());
+}
+
+#[test]
+fn grayscale_stays_grayscale() {
+    let model = load("span-x2", &Device::flex());
+    let gray = DynamicImage::ImageLuma8(photo().to_luma8());
+    let out = upscale(&model, &gray, 0, None);
+    assert_eq!(out.color(), lupa_core::image::ColorType::L8);
+    assert_eq!(out.dimensions(), (192, 160));
+    // Same as upscaling the gray image as RGB and taking the mean of the channels.
+    let as_rgb = upscale(&model, &DynamicImage::ImageRgb8(gray.to_rgb8()), 0, None).to_rgb32f();
+    let mean: Vec<f32> = as_rgb.pixels().map(|p| (p.0[0] + p.0[1] + p.0[2]) / 3.0).collect();
+    let ours: Vec<f32> = out.to_luma32f().into_raw();
+    assert!(max_abs_diff(&mean, &ours) <= 0.5 / 255.0 + 1e-6);
+}
+
+#[test]
+fn sixteen_bit_keeps_sixteen_bits() {
+    let model = load("span-x2", &Device::flex());
+    let deep = DynamicImage::ImageRgb16(photo().to_rgb16());
+    let out = upscale(&model, &deep, 0, None);
+    assert_eq!(out.color(), lupa_core::image::ColorType::Rgb16);
+    let out16 = out.to_rgb16();
+    // Real 16-bit output: far more distinct levels than 8 bits can hold.
+    let mut levels: Vec<u16> = out16.as_raw().clone();
+    levels.sort_unstable();
+    levels.dedup();
+    assert!(levels.len() > 1000, "only {} distinct 16-bit levels", levels.len());
+    // And it agrees with the 8-bit path.
+    let eight = upscale(&model, &DynamicImage::ImageRgb8(photo().to_rgb8()), 0, None);
+    assert!(max_abs_diff(&samples(&eight), &samples(&out)) <= 1.0 / 255.0);
+}
+
+#[test]
+fn progress_is_reported_per_tile_and_cancel_stops() {
+    let model = load("span-x2", &Device::flex());
+    let image = photo();
+    let options = UpscaleOptions { tile_size: 32, overlap: Some(4) };
+    let mut seen = Vec::new();
+    let mut record = |p: Progress| {
+        seen.push((p.tiles_done, p.tiles_total));
+        ControlFlow::Continue(())
+    };
+    pollster::block_on(lupa_core::upscale_image(&model, &image, options, &mut record)).unwrap();
+    // 96×80 in 32-pixel tiles: 3×3 = 9 tiles, reported 0..=9.
+    assert_eq!(seen, (0..=9).map(|d| (d, 9)).collect::<Vec<_>>());
+
+    let mut calls = 0;
+    let mut cancel_after_two = |p: Progress| {
+        calls += 1;
+        if p.tiles_done == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let result = pollster::block_on(lupa_core::upscale_image(&model, &image, options, &mut cancel_after_two));
+    assert!(matches!(result, Err(LupaError::Cancelled)));
+    assert_eq!(calls, 3);
+}
+
+#[test]
+fn one_pixel_image_upscales() {
+    let model = load("span-x4", &Device::flex());
+    let dot = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(1, 1, Luma([200u8])));
+    let out = upscale(&model, &dot, 256, None);
+    assert_eq!(out.dimensions(), (4, 4));
+}
