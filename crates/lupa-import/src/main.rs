@@ -147,7 +147,7 @@ fn import(entry: &Entry, root: &Path, out: &Path) -> Result<ModelSpec> {
     let file = format!("{}.safetensors", entry.id);
     std::fs::write(out.join(&file), &bytes)?;
 
-    let mut spec = ModelSpec {
+    let spec = ModelSpec {
         id: entry.id.into(),
         name: entry.name.into(),
         description: entry.description.into(),
@@ -179,7 +179,6 @@ fn import(entry: &Entry, root: &Path, out: &Path) -> Result<ModelSpec> {
     // The converted file must load into the architecture: every name and shape, nothing left over.
     let loaded = SrModel::load(&spec, bytes, &Device::flex())?;
     ensure!(loaded.network.num_params() as u64 == params, "parameter count differs after loading");
-    spec.params = params;
     Ok(spec)
 }
 
@@ -198,13 +197,15 @@ fn to_safetensors(named: &[Named], entry: &Entry) -> Result<Vec<u8>> {
         .iter()
         .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
         .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([
-        ("model".to_owned(), entry.id.to_owned()),
-        (
-            "source".to_owned(),
-            format!("{} {} {}: {}", entry.package.registry, entry.package.name, entry.package.version, entry.param_path),
+    // One key only: safetensors writes the metadata map in hash order, and the file must be
+    // byte-reproducible.
+    let metadata = HashMap::from([(
+        "source".to_owned(),
+        format!(
+            "{} converted from {} {} {}: {}",
+            entry.id, entry.package.registry, entry.package.name, entry.package.version, entry.param_path
         ),
-    ]);
+    )]);
     Ok(safetensors::serialize(views, Some(metadata))?)
 }
 
