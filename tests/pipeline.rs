@@ -81,11 +81,12 @@ fn grayscale_stays_grayscale() {
     let out = upscale(&model, &gray, 0, None);
     assert_eq!(out.color(), lupa_core::image::ColorType::L8);
     assert_eq!(out.dimensions(), (192, 160));
-    // Same as upscaling the gray image as RGB and taking the mean of the channels.
+    // Same as upscaling the gray image as RGB and taking the mean of the channels: within 1/255,
+    // since that path rounds each channel to 8 bits before averaging and ours rounds the mean.
     let as_rgb = upscale(&model, &DynamicImage::ImageRgb8(gray.to_rgb8()), 0, None).to_rgb32f();
     let mean: Vec<f32> = as_rgb.pixels().map(|p| (p.0[0] + p.0[1] + p.0[2]) / 3.0).collect();
     let ours: Vec<f32> = out.to_luma32f().into_raw();
-    assert!(max_abs_diff(&mean, &ours) <= 0.5 / 255.0 + 1e-6);
+    assert!(max_abs_diff(&mean, &ours) <= 1.0 / 255.0 + 1e-6);
 }
 
 #[test]

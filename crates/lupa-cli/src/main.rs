@@ -39,7 +39,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct UpscaleArgs {
-    /// Input images (PNG, JPEG, WebP, TIFF, BMP).
+    /// Input images (PNG, JPEG, WebP, BMP).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Output file (one input) or directory (several inputs). The extension picks the format.
@@ -149,8 +149,8 @@ fn output_format(path: &Path) -> Result<ImageFormat> {
     let format = ImageFormat::from_path(path)
         .with_context(|| format!("cannot tell the output format of {} from its extension", path.display()))?;
     match format {
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Tiff | ImageFormat::Bmp => Ok(format),
-        other => bail!("writing {other:?} is not supported; use .png, .jpg, .webp, .tiff or .bmp"),
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Bmp => Ok(format),
+        other => bail!("writing {other:?} is not supported; use .png, .jpg, .webp or .bmp"),
     }
 }
 
@@ -264,7 +264,7 @@ fn fit_format(image: DynamicImage, format: ImageFormat) -> DynamicImage {
         ImageFormat::WebP | ImageFormat::Bmp if color.bytes_per_pixel() > color.channel_count() || color.channel_count() <= 2 => {
             if color.has_alpha() { image.to_rgba8().into() } else { image.to_rgb8().into() }
         }
-        ImageFormat::Png | ImageFormat::Tiff if color == image::ColorType::Rgb32F || color == image::ColorType::Rgba32F => {
+        ImageFormat::Png if color == image::ColorType::Rgb32F || color == image::ColorType::Rgba32F => {
             if color.has_alpha() { image.to_rgba16().into() } else { image.to_rgb16().into() }
         }
         _ => image,

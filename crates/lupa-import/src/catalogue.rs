@@ -101,7 +101,8 @@ pub fn entries() -> Vec<Entry> {
             bin_sha256: "2571a1bdfb6000092aba8b2c75070ab5596d56e60ba2f6da63f3279219f6edc0",
             licence: span_licence,
             architecture: || Architecture::Span(SpanConfig::new(2)),
-            // 21 stacked 3×3 convolutions on the deepest path.
+            // 21 stacked 3×3 convolutions on the deepest path. Measured: 16 px of overlap leaves
+            // seams of at most 0.008/255.
             input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 21, default_overlap: 16 },
             memory_bytes_per_pixel: 4 * 1024,
             map: map_span,
@@ -134,7 +135,8 @@ pub fn entries() -> Vec<Entry> {
             bin_sha256: "85ee266b632a765a725425ba6a5620c088c8aa2939a03063b2d83b3462724cc1",
             licence: real_esrgan_licence,
             architecture: || Architecture::SrVggNetCompact(SrVggNetCompactConfig::new(32, 4)),
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 34, default_overlap: 16 },
+            // Measured: 16 px of overlap leaves seams of 5.7/255, 32 px 0.002/255.
+            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 34, default_overlap: 32 },
             memory_bytes_per_pixel: 5 * 1024,
             map: map_compact,
         },
@@ -150,7 +152,8 @@ pub fn entries() -> Vec<Entry> {
             bin_sha256: "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
             licence: real_esrgan_licence,
             architecture: || Architecture::SrVggNetCompact(SrVggNetCompactConfig::new(16, 4)),
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 18, default_overlap: 16 },
+            // Measured: 16 px of overlap leaves seams of 0.11/255, 20 px none.
+            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 18, default_overlap: 20 },
             memory_bytes_per_pixel: 5 * 1024,
             map: map_compact,
         },
