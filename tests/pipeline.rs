@@ -22,7 +22,11 @@ fn assert_tiled_equals_untiled(id: &str) {
     // 36-pixel tiles: a 3×3 grid, every seam inside the image.
     let tiled = samples(&upscale(&model, &image, 36, None));
     let max = max_abs_diff(&whole, &tiled);
-    println!("{id}: tiled vs untiled max |diff| {:.4}/255, PSNR {:.1} dB", max * 255.0, psnr(&whole, &tiled, 1.0));
+    println!(
+        "{id}: tiled vs untiled max |diff| {:.4}/255, PSNR {:.1} dB",
+        max * 255.0,
+        psnr(&whole, &tiled, 1.0)
+    );
     assert!(max <= 1.0 / 255.0, "{id}: tiles differ from the whole image by {:.3}/255", max * 255.0);
 }
 

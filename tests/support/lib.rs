@@ -53,8 +53,13 @@ pub fn forward_raw(model: &SrModel, image: &Rgb32FImage) -> Vec<f32> {
 /// Runs the full pipeline with the given tiling, without progress reporting.
 pub fn upscale(model: &SrModel, image: &DynamicImage, tile_size: u32, overlap: Option<u32>) -> DynamicImage {
     let mut ignore = |_: Progress| ControlFlow::Continue(());
-    pollster::block_on(lupa_core::upscale_image(model, image, UpscaleOptions { tile_size, overlap }, &mut ignore))
-        .expect("upscale")
+    pollster::block_on(lupa_core::upscale_image(
+        model,
+        image,
+        UpscaleOptions { tile_size, overlap },
+        &mut ignore,
+    ))
+    .expect("upscale")
 }
 
 /// The f32 samples of an image (any colour type), interleaved.

@@ -83,7 +83,12 @@ fn main() -> Result<()> {
             for model in loaded.iter().filter(|m| m.spec.scale == s) {
                 let mut ignore = |_: Progress| ControlFlow::Continue(());
                 let options = UpscaleOptions { tile_size: 256, overlap: None };
-                let sr = pollster::block_on(lupa_core::upscale_image(model, &DynamicImage::ImageRgb8(lr.clone()), options, &mut ignore))?;
+                let sr = pollster::block_on(lupa_core::upscale_image(
+                    model,
+                    &DynamicImage::ImageRgb8(lr.clone()),
+                    options,
+                    &mut ignore,
+                ))?;
                 row.push(psnr_y(&hr, &sr.to_rgb8(), s)?);
             }
         }
@@ -92,7 +97,10 @@ fn main() -> Result<()> {
         totals.iter_mut().zip(&row).for_each(|(t, v)| *t += v);
     }
     let n = files.len() as f64;
-    println!("| **mean** | {} |", totals.iter().map(|t| format!("**{:.2}**", t / n)).collect::<Vec<_>>().join(" | "));
+    println!(
+        "| **mean** | {} |",
+        totals.iter().map(|t| format!("**{:.2}**", t / n)).collect::<Vec<_>>().join(" | ")
+    );
     Ok(())
 }
 

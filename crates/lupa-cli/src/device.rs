@@ -36,11 +36,14 @@ pub fn choose(choice: BackendChoice) -> Result<Chosen> {
     match choice {
         BackendChoice::Cpu => Ok(cpu()),
         BackendChoice::Wgpu => {
-            let (device, setup) = Device::wgpu_options()
-                .init_with_setup()
-                .context("no wgpu adapter could be created (install a Vulkan driver, e.g. mesa-vulkan-drivers)")?;
+            let (device, setup) = Device::wgpu_options().init_with_setup().context(
+                "no wgpu adapter could be created (install a Vulkan driver, e.g. mesa-vulkan-drivers)",
+            )?;
             let info = setup.adapter.get_info();
-            Ok(Chosen { device, description: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type) })
+            Ok(Chosen {
+                device,
+                description: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type),
+            })
         }
         BackendChoice::Auto => match Device::wgpu_options().init_with_setup() {
             Ok((device, setup)) => {

@@ -20,7 +20,11 @@ const DEFAULT_TILE_BUDGET: u64 = 1 << 30;
 const MAX_AUTO_TILE: u32 = 512;
 
 #[derive(Parser)]
-#[command(name = "lupa", version, about = "Private AI image upscaling: super-resolution on your own GPU or CPU")]
+#[command(
+    name = "lupa",
+    version,
+    about = "Private AI image upscaling: super-resolution on your own GPU or CPU"
+)]
 struct Cli {
     /// Folder holding index.json and the weights [default: ./models, else the one beside the sources]
     #[arg(long, global = true, env = "LUPA_MODELS")]
@@ -103,7 +107,10 @@ fn models_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn list_models(index: &ModelIndex) {
-    println!("{:<22} {:>5}  {:<10} {:>7}  {:>8}  {:<13} description", "id", "scale", "kind", "params", "size", "licence");
+    println!(
+        "{:<22} {:>5}  {:<10} {:>7}  {:>8}  {:<13} description",
+        "id", "scale", "kind", "params", "size", "licence"
+    );
     for m in &index.models {
         let kind = match m.kind {
             ModelKind::Fidelity => "fidelity",
@@ -133,16 +140,12 @@ fn pick_model<'a>(index: &'a ModelIndex, model: Option<&str>, scale: Option<u32>
         return Ok(spec);
     }
     let scale = scale.unwrap_or(4);
-    index
-        .models
-        .iter()
-        .find(|m| m.kind == ModelKind::Fidelity && m.scale == scale)
-        .with_context(|| {
-            let mut scales: Vec<u32> = index.models.iter().map(|m| m.scale).collect();
-            scales.sort_unstable();
-            scales.dedup();
-            format!("scale {scale}x is not supported; supported scales: {scales:?}")
-        })
+    index.models.iter().find(|m| m.kind == ModelKind::Fidelity && m.scale == scale).with_context(|| {
+        let mut scales: Vec<u32> = index.models.iter().map(|m| m.scale).collect();
+        scales.sort_unstable();
+        scales.dedup();
+        format!("scale {scale}x is not supported; supported scales: {scales:?}")
+    })
 }
 
 fn output_format(path: &Path) -> Result<ImageFormat> {
@@ -161,7 +164,8 @@ fn output_paths(inputs: &[PathBuf], output: &Path, scale: u32) -> Result<Vec<Pat
         output_format(output)?;
         return Ok(vec![output.to_path_buf()]);
     }
-    std::fs::create_dir_all(output).with_context(|| format!("cannot create directory {}", output.display()))?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create directory {}", output.display()))?;
     Ok(inputs
         .iter()
         .map(|input| {
@@ -183,8 +187,8 @@ fn upscale(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
     let chosen = device::choose(args.backend)?;
     eprintln!("model {} ({}x), backend {}", spec.id, spec.scale, chosen.description);
     let weights_path = models_dir.join(&spec.weights.file);
-    let weights =
-        std::fs::read(&weights_path).with_context(|| format!("cannot read weights {}", weights_path.display()))?;
+    let weights = std::fs::read(&weights_path)
+        .with_context(|| format!("cannot read weights {}", weights_path.display()))?;
     let model = SrModel::load(spec, weights, &chosen.device)?;
 
     let overlap = args.overlap.unwrap_or(spec.input.default_overlap);
@@ -218,7 +222,13 @@ fn upscale(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
 
 /// Decodes, upscales and encodes one file. The result is written to a temporary file beside
 /// `output` and renamed into place only when complete, so a failure leaves nothing behind.
-fn upscale_file(model: &SrModel, input: &Path, output: &Path, options: UpscaleOptions, quiet: bool) -> Result<(u32, u32)> {
+fn upscale_file(
+    model: &SrModel,
+    input: &Path,
+    output: &Path,
+    options: UpscaleOptions,
+    quiet: bool,
+) -> Result<(u32, u32)> {
     let format = output_format(output)?;
     let image = image::ImageReader::open(input)
         .with_context(|| format!("cannot open {}", input.display()))?
@@ -261,11 +271,17 @@ fn fit_format(image: DynamicImage, format: ImageFormat) -> DynamicImage {
         ImageFormat::Jpeg if color.has_alpha() || color.bytes_per_pixel() > color.channel_count() => {
             if color.channel_count() <= 2 { image.to_luma8().into() } else { image.to_rgb8().into() }
         }
-        ImageFormat::WebP | ImageFormat::Bmp if color.bytes_per_pixel() > color.channel_count() || color.channel_count() <= 2 => {
+        ImageFormat::WebP | ImageFormat::Bmp
+            if color.bytes_per_pixel() > color.channel_count() || color.channel_count() <= 2 =>
+        {
             if color.has_alpha() { image.to_rgba8().into() } else { image.to_rgb8().into() }
         }
         ImageFormat::Png if color == image::ColorType::Rgb32F || color == image::ColorType::Rgba32F => {
-            if color.has_alpha() { image.to_rgba16().into() } else { image.to_rgb16().into() }
+            if color.has_alpha() {
+                image.to_rgba16().into()
+            } else {
+                image.to_rgb16().into()
+            }
         }
         _ => image,
     }

@@ -22,8 +22,10 @@ fn stderr(out: &Output) -> String {
 
 /// Files in `dir`, hidden ones included (a leftover temporary file would show here).
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -33,7 +35,8 @@ fn upscales_a_photo_4x_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("face.png");
     let input = fixture("astronaut_face_40x32.png");
-    let run = lupa(&["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cpu", "-q"]);
+    let run =
+        lupa(&["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cpu", "-q"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let result = image::open(&out).unwrap();
     assert_eq!((result.width(), result.height()), (160, 128));
@@ -46,7 +49,18 @@ fn scale_two_picks_span_x2_and_jpeg_output_works() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("face.jpg");
     let input = fixture("astronaut_face_40x32.png");
-    let run = lupa(&["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--scale", "2", "--backend", "cpu", "--tile", "16"]);
+    let run = lupa(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--backend",
+        "cpu",
+        "--tile",
+        "16",
+    ]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("span-x2"));
     let result = image::open(&out).unwrap();
@@ -70,7 +84,11 @@ fn assert_fails(args: &[&str], dir: &Path, message: &str) {
     assert!(!run.status.success(), "should fail: {args:?}");
     let err = stderr(&run);
     assert!(err.contains(message), "expected `{message}` in:\n{err}");
-    assert!(entries(dir).iter().all(|n| !n.starts_with(".lupa-") && n != "out.png"), "left behind: {:?}", entries(dir));
+    assert!(
+        entries(dir).iter().all(|n| !n.starts_with(".lupa-") && n != "out.png"),
+        "left behind: {:?}",
+        entries(dir)
+    );
 }
 
 #[test]
@@ -82,21 +100,37 @@ fn clear_errors_and_nothing_partial() {
     let good = good.to_str().unwrap();
 
     assert_fails(&["upscale", good, "-o", out, "--model", "nope"], dir.path(), "unknown model `nope`");
-    assert_fails(&["upscale", good, "-o", out, "--model", "span-x4", "--scale", "3"], dir.path(), "scale 3x is not supported");
+    assert_fails(
+        &["upscale", good, "-o", out, "--model", "span-x4", "--scale", "3"],
+        dir.path(),
+        "scale 3x is not supported",
+    );
     assert_fails(&["upscale", good, "-o", out, "--scale", "5"], dir.path(), "scale 5x is not supported");
     let missing = dir.path().join("missing.png");
     assert_fails(&["upscale", missing.to_str().unwrap(), "-o", out], dir.path(), "does not exist");
-    assert_fails(&["upscale", good, "-o", dir.path().join("out.xyz").to_str().unwrap()], dir.path(), "output format");
+    assert_fails(
+        &["upscale", good, "-o", dir.path().join("out.xyz").to_str().unwrap()],
+        dir.path(),
+        "output format",
+    );
 
     // A corrupt file: a real PNG cut in half.
     let bytes = std::fs::read(good).unwrap();
     let corrupt = dir.path().join("corrupt.png");
     std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
-    assert_fails(&["upscale", corrupt.to_str().unwrap(), "-o", out, "--backend", "cpu"], dir.path(), "cannot decode");
+    assert_fails(
+        &["upscale", corrupt.to_str().unwrap(), "-o", out, "--backend", "cpu"],
+        dir.path(),
+        "cannot decode",
+    );
     // Not an image at all.
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "hello").unwrap();
-    assert_fails(&["upscale", text.to_str().unwrap(), "-o", out, "--backend", "cpu"], dir.path(), "cannot decode");
+    assert_fails(
+        &["upscale", text.to_str().unwrap(), "-o", out, "--backend", "cpu"],
+        dir.path(),
+        "cannot decode",
+    );
 }
 
 #[test]

@@ -18,9 +18,9 @@ pub mod tiling;
 pub use burn;
 pub use error::{LupaError, Result};
 pub use image;
-pub use model::{sha256_hex, Network, SrModel};
-pub use pipeline::{plan_for, upscale_image, upscale_rgb, Progress, UpscaleOptions};
+pub use model::{Network, SrModel, sha256_hex};
+pub use pipeline::{Progress, UpscaleOptions, plan_for, upscale_image, upscale_rgb};
 pub use registry::{
-    Architecture, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source, SourceFile,
-    WeightsFile, INDEX_FORMAT_VERSION,
+    Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,
+    SourceFile, WeightsFile,
 };

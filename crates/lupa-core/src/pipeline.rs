@@ -20,7 +20,7 @@ use image::{DynamicImage, ImageBuffer, Luma, Rgb32FImage};
 
 use crate::error::{LupaError, Result};
 use crate::model::SrModel;
-use crate::tiling::{plan_tiles, Tile, TileParams, TilePlan};
+use crate::tiling::{Tile, TileParams, TilePlan, plan_tiles};
 
 /// How to run an upscale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,10 +109,7 @@ pub async fn upscale_image(
 ) -> Result<DynamicImage> {
     let rgb = image.to_rgb32f();
     let upscaled = upscale_rgb(model, &rgb, options, progress).await?;
-    let alpha = image
-        .color()
-        .has_alpha()
-        .then(|| upscale_alpha(image, upscaled.width(), upscaled.height()));
+    let alpha = image.color().has_alpha().then(|| upscale_alpha(image, upscaled.width(), upscaled.height()));
     Ok(restore_color_type(image, upscaled, alpha))
 }
 

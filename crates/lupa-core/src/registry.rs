@@ -26,8 +26,7 @@ impl ModelIndex {
     /// # Errors
     /// [`LupaError::Registry`] on malformed JSON or an unknown format version.
     pub fn from_json(json: &str) -> Result<Self> {
-        let index: Self =
-            serde_json::from_str(json).map_err(|e| LupaError::Registry(e.to_string()))?;
+        let index: Self = serde_json::from_str(json).map_err(|e| LupaError::Registry(e.to_string()))?;
         if index.format_version != INDEX_FORMAT_VERSION {
             return Err(LupaError::Registry(format!(
                 "format_version {} is not supported (expected {INDEX_FORMAT_VERSION})",

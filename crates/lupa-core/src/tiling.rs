@@ -165,7 +165,12 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
 
 /// The largest tile (core side, input pixels) whose padded model input fits `budget_bytes`, given
 /// the model's activation memory per input pixel. At least 16 and at most `max_side`.
-pub fn tile_size_for_budget(memory_bytes_per_pixel: u64, budget_bytes: u64, overlap: u32, max_side: u32) -> u32 {
+pub fn tile_size_for_budget(
+    memory_bytes_per_pixel: u64,
+    budget_bytes: u64,
+    overlap: u32,
+    max_side: u32,
+) -> u32 {
     let pixels = budget_bytes / memory_bytes_per_pixel.max(1);
     // Integer square root: the side of a square tile including overlap on both sides.
     let side = (pixels as f64).sqrt() as u64;
@@ -300,10 +305,7 @@ mod tests {
         assert!(matches!(plan_tiles(0, 10, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 0, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 10, params(0, 64, 8)), Err(LupaError::BadInput(_))));
-        assert!(matches!(
-            plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)),
-            Err(LupaError::LimitExceeded(_))
-        ));
+        assert!(matches!(plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)), Err(LupaError::LimitExceeded(_))));
     }
 
     #[test]

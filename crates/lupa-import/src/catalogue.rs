@@ -103,7 +103,12 @@ pub fn entries() -> Vec<Entry> {
             architecture: || Architecture::Span(SpanConfig::new(2)),
             // 21 stacked 3×3 convolutions on the deepest path. Measured: 16 px of overlap leaves
             // seams of at most 0.008/255.
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 21, default_overlap: 16 },
+            input: InputRequirements {
+                multiple_of: 1,
+                min_size: 1,
+                receptive_radius: 21,
+                default_overlap: 16,
+            },
             memory_bytes_per_pixel: 4 * 1024,
             map: map_span,
         },
@@ -119,7 +124,12 @@ pub fn entries() -> Vec<Entry> {
             bin_sha256: "ca85ff72fbab3cfc244190b482d05b3abde8df7b661ed12db3c9dedd21e42d51",
             licence: span_licence,
             architecture: || Architecture::Span(SpanConfig::new(4)),
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 21, default_overlap: 16 },
+            input: InputRequirements {
+                multiple_of: 1,
+                min_size: 1,
+                receptive_radius: 21,
+                default_overlap: 16,
+            },
             memory_bytes_per_pixel: 5 * 1024,
             map: map_span,
         },
@@ -136,7 +146,12 @@ pub fn entries() -> Vec<Entry> {
             licence: real_esrgan_licence,
             architecture: || Architecture::SrVggNetCompact(SrVggNetCompactConfig::new(32, 4)),
             // Measured: 16 px of overlap leaves seams of 5.7/255, 32 px 0.002/255.
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 34, default_overlap: 32 },
+            input: InputRequirements {
+                multiple_of: 1,
+                min_size: 1,
+                receptive_radius: 34,
+                default_overlap: 32,
+            },
             memory_bytes_per_pixel: 5 * 1024,
             map: map_compact,
         },
@@ -153,7 +168,12 @@ pub fn entries() -> Vec<Entry> {
             licence: real_esrgan_licence,
             architecture: || Architecture::SrVggNetCompact(SrVggNetCompactConfig::new(16, 4)),
             // Measured: 16 px of overlap leaves seams of 0.11/255, 20 px none.
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 18, default_overlap: 20 },
+            input: InputRequirements {
+                multiple_of: 1,
+                min_size: 1,
+                receptive_radius: 18,
+                default_overlap: 20,
+            },
             memory_bytes_per_pixel: 5 * 1024,
             map: map_compact,
         },
@@ -171,7 +191,12 @@ pub fn entries() -> Vec<Entry> {
             architecture: || Architecture::RrdbNet(RrdbNetConfig::new()),
             // The theoretical radius (over 350 px) is far beyond the effective one; 16 px of context
             // is what upstream's tile_pad of 10 rounds up to.
-            input: InputRequirements { multiple_of: 1, min_size: 1, receptive_radius: 352, default_overlap: 16 },
+            input: InputRequirements {
+                multiple_of: 1,
+                min_size: 1,
+                receptive_radius: 352,
+                default_overlap: 16,
+            },
             memory_bytes_per_pixel: 48 * 1024,
             map: map_rrdb,
         },
@@ -182,12 +207,21 @@ pub fn entries() -> Vec<Entry> {
 /// and `.bias`.
 fn name_convs(model: &NcnnModel, names: &[(String, u64)]) -> Result<Vec<Named>> {
     let convs: Vec<_> = model.of_kind("Convolution").collect();
-    ensure!(convs.len() == names.len(), "expected {} convolutions, the file has {}", names.len(), convs.len());
+    ensure!(
+        convs.len() == names.len(),
+        "expected {} convolutions, the file has {}",
+        names.len(),
+        convs.len()
+    );
     let mut out = Vec::new();
     for (layer, (name, pixel_factor)) in convs.into_iter().zip(names) {
         ensure!(layer.blobs.len() == 2, "convolution `{}` has no bias", layer.name);
         for (blob, suffix) in layer.blobs.iter().zip(["weight", "bias"]) {
-            out.push(Named { name: format!("{name}.{suffix}"), blob: blob.clone(), pixel_factor: *pixel_factor });
+            out.push(Named {
+                name: format!("{name}.{suffix}"),
+                blob: blob.clone(),
+                pixel_factor: *pixel_factor,
+            });
         }
     }
     Ok(out)
@@ -197,9 +231,18 @@ fn map_span(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
     let Architecture::Span(config) = arch else { unreachable!("SPAN mapping on another architecture") };
     // The graph starts with (x - mean) * 255: check both constants against the config.
     let mean = model.of_kind("MemoryData").next().map(|l| l.blobs[0].data.to_f32());
-    ensure!(mean.as_deref() == Some(&config.rgb_mean[..]), "RGB mean in the file {mean:?} differs from {:?}", config.rgb_mean);
-    let range = model.of_kind("BinaryOp").find(|l| l.int(0, -1) == 2 && l.int(1, 0) == 1).map(|l| l.float(2, 0.0));
-    ensure!(range == Some(config.img_range), "img_range in the file {range:?} differs from {}", config.img_range);
+    ensure!(
+        mean.as_deref() == Some(&config.rgb_mean[..]),
+        "RGB mean in the file {mean:?} differs from {:?}",
+        config.rgb_mean
+    );
+    let range =
+        model.of_kind("BinaryOp").find(|l| l.int(0, -1) == 2 && l.int(1, 0) == 1).map(|l| l.float(2, 0.0));
+    ensure!(
+        range == Some(config.img_range),
+        "img_range in the file {range:?} differs from {}",
+        config.img_range
+    );
 
     // (Burn parameter path, the upstream module path the ONNX export left in the ncnn layer name)
     let mut pairs = vec![("conv_1".to_owned(), "/conv_1/".to_owned())];
@@ -212,18 +255,29 @@ fn map_span(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
         pairs.push((name.to_owned(), format!("/{name}/")));
     }
     for (layer, (name, upstream)) in model.of_kind("Convolution").zip(&pairs) {
-        ensure!(layer.name.contains(upstream.as_str()), "convolution `{}` is not upstream `{upstream}` ({name})", layer.name);
+        ensure!(
+            layer.name.contains(upstream.as_str()),
+            "convolution `{}` is not upstream `{upstream}` ({name})",
+            layer.name
+        );
     }
     let names: Vec<_> = pairs.into_iter().map(|(name, _)| (name, 1)).collect();
     name_convs(model, &names)
 }
 
 fn map_compact(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
-    let Architecture::SrVggNetCompact(config) = arch else { unreachable!("Compact mapping on another architecture") };
+    let Architecture::SrVggNetCompact(config) = arch else {
+        unreachable!("Compact mapping on another architecture")
+    };
     let names: Vec<_> = (0..config.num_conv + 2).map(|i| (format!("convs.{i}"), 1)).collect();
     let mut out = name_convs(model, &names)?;
     let prelus: Vec<_> = model.of_kind("PReLU").collect();
-    ensure!(prelus.len() == config.num_conv + 1, "expected {} PReLUs, found {}", config.num_conv + 1, prelus.len());
+    ensure!(
+        prelus.len() == config.num_conv + 1,
+        "expected {} PReLUs, found {}",
+        config.num_conv + 1,
+        prelus.len()
+    );
     for (i, layer) in prelus.into_iter().enumerate() {
         out.push(Named { name: format!("acts.{i}.alpha"), blob: layer.blobs[0].clone(), pixel_factor: 1 });
     }
@@ -257,7 +311,8 @@ fn map_rrdb(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
     // followed by LeakyReLU(0.2), fused into the ncnn layer.
     for (layer, (name, _)) in model.of_kind("Convolution").zip(&names) {
         let fused = layer.int(9, 0) == 2 && layer.array(10) == [0.2];
-        let expected = !(name == "conv_first" || name.ends_with("conv5") || name == "conv_body" || name == "conv_last");
+        let expected =
+            !(name == "conv_first" || name.ends_with("conv5") || name == "conv_body" || name == "conv_last");
         ensure!(fused == expected, "activation after `{}` ({name}) is not as RRDBNet has it", layer.name);
     }
     name_convs(model, &names)

@@ -147,12 +147,7 @@ impl NcnnModel {
             layers.push(layer);
         }
         ensure!(layers.len() == counts[0], "header says {} layers, found {}", counts[0], layers.len());
-        ensure!(
-            reader.pos == bin.len(),
-            ".bin has {} bytes, the graph consumes {}",
-            bin.len(),
-            reader.pos
-        );
+        ensure!(reader.pos == bin.len(), ".bin has {} bytes, the graph consumes {}", bin.len(), reader.pos);
         Ok(Self { layers })
     }
 }
@@ -194,7 +189,11 @@ struct BinReader<'a> {
 impl BinReader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bin.len()).with_context(|| {
-            format!("unexpected end of .bin: need {n} bytes at offset {}, file has {}", self.pos, self.bin.len())
+            format!(
+                "unexpected end of .bin: need {n} bytes at offset {}, file has {}",
+                self.pos,
+                self.bin.len()
+            )
         })?;
         let bytes = &self.bin[self.pos..end];
         self.pos = end;
@@ -207,7 +206,11 @@ impl BinReader<'_> {
 
     /// Raw little-endian f32 values (ncnn `load(w, 1)`).
     fn raw_f32(&mut self, n: usize) -> Result<Vec<f32>> {
-        Ok(self.take(n * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        Ok(self
+            .take(n * 4)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
     }
 
     /// A tagged weight (ncnn `load(w, 0)`).
@@ -230,8 +233,25 @@ impl BinReader<'_> {
 
 /// Layer types that carry no weights in the `.bin`.
 const WEIGHTLESS: &[&str] = &[
-    "Input", "Split", "Concat", "Eltwise", "BinaryOp", "UnaryOp", "Interp", "PixelShuffle", "Sigmoid",
-    "Swish", "ReLU", "Crop", "Padding", "Pooling", "Reshape", "Flatten", "Softmax", "Clip", "Noop",
+    "Input",
+    "Split",
+    "Concat",
+    "Eltwise",
+    "BinaryOp",
+    "UnaryOp",
+    "Interp",
+    "PixelShuffle",
+    "Sigmoid",
+    "Swish",
+    "ReLU",
+    "Crop",
+    "Padding",
+    "Pooling",
+    "Reshape",
+    "Flatten",
+    "Softmax",
+    "Clip",
+    "Noop",
 ];
 
 fn read_blobs(layer: &Layer, bin: &mut BinReader) -> Result<Vec<Blob>> {
@@ -290,7 +310,7 @@ mod tests {
         for v in values {
             out.extend(half::f16::from_f32(*v).to_bits().to_le_bytes());
         }
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         out

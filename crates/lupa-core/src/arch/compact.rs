@@ -49,9 +49,8 @@ impl SrVggNetCompactConfig {
         let mut convs = vec![conv(self.num_in_ch, f, 3, device)];
         convs.extend((0..self.num_conv).map(|_| conv(f, f, 3, device)));
         convs.push(conv(f, self.num_out_ch * self.upscale * self.upscale, 3, device));
-        let acts = (0..=self.num_conv)
-            .map(|_| PReluConfig::new().with_num_parameters(f).init(device))
-            .collect();
+        let acts =
+            (0..=self.num_conv).map(|_| PReluConfig::new().with_num_parameters(f).init(device)).collect();
         let scale = self.upscale as f32;
         SrVggNetCompact {
             convs,

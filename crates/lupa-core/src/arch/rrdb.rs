@@ -67,13 +67,10 @@ impl ResidualDenseBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x1 = leaky_relu(self.conv1.forward(x.clone()), SLOPE);
         let x2 = leaky_relu(self.conv2.forward(Tensor::cat(vec![x.clone(), x1.clone()], 1)), SLOPE);
-        let x3 = leaky_relu(
-            self.conv3.forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone()], 1)),
-            SLOPE,
-        );
+        let x3 =
+            leaky_relu(self.conv3.forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone()], 1)), SLOPE);
         let x4 = leaky_relu(
-            self.conv4
-                .forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()], 1)),
+            self.conv4.forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()], 1)),
             SLOPE,
         );
         let x5 = self.conv5.forward(Tensor::cat(vec![x.clone(), x1, x2, x3, x4], 1));

@@ -128,9 +128,7 @@ impl Span {
         };
 
         let h = self.conv_2.forward(h);
-        let fused = self
-            .conv_cat
-            .forward(Tensor::cat(vec![features, h, block_1_out, last_out1], 1));
+        let fused = self.conv_cat.forward(Tensor::cat(vec![features, h, block_1_out, last_out1], 1));
         self.shuffle.forward(self.upsampler.forward(fused))
     }
 }
