@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job until the web app exists: build the `lupa` CLI and upscale the bundled sample 4x.
-# Extra arguments go to `lupa upscale` (e.g. --backend wgpu, --model realesr-general-x4v3).
+# The main job: set up, build the web app, and serve it locally. Open the printed URL in a browser
+# with WebGPU (Chrome, Edge, Safari 26, Firefox 141+); others use the CPU fallback.
+# Usage: scripts/run.sh [PORT]   (default 8080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
 ./scripts/setup.sh
-cargo run --locked --bin lupa -- upscale tests/fixtures/images/astronaut_128.png -o astronaut_128_x4.png "$@"
-echo "wrote $(pwd)/astronaut_128_x4.png"
+./scripts/build-web.sh
+exec node scripts/static-server.mjs dist "${1:-8080}"

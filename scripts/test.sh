@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check, cheapest first: formatting, lints, then all tests (unit, parity with ncnn,
-# tiling, wgpu vs CPU, CLI).
+# Runs every check, cheapest first: formatting, lints, the Rust tests (unit, parity with ncnn,
+# tiling, wgpu vs CPU, CLI), then the web app in headless Chromium (WebGPU and the CPU fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -12,3 +12,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee "${TMPDIR:-/tmp}/lupa-test.log"
+echo "== web app build"
+./scripts/build-web.sh
+echo "== browser tests"
+(cd tests/browser && LUPA_BIN="$CARGO_TARGET_DIR/debug/lupa" npm test)

@@ -8,6 +8,7 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use lupa_core::burn::tensor::Device;
+use lupa_core::burn::tensor::wgpu::WgpuSetup;
 use lupa_core::burn::tensor::wgpu::wgpu::DeviceType;
 
 /// What `--backend` accepts.
@@ -25,6 +26,14 @@ pub enum BackendChoice {
 pub struct Chosen {
     pub device: Device,
     pub description: String,
+    /// The device's largest buffer (smaller of max storage binding and max buffer size), on wgpu.
+    pub max_buffer: Option<u64>,
+}
+
+/// The largest buffer the device Burn created allows, in bytes.
+fn max_buffer(setup: &WgpuSetup) -> Option<u64> {
+    let limits = setup.device.limits();
+    Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size))
 }
 
 /// Creates the device for `choice`.
@@ -32,7 +41,7 @@ pub struct Chosen {
 /// # Errors
 /// When `wgpu` is asked for and no adapter can be created.
 pub fn choose(choice: BackendChoice) -> Result<Chosen> {
-    let cpu = || Chosen { device: Device::flex(), description: "CPU (flex)".into() };
+    let cpu = || Chosen { device: Device::flex(), description: "CPU (flex)".into(), max_buffer: None };
     match choice {
         BackendChoice::Cpu => Ok(cpu()),
         BackendChoice::Wgpu => {
@@ -41,8 +50,9 @@ pub fn choose(choice: BackendChoice) -> Result<Chosen> {
             )?;
             let info = setup.adapter.get_info();
             Ok(Chosen {
-                device,
                 description: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type),
+                max_buffer: max_buffer(&setup),
+                device,
             })
         }
         BackendChoice::Auto => match Device::wgpu_options().init_with_setup() {
@@ -53,7 +63,11 @@ pub fn choose(choice: BackendChoice) -> Result<Chosen> {
                     chosen.description += &format!(" — wgpu adapter `{}` is a software renderer", info.name);
                     Ok(chosen)
                 } else {
-                    Ok(Chosen { device, description: format!("wgpu: {} ({:?})", info.name, info.backend) })
+                    Ok(Chosen {
+                        description: format!("wgpu: {} ({:?})", info.name, info.backend),
+                        max_buffer: max_buffer(&setup),
+                        device,
+                    })
                 }
             }
             Err(e) => {

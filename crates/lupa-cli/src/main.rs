@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lupa_core::image::{self, DynamicImage, ImageFormat};
-use lupa_core::{ModelIndex, ModelKind, ModelSpec, SrModel, UpscaleOptions, tiling};
+use lupa_core::{ModelIndex, ModelKind, ModelSpec, SrModel, TileLimits, UpscaleOptions};
 
 use device::BackendChoice;
 
@@ -193,7 +193,9 @@ fn upscale(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
 
     let overlap = args.overlap.unwrap_or(spec.input.default_overlap);
     let tile_size = args.tile.unwrap_or_else(|| {
-        tiling::tile_size_for_budget(spec.memory_bytes_per_pixel, DEFAULT_TILE_BUDGET, overlap, MAX_AUTO_TILE)
+        let limits =
+            TileLimits { memory_budget: DEFAULT_TILE_BUDGET, max_buffer: chosen.max_buffer, max_side: MAX_AUTO_TILE };
+        lupa_core::auto_tile_size(spec, limits)
     });
     let options = UpscaleOptions { tile_size, overlap: Some(overlap) };
 

@@ -19,7 +19,9 @@ pub use burn;
 pub use error::{LupaError, Result};
 pub use image;
 pub use model::{Network, SrModel, sha256_hex};
-pub use pipeline::{Progress, UpscaleOptions, plan_for, upscale_image, upscale_rgb};
+pub use pipeline::{
+    Progress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, plan_for, upscale_image,
+};
 pub use registry::{
     Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,
     SourceFile, WeightsFile,

@@ -6,7 +6,7 @@
 //!
 //! What happens to each kind of input:
 //! - **RGB** (8-bit, 16-bit or float): converted to `f32` in `[0, 1]` without loss, upscaled, and
-//!   returned in the same colour type and bit depth.
+//!   written tile by tile straight into an image of the same colour type and bit depth.
 //! - **Grayscale** (`L`, `LA`): replicated to RGB for the model, and the output converted back to
 //!   one luma channel (the mean of R, G and B), same bit depth.
 //! - **Alpha**: never shown to the model. Colour is upscaled by the model, alpha separately by
@@ -16,11 +16,12 @@ use std::ops::ControlFlow;
 
 use burn::tensor::{Tensor, TensorData};
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageBuffer, Luma, Rgb32FImage};
+use image::{DynamicImage, ImageBuffer, Luma, Pixel, Rgb32FImage};
 
 use crate::error::{LupaError, Result};
 use crate::model::SrModel;
-use crate::tiling::{Tile, TileParams, TilePlan, plan_tiles};
+use crate::registry::ModelSpec;
+use crate::tiling::{Tile, TileParams, TilePlan, plan_tiles, tile_size_for_budget};
 
 /// How to run an upscale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,34 @@ impl Default for UpscaleOptions {
     fn default() -> Self {
         Self { tile_size: 256, overlap: None }
     }
+}
+
+/// What limits the automatic tile size: a memory budget and, on a GPU, the device's largest buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileLimits {
+    /// Bytes of activations one tile may use (see [`ModelSpec::memory_bytes_per_pixel`]).
+    pub memory_budget: u64,
+    /// The device's largest buffer in bytes, the smaller of WebGPU's `maxStorageBufferBindingSize`
+    /// and `maxBufferSize`; `None` on the CPU.
+    pub max_buffer: Option<u64>,
+    /// Largest tile core side in input pixels.
+    pub max_side: u32,
+}
+
+/// The tile core side (input pixels) for `spec` under `limits`: the largest that fits the memory
+/// budget and keeps every buffer under the device's limit (see
+/// [`crate::Architecture::largest_buffer_bytes_per_pixel`]). At least 16.
+pub fn auto_tile_size(spec: &ModelSpec, limits: TileLimits) -> u32 {
+    let overlap = spec.input.default_overlap;
+    let by_memory =
+        tile_size_for_budget(spec.memory_bytes_per_pixel, limits.memory_budget, overlap, limits.max_side);
+    let by_buffer = limits.max_buffer.map_or(u32::MAX, |max| {
+        let per_pixel = spec.architecture.largest_buffer_bytes_per_pixel();
+        // Padding to `multiple_of` can add up to that many pixels per side.
+        let margin = spec.input.multiple_of;
+        tile_size_for_budget(per_pixel, max, overlap + margin, limits.max_side)
+    });
+    by_memory.min(by_buffer)
 }
 
 /// Progress report, sent before the first tile and after each tile.
@@ -65,52 +94,95 @@ pub fn plan_for(model: &SrModel, width: u32, height: u32, options: UpscaleOption
     )
 }
 
-/// Upscales an RGB float image (values in `[0, 1]`) tile by tile.
+/// A tiled upscale in progress, one tile per [`UpscaleJob::step`], so that a front end can report
+/// progress, yield to its event loop and cancel between tiles ([`upscale_image`] is the plain loop).
+///
+/// The result is written straight into an image of the input's colour type and bit depth (alpha
+/// included), so an 8-bit RGB output costs 3 bytes per output pixel and no larger intermediate
+/// exists: that is what lets the browser assemble outputs beyond its canvas limits.
+pub struct UpscaleJob<'m> {
+    model: &'m SrModel,
+    rgb: Rgb32FImage,
+    plan: TilePlan,
+    next: usize,
+    canvas: DynamicImage,
+}
+
+impl<'m> UpscaleJob<'m> {
+    /// Plans the tiles and allocates the output; alpha, if any, is upscaled here.
+    ///
+    /// # Errors
+    /// As [`plan_tiles`].
+    pub fn new(model: &'m SrModel, image: &DynamicImage, options: UpscaleOptions) -> Result<Self> {
+        let plan = plan_for(model, image.width(), image.height(), options)?;
+        let canvas = new_canvas(image, plan.output_width(), plan.output_height());
+        Ok(Self { model, rgb: image.to_rgb32f(), plan, next: 0, canvas })
+    }
+
+    /// The tile plan.
+    pub fn plan(&self) -> &TilePlan {
+        &self.plan
+    }
+
+    /// Tiles done so far and in all.
+    pub fn progress(&self) -> Progress {
+        Progress { tiles_done: self.next, tiles_total: self.plan.tiles.len() }
+    }
+
+    /// Whether every tile has run.
+    pub fn is_done(&self) -> bool {
+        self.next == self.plan.tiles.len()
+    }
+
+    /// Runs the next tile and writes it into the output; does nothing once done.
+    ///
+    /// # Errors
+    /// [`LupaError::Backend`] when reading the tile back fails.
+    pub async fn step(&mut self) -> Result<Progress> {
+        if let Some(tile) = self.plan.tiles.get(self.next) {
+            let upscaled = run_tile(self.model, &self.rgb, tile).await?;
+            paste_crop(&mut self.canvas, &upscaled, tile, self.plan.scale);
+            self.next += 1;
+        }
+        Ok(self.progress())
+    }
+
+    /// The upscaled image, in the input's colour type and bit depth.
+    ///
+    /// # Errors
+    /// [`LupaError::Cancelled`] when tiles are left, i.e. the job was abandoned half way.
+    pub fn finish(self) -> Result<DynamicImage> {
+        if self.is_done() { Ok(self.canvas) } else { Err(LupaError::Cancelled) }
+    }
+}
+
+/// Upscales any decoded image, keeping its colour type, bit depth and alpha (see the module docs).
 ///
 /// `progress` is called before the first tile and after every tile; returning
 /// `ControlFlow::Break(())` cancels.
 ///
 /// # Shapes
-/// `W × H` → `s·W × s·H`, `s` the model's scale. Output values are clamped to `[0, 1]`.
+/// `W × H` → `s·W × s·H`, `s` the model's scale. Values are clamped to the output's range.
 ///
 /// # Errors
 /// [`LupaError::Cancelled`], [`LupaError::Backend`] when a readback fails, and the planner's errors.
-pub async fn upscale_rgb(
-    model: &SrModel,
-    image: &Rgb32FImage,
-    options: UpscaleOptions,
-    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
-) -> Result<Rgb32FImage> {
-    let plan = plan_for(model, image.width(), image.height(), options)?;
-    let total = plan.tiles.len();
-    let mut output = Rgb32FImage::new(plan.output_width(), plan.output_height());
-    for (done, tile) in plan.tiles.iter().enumerate() {
-        if progress(Progress { tiles_done: done, tiles_total: total }).is_break() {
-            return Err(LupaError::Cancelled);
-        }
-        let upscaled = run_tile(model, image, tile).await?;
-        paste_crop(&mut output, &upscaled, tile, plan.scale);
-    }
-    if progress(Progress { tiles_done: total, tiles_total: total }).is_break() {
-        return Err(LupaError::Cancelled);
-    }
-    Ok(output)
-}
-
-/// Upscales any decoded image, keeping its colour type, bit depth and alpha (see the module docs).
-///
-/// # Errors
-/// As [`upscale_rgb`].
 pub async fn upscale_image(
     model: &SrModel,
     image: &DynamicImage,
     options: UpscaleOptions,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<DynamicImage> {
-    let rgb = image.to_rgb32f();
-    let upscaled = upscale_rgb(model, &rgb, options, progress).await?;
-    let alpha = image.color().has_alpha().then(|| upscale_alpha(image, upscaled.width(), upscaled.height()));
-    Ok(restore_color_type(image, upscaled, alpha))
+    let mut job = UpscaleJob::new(model, image, options)?;
+    if progress(job.progress()).is_break() {
+        return Err(LupaError::Cancelled);
+    }
+    while !job.is_done() {
+        let done = job.step().await?;
+        if progress(done).is_break() {
+            return Err(LupaError::Cancelled);
+        }
+    }
+    job.finish()
 }
 
 /// Runs the model on one tile and returns the upscaled (padded) tile as `[3, H', W']` planar data.
@@ -160,60 +232,115 @@ fn extract_padded(image: &Rgb32FImage, tile: &Tile) -> PlanarRgb {
     PlanarRgb { width: w, height: h, data }
 }
 
-/// Writes the tile's crop of `upscaled` into `output` at the tile's output rectangle, clamped to
-/// `[0, 1]`.
-fn paste_crop(output: &mut Rgb32FImage, upscaled: &PlanarRgb, tile: &Tile, scale: u32) {
+/// Writes the tile's crop of `upscaled` into the colour channels of `canvas` at the tile's output
+/// rectangle, clamped to the output's range; a grayscale output gets the mean of R, G and B.
+fn paste_crop(canvas: &mut DynamicImage, upscaled: &PlanarRgb, tile: &Tile, scale: u32) {
     debug_assert_eq!(upscaled.width, (tile.input.width + tile.pad_right) * scale);
+    match canvas {
+        DynamicImage::ImageLuma8(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageLumaA8(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageLuma16(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageLumaA16(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgb8(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgba8(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgb16(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgba16(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgb32F(c) => paste_into(c, upscaled, tile),
+        DynamicImage::ImageRgba32F(c) => paste_into(c, upscaled, tile),
+        _ => unreachable!("new_canvas only makes the colour types above"),
+    }
+}
+
+fn paste_into<P>(canvas: &mut ImageBuffer<P, Vec<P::Subpixel>>, upscaled: &PlanarRgb, tile: &Tile)
+where
+    P: Pixel,
+    P::Subpixel: FromUnit,
+{
     let plane = (upscaled.width * upscaled.height) as usize;
+    let gray = P::CHANNEL_COUNT <= 2;
     let (c, o) = (tile.crop, tile.output);
     for y in 0..o.height {
         for x in 0..o.width {
             let i = ((c.y + y) * upscaled.width + c.x + x) as usize;
-            let px = [0, 1, 2].map(|ch| upscaled.data[ch * plane + i].clamp(0.0, 1.0));
-            output.put_pixel(o.x + x, o.y + y, image::Rgb(px));
+            let [r, g, b] = [0, 1, 2].map(|ch| upscaled.data[ch * plane + i].clamp(0.0, 1.0));
+            let px = canvas.get_pixel_mut(o.x + x, o.y + y).channels_mut();
+            if gray {
+                px[0] = P::Subpixel::from_unit((r + g + b) / 3.0);
+            } else {
+                px[0] = P::Subpixel::from_unit(r);
+                px[1] = P::Subpixel::from_unit(g);
+                px[2] = P::Subpixel::from_unit(b);
+            }
         }
     }
 }
 
-/// The alpha channel upscaled to `width × height` with Catmull-Rom bicubic, clamped to `[0, 1]`.
-fn upscale_alpha(image: &DynamicImage, width: u32, height: u32) -> ImageBuffer<Luma<f32>, Vec<f32>> {
-    let rgba = image.to_rgba32f();
-    let alpha = ImageBuffer::from_fn(rgba.width(), rgba.height(), |x, y| Luma([rgba.get_pixel(x, y).0[3]]));
-    let mut up = imageops::resize(&alpha, width, height, FilterType::CatmullRom);
-    up.pixels_mut().for_each(|p| p.0[0] = p.0[0].clamp(0.0, 1.0));
-    up
+/// Channel types of the output: conversion from a value in `[0, 1]` (rounding as `image` does) and
+/// clamping to the channel's range.
+trait FromUnit: Sized {
+    fn from_unit(v: f32) -> Self;
+    /// Integer channels can't leave their range; float channels are clamped to `[0, 1]`.
+    fn clamp_unit(self) -> Self {
+        self
+    }
 }
 
-/// Converts the upscaled RGB (plus alpha) back to the colour type and bit depth of `original`.
-fn restore_color_type(
-    original: &DynamicImage,
-    rgb: Rgb32FImage,
-    alpha: Option<ImageBuffer<Luma<f32>, Vec<f32>>>,
-) -> DynamicImage {
-    use image::ColorType as C;
-    let (w, h) = rgb.dimensions();
-    let gray = original.color().channel_count() <= 2;
-    let rgba = image::Rgba32FImage::from_fn(w, h, |x, y| {
-        let [r, g, b] = rgb.get_pixel(x, y).0;
-        let a = alpha.as_ref().map_or(1.0, |a| a.get_pixel(x, y).0[0]);
-        if gray {
-            let l = (r + g + b) / 3.0;
-            image::Rgba([l, l, l, a])
-        } else {
-            image::Rgba([r, g, b, a])
-        }
-    });
-    let out = DynamicImage::ImageRgba32F(rgba);
-    match original.color() {
-        C::L8 => out.to_luma8().into(),
-        C::La8 => out.to_luma_alpha8().into(),
-        C::L16 => out.to_luma16().into(),
-        C::La16 => out.to_luma_alpha16().into(),
-        C::Rgb8 => out.to_rgb8().into(),
-        C::Rgba8 => out.to_rgba8().into(),
-        C::Rgb16 => out.to_rgb16().into(),
-        C::Rgba16 => out.to_rgba16().into(),
-        C::Rgb32F => out.to_rgb32f().into(),
-        _ => out,
+impl FromUnit for u8 {
+    fn from_unit(v: f32) -> Self {
+        (v * 255.0).round() as u8
     }
+}
+
+impl FromUnit for u16 {
+    fn from_unit(v: f32) -> Self {
+        (v * 65535.0).round() as u16
+    }
+}
+
+impl FromUnit for f32 {
+    fn from_unit(v: f32) -> Self {
+        v
+    }
+    fn clamp_unit(self) -> Self {
+        self.clamp(0.0, 1.0)
+    }
+}
+
+/// The output image: `original`'s colour type (anything exotic becomes RGBA float) at
+/// `width × height`, with the alpha channel, if any, already upscaled by Catmull-Rom bicubic.
+fn new_canvas(original: &DynamicImage, width: u32, height: u32) -> DynamicImage {
+    use DynamicImage as D;
+    match original {
+        D::ImageLuma8(_) => D::new_luma8(width, height),
+        D::ImageLumaA8(src) => D::ImageLumaA8(with_alpha(src, width, height)),
+        D::ImageLuma16(_) => D::new_luma16(width, height),
+        D::ImageLumaA16(src) => D::ImageLumaA16(with_alpha(src, width, height)),
+        D::ImageRgb8(_) => D::new_rgb8(width, height),
+        D::ImageRgba8(src) => D::ImageRgba8(with_alpha(src, width, height)),
+        D::ImageRgb16(_) => D::new_rgb16(width, height),
+        D::ImageRgba16(src) => D::ImageRgba16(with_alpha(src, width, height)),
+        D::ImageRgb32F(_) => D::new_rgb32f(width, height),
+        D::ImageRgba32F(src) => D::ImageRgba32F(with_alpha(src, width, height)),
+        other => D::ImageRgba32F(with_alpha(&other.to_rgba32f(), width, height)),
+    }
+}
+
+/// An image of `src`'s pixel type at `width × height` whose last (alpha) channel is `src`'s alpha
+/// resized with Catmull-Rom bicubic (clamped to the channel's range); colour channels are zero.
+fn with_alpha<P>(src: &ImageBuffer<P, Vec<P::Subpixel>>, width: u32, height: u32) -> ImageBuffer<P, Vec<P::Subpixel>>
+where
+    P: Pixel + 'static,
+    P::Subpixel: FromUnit + 'static,
+    Luma<P::Subpixel>: Pixel<Subpixel = P::Subpixel>,
+{
+    let last = usize::from(P::CHANNEL_COUNT) - 1;
+    let alpha: ImageBuffer<Luma<P::Subpixel>, _> =
+        ImageBuffer::from_fn(src.width(), src.height(), |x, y| Luma([src.get_pixel(x, y).channels()[last]]));
+    let alpha = imageops::resize(&alpha, width, height, FilterType::CatmullRom);
+    let mut out = ImageBuffer::new(width, height);
+    for (o, a) in out.pixels_mut().zip(alpha.pixels()) {
+        let o: &mut P = o;
+        o.channels_mut()[last] = a.0[0].clamp_unit();
+    }
+    out
 }

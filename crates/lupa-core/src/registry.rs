@@ -77,6 +77,25 @@ pub enum Architecture {
     RrdbNet(RrdbNetConfig),
 }
 
+impl Architecture {
+    /// Bytes per input pixel of the largest single GPU buffer a forward pass may allocate, assuming
+    /// a 3×3 convolution may unfold its input 9-fold (im2col) in `f32`. Compared with the device's
+    /// `maxStorageBufferBindingSize`/`maxBufferSize` to cap the tile area.
+    pub fn largest_buffer_bytes_per_pixel(&self) -> u64 {
+        let channels = match self {
+            // 3×3 convs see `feature_channels`; the 1×1 `conv_cat` sees 4 of them concatenated.
+            Self::Span(c) => (9 * c.feature_channels).max(4 * c.feature_channels),
+            // 3×3 convs see `num_feat`; the last one has `out · s²` outputs before the pixel shuffle.
+            Self::SrVggNetCompact(c) => (9 * c.num_feat).max(c.num_out_ch * c.upscale * c.upscale),
+            // Dense blocks see up to `F + 4G` channels; conv_hr runs on `F` channels at `s²` pixels.
+            Self::RrdbNet(c) => {
+                (9 * (c.num_feat + 4 * c.num_grow_ch)).max(9 * c.num_feat * c.scale * c.scale)
+            }
+        };
+        channels as u64 * 4
+    }
+}
+
 /// What a model needs of its input tile.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InputRequirements {

@@ -1,0 +1,142 @@
+//! The browser engine's logic that does not touch JavaScript, so it is tested natively: input
+//! decoding, the output-size guard, tile sizing and PNG encoding.
+
+use std::io::Cursor;
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{DynamicImage, ImageEncoder};
+use lupa_core::{ModelSpec, TileLimits};
+
+/// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
+/// this stays well under what integrated GPUs and phones give a page.
+pub const GPU_TILE_BUDGET: u64 = 256 << 20;
+/// Activation budget of one tile on the wasm CPU backend, whose heap also holds the whole result.
+pub const CPU_TILE_BUDGET: u64 = 128 << 20;
+/// Largest automatic tile core side, in input pixels.
+pub const MAX_TILE: u32 = 512;
+/// Largest result the engine accepts, in bytes of decoded pixels. The wasm32 heap ends at 4 GiB and
+/// must also hold the input, one tile and the encoded PNG; 1.5 GiB leaves room for them.
+/// (16384 × 16384 RGB at 8 bits is 768 MiB.)
+pub const MAX_OUTPUT_BYTES: u64 = 1536 << 20;
+
+/// Decodes an image file (PNG, JPEG, WebP or BMP), whatever its name says.
+///
+/// # Errors
+/// A sentence for the user when the bytes are not a supported, intact image.
+pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    image::load_from_memory(bytes)
+        .map_err(|e| format!("cannot read this file as an image (PNG, JPEG, WebP or BMP): {e}"))
+}
+
+/// Checks that upscaling a `width × height` image of `image`'s colour type by `scale` fits the
+/// engine's memory.
+///
+/// # Errors
+/// A sentence giving the output size and the limit.
+pub fn check_output_size(image: &DynamicImage, scale: u32) -> Result<(), String> {
+    let (w, h) = (u64::from(image.width()) * u64::from(scale), u64::from(image.height()) * u64::from(scale));
+    let bytes = w * h * u64::from(image.color().bytes_per_pixel());
+    if bytes > MAX_OUTPUT_BYTES {
+        return Err(format!(
+            "the result would be {w}×{h} pixels ({} MiB), more than the {} MiB this browser engine can \
+             hold; crop the image or use the `lupa` command-line tool",
+            bytes >> 20,
+            MAX_OUTPUT_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// The tile side for `spec` on a device whose largest buffer is `max_buffer` (`None`: the CPU).
+pub fn tile_size(spec: &ModelSpec, max_buffer: Option<u64>) -> u32 {
+    let memory_budget = if max_buffer.is_some() { GPU_TILE_BUDGET } else { CPU_TILE_BUDGET };
+    lupa_core::auto_tile_size(spec, TileLimits { memory_budget, max_buffer, max_side: MAX_TILE })
+}
+
+/// Encodes `image` as PNG, 8 or 16 bits per channel as the image has (float becomes 16-bit).
+///
+/// # Errors
+/// The encoder's message.
+pub fn encode_png(image: DynamicImage) -> Result<Vec<u8>, String> {
+    let image = match image {
+        DynamicImage::ImageRgb32F(_) => image.to_rgb16().into(),
+        DynamicImage::ImageRgba32F(_) => image.to_rgba16().into(),
+        other => other,
+    };
+    let mut png = Vec::new();
+    // Fast deflate: a 4x result is large and encoding runs on one wasm thread.
+    let encoder = PngEncoder::new_with_quality(Cursor::new(&mut png), CompressionType::Fast, FilterType::Adaptive);
+    encoder
+        .write_image(image.as_bytes(), image.width(), image.height(), image.color().into())
+        .map_err(|e| format!("PNG encoding failed: {e}"))?;
+    Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn spec(id: &str) -> ModelSpec {
+        let path = format!("{}/../../models/index.json", env!("CARGO_MANIFEST_DIR"));
+        let index = lupa_core::ModelIndex::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+        index.get(id).unwrap().clone()
+    }
+
+    #[test]
+    fn decodes_a_real_photo_and_rejects_other_bytes() {
+        let image = decode(&fixture("chelsea_64x48.png")).unwrap();
+        assert_eq!((image.width(), image.height()), (64, 48));
+        assert!(decode(b"").unwrap_err().contains("empty"));
+        let err = decode(b"not an image at all").unwrap_err();
+        assert!(err.contains("cannot read this file as an image"), "{err}");
+        let png = fixture("chelsea_64x48.png");
+        assert!(decode(&png[..png.len() / 2]).is_err(), "a truncated PNG must not decode");
+    }
+
+    #[test]
+    fn output_guard_accepts_16k_and_rejects_beyond_the_heap() {
+        let rgb = DynamicImage::new_rgb8(4096, 4096);
+        assert!(check_output_size(&rgb, 4).is_ok(), "16384² RGB8 is 768 MiB");
+        let err = check_output_size(&rgb, 8).unwrap_err();
+        assert!(err.contains("32768×32768"), "{err}");
+        // 16-bit RGBA doubles and more: 4096² at 4x is 2 GiB.
+        assert!(check_output_size(&DynamicImage::new_rgba16(4096, 4096), 4).is_err());
+    }
+
+    #[test]
+    fn tiles_shrink_to_fit_a_small_device_buffer() {
+        let span = spec("span-x4");
+        // With WebGPU's default 128 MiB binding limit the memory budget decides; a device with
+        // only 32 MiB buffers gets smaller tiles.
+        let roomy = tile_size(&span, Some(128 << 20));
+        let small = tile_size(&span, Some(32 << 20));
+        assert!(small < roomy, "{small} !< {roomy}");
+        // The largest buffer of a tile must fit the 32 MiB limit.
+        let side = u64::from(small + 2 * span.input.default_overlap + span.input.multiple_of);
+        assert!(side * side * span.architecture.largest_buffer_bytes_per_pixel() <= 32 << 20);
+        // RRDB needs far more per pixel than SPAN.
+        assert!(tile_size(&spec("realesrgan-x4plus"), Some(32 << 20)) < small);
+        // The CPU has no buffer limit, only the smaller wasm memory budget.
+        assert!(tile_size(&span, None) < roomy);
+    }
+
+    #[test]
+    fn png_round_trips_8_and_16_bit_with_alpha() {
+        let photo = decode(&fixture("chelsea_64x48.png")).unwrap();
+        let back = image::load_from_memory(&encode_png(photo.clone()).unwrap()).unwrap();
+        assert_eq!(back.to_rgb8(), photo.to_rgb8());
+
+        let mut rgba16 = photo.to_rgba16();
+        rgba16.pixels_mut().enumerate().for_each(|(i, p)| p.0[3] = (i * 97 % 65536) as u16);
+        let back = image::load_from_memory(&encode_png(rgba16.clone().into()).unwrap()).unwrap();
+        assert_eq!(back.to_rgba16(), rgba16);
+    }
+}

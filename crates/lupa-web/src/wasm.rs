@@ -1,0 +1,217 @@
+//! The JavaScript API of the browser engine, driven by `web/worker.js` inside a dedicated Web Worker
+//! so the page stays responsive.
+//!
+//! JavaScript API (one engine per worker; every function but [`cancel`] is called one at a time):
+//! - [`start_engine`]`(indexJson, backend)` picks the device: WebGPU through Burn's async initialisation,
+//!   or the `flex` CPU backend compiled to wasm when WebGPU is missing, fails, or `backend` is
+//!   `"cpu"`. Resolves to a JSON [`BackendInfo`] saying which runs and why.
+//! - [`load_model`]`(id, bytes)` checks the weights against the registry's size and sha256 and
+//!   loads them.
+//! - [`upscale`]`(id, fileBytes, tile, onProgress)` decodes the file, upscales it tile by tile
+//!   (`onProgress(done, total)` after each tile), and resolves to `{ png, width, height, tiles,
+//!   tileSize }` with the result encoded as PNG here, in wasm: no canvas is involved, so results
+//!   beyond the browser's canvas limits still encode.
+//! - [`cancel`]`()` stops a running upscale before its next tile; it rejects with "cancelled".
+//!
+//! Every tensor read is asynchronous (a synchronous read panics on WebGPU). A panic is printed to
+//! the console by `console_error_panic_hook` and handed to `self.lupaReportPanic(message)`, which
+//! the worker script forwards to the page; the wasm instance is unusable afterwards.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::rc::Rc;
+
+use lupa_core::burn::tensor::{Device, Tensor};
+use lupa_core::{ModelIndex, SrModel, UpscaleJob, UpscaleOptions};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::engine::{check_output_size, decode, encode_png, tile_size};
+
+/// Which backend runs, on what, and why; sent to the page as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendInfo {
+    /// `"webgpu"` or `"cpu"`.
+    pub backend: &'static str,
+    /// The GPU adapter's description, or "CPU (flex, wasm)".
+    pub adapter: String,
+    /// Why this backend was chosen, for the user.
+    pub reason: String,
+    /// The device's largest buffer in bytes (WebGPU only).
+    pub max_buffer: Option<u64>,
+}
+
+struct Engine {
+    device: Device,
+    info: BackendInfo,
+    index: ModelIndex,
+    models: RefCell<HashMap<String, Rc<SrModel>>>,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Rc<Engine>>> = const { RefCell::new(None) };
+    static CANCEL: Cell<bool> = const { Cell::new(false) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// Set by `web/worker.js`: forwards a panic message to the page.
+    #[wasm_bindgen(catch, js_name = lupaReportPanic)]
+    fn report_panic(message: &str) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, millis: i32);
+}
+
+/// Runs when the module is instantiated: routes panics to the console and to the page.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let _ = report_panic(&info.to_string());
+    }));
+}
+
+fn js_error(e: impl Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Creates the engine on `backend` (`"auto"`, `"webgpu"` or `"cpu"`) for the models of
+/// `index_json` (the text of `models/index.json`). Resolves to [`BackendInfo`] as JSON.
+///
+/// # Errors
+/// A malformed index, an unknown backend, or `"webgpu"` asked for and unavailable.
+#[wasm_bindgen]
+pub async fn start_engine(index_json: String, backend: String) -> Result<String, JsError> {
+    let index = ModelIndex::from_json(&index_json).map_err(js_error)?;
+    let (device, info) = match backend.as_str() {
+        "cpu" => (Device::flex(), cpu_info("the CPU backend was chosen".into())),
+        "webgpu" => webgpu().await.map_err(|reason| js_error(format!("WebGPU is unavailable: {reason}")))?,
+        "auto" => match webgpu().await {
+            Ok(found) => found,
+            Err(reason) => (Device::flex(), cpu_info(format!("WebGPU is unavailable: {reason}"))),
+        },
+        other => return Err(js_error(format!("unknown backend `{other}` (expected auto, webgpu or cpu)"))),
+    };
+    let json = serde_json::to_string(&info).map_err(js_error)?;
+    let engine = Engine { device, info, index, models: RefCell::default() };
+    ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(engine)));
+    Ok(json)
+}
+
+fn cpu_info(reason: String) -> BackendInfo {
+    BackendInfo { backend: "cpu", adapter: "CPU (flex, wasm)".into(), reason, max_buffer: None }
+}
+
+/// Creates the WebGPU device and checks that it computes: `[1, 2] · 2` read back asynchronously.
+async fn webgpu() -> Result<(Device, BackendInfo), String> {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser does not expose WebGPU (navigator.gpu is missing)".into());
+    }
+    let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| e.to_string())?;
+    let probe = Tensor::<1>::from_floats([1.0, 2.0], &device) * 2.0;
+    let data = probe.into_data_async().await.map_err(|e| format!("test computation failed: {e:?}"))?;
+    if data.as_slice::<f32>().ok() != Some(&[2.0, 4.0][..]) {
+        return Err(format!("test computation gave a wrong result: {data:?}"));
+    }
+    let adapter = setup.adapter.get_info();
+    let limits = setup.device.limits();
+    let name = [adapter.name.as_str(), adapter.driver.as_str(), adapter.driver_info.as_str()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let name = if name.is_empty() { format!("{:?} GPU", adapter.device_type) } else { name };
+    let info = BackendInfo {
+        backend: "webgpu",
+        adapter: name,
+        reason: "WebGPU adapter found and verified".into(),
+        max_buffer: Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)),
+    };
+    Ok((device, info))
+}
+
+fn engine() -> Result<Rc<Engine>, JsError> {
+    ENGINE.with(|e| e.borrow().clone()).ok_or_else(|| js_error("the engine is not initialised"))
+}
+
+/// Loads model `id`'s weights (the bytes of its safetensors file), checking size and sha256.
+///
+/// # Errors
+/// Unknown id, or weights that do not match the registry.
+#[wasm_bindgen]
+pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsError> {
+    let engine = engine()?;
+    let spec = engine.index.get(id).map_err(js_error)?;
+    let model = SrModel::load(spec, weights, &engine.device).map_err(js_error)?;
+    engine.models.borrow_mut().insert(id.to_owned(), Rc::new(model));
+    Ok(())
+}
+
+/// Whether model `id` is loaded.
+#[wasm_bindgen]
+pub fn has_model(id: &str) -> bool {
+    ENGINE.with(|e| e.borrow().as_ref().is_some_and(|e| e.models.borrow().contains_key(id)))
+}
+
+/// Stops the running upscale before its next tile.
+#[wasm_bindgen]
+pub fn cancel() {
+    CANCEL.with(|c| c.set(true));
+}
+
+/// Upscales the image file `input` with loaded model `id`. `tile` is the tile side in input pixels
+/// (0: sized from the device's limits). `on_progress(done, total)` is called before the first tile
+/// and after each one. Resolves to `{ png: Uint8Array, width, height, tiles, tileSize }`.
+///
+/// # Errors
+/// Undecodable input, a result too large for the engine, "cancelled", or a backend failure.
+#[wasm_bindgen]
+pub async fn upscale(id: String, input: Vec<u8>, tile: u32, on_progress: js_sys::Function) -> Result<JsValue, JsError> {
+    CANCEL.with(|c| c.set(false));
+    let engine = engine()?;
+    let model = engine.models.borrow().get(&id).cloned().ok_or_else(|| js_error(format!("model {id} is not loaded")))?;
+    let image = decode(&input).map_err(js_error)?;
+    drop(input);
+    check_output_size(&image, model.spec.scale).map_err(js_error)?;
+    let tile_size = if tile > 0 { tile } else { tile_size(&model.spec, engine.info.max_buffer) };
+
+    let mut job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size, overlap: None }).map_err(js_error)?;
+    drop(image);
+    let report = |p: lupa_core::Progress| {
+        let _ = on_progress.call2(&JsValue::NULL, &p.tiles_done.into(), &p.tiles_total.into());
+    };
+    report(job.progress());
+    while !job.is_done() {
+        // Let the worker's message loop run, so a `cancel` sent by the page arrives.
+        yield_to_event_loop().await;
+        if CANCEL.with(Cell::get) {
+            return Err(js_error("cancelled"));
+        }
+        report(job.step().await.map_err(js_error)?);
+    }
+    let tiles = job.plan().tiles.len();
+    let result = job.finish().map_err(js_error)?;
+    let (width, height) = (result.width(), result.height());
+    let png = encode_png(result).map_err(js_error)?;
+
+    let out = js_sys::Object::new();
+    let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
+    set("png", js_sys::Uint8Array::from(png.as_slice()).into())
+        .and(set("width", width.into()))
+        .and(set("height", height.into()))
+        .and(set("tiles", tiles.into()))
+        .and(set("tileSize", tile_size.into()))
+        .map_err(|_| js_error("cannot build the result object"))?;
+    Ok(out.into())
+}
+
+/// Resolves on the next macrotask (`setTimeout(0)`), after pending messages are handled.
+async fn yield_to_event_loop() {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| set_timeout(&resolve, 0));
+    let _ = JsFuture::from(promise).await;
+}
