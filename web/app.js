@@ -18,6 +18,7 @@ const ui = {
   progress: $('progress'), status: $('status'), engine: $('engine'), result: $('result'),
   zoom: $('zoom'), download: $('download'), compare: $('compare'), after: $('after'),
   before: $('before'), beforeClip: $('before-clip'), divider: $('divider'), slider: $('slider'),
+  previewNote: $('preview-note'),
 };
 
 const state = {
@@ -252,6 +253,8 @@ function showResult(done, spec) {
   const base = state.input.name.replace(/\.[^.]*$/, '');
   ui.download.href = state.resultUrl;
   ui.download.download = `${base}-${spec.id}.png`;
+  ui.previewNote.hidden = true;
+  ui.compare.hidden = false;
   ui.after.src = state.resultUrl;
   ui.before.src = state.input.url;
   ui.result.hidden = false;
@@ -298,6 +301,13 @@ function layoutCompare() {
 ui.slider.addEventListener('input', layoutCompare);
 ui.zoom.addEventListener('change', layoutCompare);
 ui.after.addEventListener('load', layoutCompare);
+// The PNG is encoded in wasm, so results beyond the browser's image limits still download; only
+// the preview is lost.
+ui.after.addEventListener('error', () => {
+  if (!ui.after.src) return;
+  ui.compare.hidden = true;
+  ui.previewNote.hidden = false;
+});
 window.addEventListener('resize', layoutCompare);
 
 // ---- start ----------------------------------------------------------------------------------

@@ -193,8 +193,11 @@ fn upscale(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
 
     let overlap = args.overlap.unwrap_or(spec.input.default_overlap);
     let tile_size = args.tile.unwrap_or_else(|| {
-        let limits =
-            TileLimits { memory_budget: DEFAULT_TILE_BUDGET, max_buffer: chosen.max_buffer, max_side: MAX_AUTO_TILE };
+        let limits = TileLimits {
+            memory_budget: DEFAULT_TILE_BUDGET,
+            max_buffer: chosen.max_buffer,
+            max_side: MAX_AUTO_TILE,
+        };
         lupa_core::auto_tile_size(spec, limits)
     });
     let options = UpscaleOptions { tile_size, overlap: Some(overlap) };

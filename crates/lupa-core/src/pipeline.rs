@@ -327,7 +327,11 @@ fn new_canvas(original: &DynamicImage, width: u32, height: u32) -> DynamicImage 
 
 /// An image of `src`'s pixel type at `width × height` whose last (alpha) channel is `src`'s alpha
 /// resized with Catmull-Rom bicubic (clamped to the channel's range); colour channels are zero.
-fn with_alpha<P>(src: &ImageBuffer<P, Vec<P::Subpixel>>, width: u32, height: u32) -> ImageBuffer<P, Vec<P::Subpixel>>
+fn with_alpha<P>(
+    src: &ImageBuffer<P, Vec<P::Subpixel>>,
+    width: u32,
+    height: u32,
+) -> ImageBuffer<P, Vec<P::Subpixel>>
 where
     P: Pixel + 'static,
     P::Subpixel: FromUnit + 'static,

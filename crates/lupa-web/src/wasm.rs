@@ -20,15 +20,16 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use lupa_core::burn::tensor::{Device, Tensor};
-use lupa_core::{ModelIndex, SrModel, UpscaleJob, UpscaleOptions};
+use lupa_core::{ModelIndex, SrModel};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::engine::{check_output_size, decode, encode_png, tile_size};
+use crate::engine::{tile_size, upscale_to_png};
 
 /// Which backend runs, on what, and why; sent to the page as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +108,8 @@ fn cpu_info(reason: String) -> BackendInfo {
 
 /// Creates the WebGPU device and checks that it computes: `[1, 2] · 2` read back asynchronously.
 async fn webgpu() -> Result<(Device, BackendInfo), String> {
-    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    let navigator =
+        js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
     let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser does not expose WebGPU (navigator.gpu is missing)".into());
@@ -171,41 +173,36 @@ pub fn cancel() {
 /// # Errors
 /// Undecodable input, a result too large for the engine, "cancelled", or a backend failure.
 #[wasm_bindgen]
-pub async fn upscale(id: String, input: Vec<u8>, tile: u32, on_progress: js_sys::Function) -> Result<JsValue, JsError> {
+pub async fn upscale(
+    id: String,
+    input: Vec<u8>,
+    tile: u32,
+    on_progress: js_sys::Function,
+) -> Result<JsValue, JsError> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
-    let model = engine.models.borrow().get(&id).cloned().ok_or_else(|| js_error(format!("model {id} is not loaded")))?;
-    let image = decode(&input).map_err(js_error)?;
-    drop(input);
-    check_output_size(&image, model.spec.scale).map_err(js_error)?;
+    let model = engine
+        .models
+        .borrow()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| js_error(format!("model {id} is not loaded")))?;
     let tile_size = if tile > 0 { tile } else { tile_size(&model.spec, engine.info.max_buffer) };
-
-    let mut job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size, overlap: None }).map_err(js_error)?;
-    drop(image);
-    let report = |p: lupa_core::Progress| {
+    let between_tiles = async |p: lupa_core::Progress| {
         let _ = on_progress.call2(&JsValue::NULL, &p.tiles_done.into(), &p.tiles_total.into());
-    };
-    report(job.progress());
-    while !job.is_done() {
-        // Let the worker's message loop run, so a `cancel` sent by the page arrives.
+        // Let the worker's message loop run, so that a `cancel` sent by the page arrives.
         yield_to_event_loop().await;
-        if CANCEL.with(Cell::get) {
-            return Err(js_error("cancelled"));
-        }
-        report(job.step().await.map_err(js_error)?);
-    }
-    let tiles = job.plan().tiles.len();
-    let result = job.finish().map_err(js_error)?;
-    let (width, height) = (result.width(), result.height());
-    let png = encode_png(result).map_err(js_error)?;
+        if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let done = upscale_to_png(&model, &input, tile_size, between_tiles).await.map_err(js_error)?;
 
     let out = js_sys::Object::new();
     let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
-    set("png", js_sys::Uint8Array::from(png.as_slice()).into())
-        .and(set("width", width.into()))
-        .and(set("height", height.into()))
-        .and(set("tiles", tiles.into()))
-        .and(set("tileSize", tile_size.into()))
+    set("png", js_sys::Uint8Array::from(done.png.as_slice()).into())
+        .and(set("width", done.width.into()))
+        .and(set("height", done.height.into()))
+        .and(set("tiles", done.tiles.into()))
+        .and(set("tileSize", done.tile_size.into()))
         .map_err(|_| js_error("cannot build the result object"))?;
     Ok(out.into())
 }
