@@ -10,6 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The browser engine's JavaScript glue only exists on wasm32.
+cargo clippy -p lupa-web --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee "${TMPDIR:-/tmp}/lupa-test.log"
 echo "== web app build"

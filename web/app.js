@@ -295,6 +295,7 @@ function layoutCompare() {
   ui.before.style.width = `${width}px`;
   const at = Number(ui.slider.value) / 100;
   ui.beforeClip.style.width = `${at * width}px`;
+  ui.slider.style.width = `${Math.min(width, ui.compare.clientWidth)}px`;
   ui.divider.style.left = `${at * width}px`;
 }
 

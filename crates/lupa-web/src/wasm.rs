@@ -36,7 +36,7 @@ use crate::engine::{tile_size, upscale_to_png};
 pub struct BackendInfo {
     /// `"webgpu"` or `"cpu"`.
     pub backend: &'static str,
-    /// The GPU adapter's description, or "CPU (flex, wasm)".
+    /// The GPU adapter's description, or "flex, wasm SIMD".
     pub adapter: String,
     /// Why this backend was chosen, for the user.
     pub reason: String,
@@ -88,7 +88,7 @@ fn js_error(e: impl Display) -> JsError {
 pub async fn start_engine(index_json: String, backend: String) -> Result<String, JsError> {
     let index = ModelIndex::from_json(&index_json).map_err(js_error)?;
     let (device, info) = match backend.as_str() {
-        "cpu" => (Device::flex(), cpu_info("the CPU backend was chosen".into())),
+        "cpu" => (Device::flex(), cpu_info("The CPU backend was chosen".into())),
         "webgpu" => webgpu().await.map_err(|reason| js_error(format!("WebGPU is unavailable: {reason}")))?,
         "auto" => match webgpu().await {
             Ok(found) => found,
@@ -103,7 +103,7 @@ pub async fn start_engine(index_json: String, backend: String) -> Result<String,
 }
 
 fn cpu_info(reason: String) -> BackendInfo {
-    BackendInfo { backend: "cpu", adapter: "CPU (flex, wasm)".into(), reason, max_buffer: None }
+    BackendInfo { backend: "cpu", adapter: "flex, wasm SIMD".into(), reason, max_buffer: None }
 }
 
 /// Creates the WebGPU device and checks that it computes: `[1, 2] · 2` read back asynchronously.
@@ -131,7 +131,7 @@ async fn webgpu() -> Result<(Device, BackendInfo), String> {
     let info = BackendInfo {
         backend: "webgpu",
         adapter: name,
-        reason: "WebGPU adapter found and verified".into(),
+        reason: "A WebGPU adapter was found and passed a test computation".into(),
         max_buffer: Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)),
     };
     Ok((device, info))
