@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod codec;
 mod error;
 pub mod metrics;
 mod model;
 mod pipeline;
+pub mod recipe;
 mod registry;
 pub mod tiling;
 
@@ -20,7 +22,8 @@ pub use error::{LupaError, Result};
 pub use image;
 pub use model::{Network, SrModel, sha256_hex};
 pub use pipeline::{
-    Progress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, plan_for, upscale_image,
+    Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, plan_for, run_passes,
+    upscale_image,
 };
 pub use registry::{
     Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,

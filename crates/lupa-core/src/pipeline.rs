@@ -348,3 +348,59 @@ where
     }
     out
 }
+
+/// Progress of a whole recipe: which pass, and its tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipeProgress {
+    /// Current pass, from 0.
+    pub pass: usize,
+    /// Passes in the recipe.
+    pub passes: usize,
+    /// Tiles of this pass.
+    pub tiles: Progress,
+}
+
+impl RecipeProgress {
+    /// Fraction done in `[0, 1]`, counting each pass equally.
+    pub fn fraction(&self) -> f64 {
+        let within = self.tiles.tiles_done as f64 / self.tiles.tiles_total.max(1) as f64;
+        (self.pass as f64 + within) / self.passes.max(1) as f64
+    }
+}
+
+/// Runs model passes one after the other, each on the previous output, then resizes to `resize_to`
+/// with Lanczos3 (keeping the colour type), so the pixels are resampled once.
+///
+/// `between_tiles` is awaited before every tile and after each pass's last tile; it may yield to
+/// an event loop, and `ControlFlow::Break(())` cancels.
+///
+/// # Errors
+/// [`LupaError::Cancelled`], and those of [`UpscaleJob`].
+pub async fn run_passes(
+    passes: &[(&SrModel, UpscaleOptions)],
+    image: DynamicImage,
+    resize_to: Option<(u32, u32)>,
+    mut between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
+) -> Result<DynamicImage> {
+    let mut image = image;
+    for (pass, (model, options)) in passes.iter().enumerate() {
+        let mut job = UpscaleJob::new(model, &image, *options)?;
+        loop {
+            let report = RecipeProgress { pass, passes: passes.len(), tiles: job.progress() };
+            if between_tiles(report).await.is_break() {
+                return Err(LupaError::Cancelled);
+            }
+            if job.is_done() {
+                break;
+            }
+            job.step().await?;
+        }
+        image = job.finish()?;
+    }
+    if let Some((w, h)) = resize_to
+        && (w, h) != (image.width(), image.height())
+    {
+        image = image.resize_exact(w, h, FilterType::Lanczos3);
+    }
+    Ok(image)
+}

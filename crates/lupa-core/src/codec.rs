@@ -1,0 +1,288 @@
+//! Image files in and out, in memory (bytes, never paths), with the `image` crate's codecs, shared
+//! by the CLI and the browser engine.
+//!
+//! - **Decoding** reads PNG, JPEG, WebP and BMP whatever the file is called, applies the EXIF
+//!   orientation to the pixels, and keeps the ICC profile and the EXIF block with its orientation
+//!   tag reset to "normal", so the rotation happens exactly once.
+//! - **Encoding** writes PNG (8/16-bit, alpha), JPEG (8-bit, no alpha, quality 1–100), WebP
+//!   (lossless, 8-bit, alpha) or BMP, converting the colour type only as far as the format needs, and
+//!   carries the ICC profile and EXIF over where the format can hold them (see
+//!   [`OutputFormat::keeps`]). The pixels are never colour-converted: they stay in the source's
+//!   colour space, which the carried ICC profile describes (sRGB when there is none).
+
+use std::io::Cursor;
+
+use image::codecs::bmp::BmpEncoder;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::codecs::webp::WebPEncoder;
+use image::metadata::Orientation;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+
+use crate::error::{LupaError, Result};
+
+/// Metadata carried from the input file to the output file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The embedded ICC colour profile.
+    pub icc: Option<Vec<u8>>,
+    /// The raw EXIF block (TIFF header onwards), orientation already reset to 1.
+    pub exif: Option<Vec<u8>>,
+    /// The EXIF orientation that was applied to the pixels on decoding.
+    pub applied_orientation: Option<Orientation>,
+}
+
+/// A decoded image file.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Pixels, upright.
+    pub image: DynamicImage,
+    /// Colour profile and EXIF to carry over.
+    pub metadata: Metadata,
+    /// The file's format, detected from its bytes.
+    pub format: ImageFormat,
+}
+
+/// Decodes an image file (PNG, JPEG, WebP or BMP), detecting the format from its bytes.
+///
+/// # Errors
+/// [`LupaError::BadInput`] with a sentence for the user when the bytes are empty, not a supported
+/// format, or damaged.
+pub fn decode(bytes: &[u8]) -> Result<Decoded> {
+    if bytes.is_empty() {
+        return Err(LupaError::BadInput("the file is empty".into()));
+    }
+    let unreadable = |e: &dyn std::fmt::Display| {
+        LupaError::BadInput(format!("cannot read this file as an image (PNG, JPEG, WebP or BMP): {e}"))
+    };
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(&e))?;
+    let format = reader.format().ok_or_else(|| unreadable(&"unknown format"))?;
+    let mut decoder = reader.into_decoder().map_err(|e| unreadable(&e))?;
+    let icc = decoder.icc_profile().ok().flatten().filter(|p| !p.is_empty());
+    let mut exif = decoder.exif_metadata().ok().flatten().filter(|e| !e.is_empty());
+    let orientation = exif.as_mut().and_then(|e| Orientation::remove_from_exif_chunk(e));
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| unreadable(&e))?;
+    if let Some(o) = orientation {
+        image.apply_orientation(o);
+    }
+    Ok(Decoded { image, metadata: Metadata { icc, exif, applied_orientation: orientation }, format })
+}
+
+/// An output file format and its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// PNG, lossless; 8 or 16 bits per channel as the image has; alpha kept.
+    Png,
+    /// JPEG at `quality` (1–100); 8-bit, alpha dropped (composited on nothing: the colour is kept).
+    Jpeg {
+        /// 1 (smallest) to 100 (best).
+        quality: u8,
+    },
+    /// WebP, lossless (the `image` crate's encoder); 8-bit; alpha kept.
+    WebP,
+    /// BMP; 8-bit; alpha kept.
+    Bmp,
+}
+
+/// JPEG quality when none is given.
+pub const DEFAULT_JPEG_QUALITY: u8 = 90;
+
+impl OutputFormat {
+    /// The format for a file extension (`png`, `jpg`/`jpeg`, `webp`, `bmp`; any case). `quality`
+    /// applies to JPEG; for lossless formats it must be `None`.
+    ///
+    /// # Errors
+    /// [`LupaError::BadInput`] for an unknown extension, a quality out of 1–100, or a quality for a
+    /// lossless format.
+    pub fn from_extension(extension: &str, quality: Option<u8>) -> Result<Self> {
+        let format = match extension.to_ascii_lowercase().as_str() {
+            "png" => Self::Png,
+            "jpg" | "jpeg" => Self::Jpeg { quality: quality.unwrap_or(DEFAULT_JPEG_QUALITY) },
+            "webp" => Self::WebP,
+            "bmp" => Self::Bmp,
+            other => {
+                return Err(LupaError::BadInput(format!(
+                    "cannot write `.{other}` files (use .png, .jpg, .webp or .bmp)"
+                )));
+            }
+        };
+        match (format, quality) {
+            (Self::Jpeg { quality: q }, _) if !(1..=100).contains(&q) => {
+                Err(LupaError::BadInput(format!("JPEG quality must be 1 to 100, not {q}")))
+            }
+            (Self::Jpeg { .. }, _) | (_, None) => Ok(format),
+            (_, Some(_)) => Err(LupaError::BadInput(format!(
+                "`.{extension}` is lossless here: a quality only applies to JPEG"
+            ))),
+        }
+    }
+
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg { .. } => "jpg",
+            Self::WebP => "webp",
+            Self::Bmp => "bmp",
+        }
+    }
+
+    /// Which metadata the format keeps: `(icc, exif)`.
+    pub fn keeps(self) -> (bool, bool) {
+        match self {
+            Self::Png | Self::Jpeg { .. } | Self::WebP => (true, true),
+            Self::Bmp => (false, false),
+        }
+    }
+
+    /// Converts `image` to the nearest colour type the format can store.
+    fn fit(self, image: DynamicImage) -> DynamicImage {
+        let color = image.color();
+        let gray = color.channel_count() <= 2;
+        let deep = color.bytes_per_pixel() > color.channel_count();
+        match self {
+            Self::Png if matches!(color, ColorType::Rgb32F | ColorType::Rgba32F) => {
+                if color.has_alpha() {
+                    image.to_rgba16().into()
+                } else {
+                    image.to_rgb16().into()
+                }
+            }
+            Self::Png => image,
+            Self::Jpeg { .. } if gray => image.to_luma8().into(),
+            Self::Jpeg { .. } if color.has_alpha() || deep => image.to_rgb8().into(),
+            Self::Jpeg { .. } => image,
+            Self::WebP | Self::Bmp if gray || deep => {
+                if color.has_alpha() {
+                    image.to_rgba8().into()
+                } else {
+                    image.to_rgb8().into()
+                }
+            }
+            Self::WebP | Self::Bmp => image,
+        }
+    }
+}
+
+/// Encodes `image` as `format`, carrying the metadata the format can hold.
+///
+/// # Errors
+/// [`LupaError::BadInput`] with the encoder's message.
+pub fn encode(image: DynamicImage, format: OutputFormat, metadata: &Metadata) -> Result<Vec<u8>> {
+    let image = format.fit(image);
+    let mut out = Vec::new();
+    let mut sink = Cursor::new(&mut out);
+    let written = match format {
+        // Fast deflate: a 4x result is large, and in the browser encoding runs on one thread.
+        OutputFormat::Png => write(
+            PngEncoder::new_with_quality(sink, CompressionType::Fast, FilterType::Adaptive),
+            &image,
+            metadata,
+            format,
+        ),
+        OutputFormat::Jpeg { quality } => {
+            write(JpegEncoder::new_with_quality(sink, quality), &image, metadata, format)
+        }
+        OutputFormat::WebP => write(WebPEncoder::new_lossless(sink), &image, metadata, format),
+        OutputFormat::Bmp => write(BmpEncoder::new(&mut sink), &image, metadata, format),
+    };
+    written.map_err(|e| {
+        LupaError::BadInput(format!("{} encoding failed: {e}", format.extension().to_uppercase()))
+    })?;
+    Ok(out)
+}
+
+fn write<E: ImageEncoder>(
+    mut encoder: E,
+    image: &DynamicImage,
+    metadata: &Metadata,
+    format: OutputFormat,
+) -> image::ImageResult<()> {
+    let (keep_icc, keep_exif) = format.keeps();
+    if keep_icc && let Some(icc) = &metadata.icc {
+        encoder.set_icc_profile(icc.clone()).ok();
+    }
+    if keep_exif && let Some(exif) = &metadata.exif {
+        encoder.set_exif_metadata(exif.clone()).ok();
+    }
+    encoder.write_image(image.as_bytes(), image.width(), image.height(), image.color().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn orientation_of(exif: &[u8]) -> Option<Orientation> {
+        Orientation::from_exif_chunk(exif)
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_once_and_icc_is_kept() {
+        // Stored 48×64 with orientation 6; upright it is the 64×48 PNG crop.
+        let decoded = decode(&fixture("chelsea_64x48_exif6_srgb.jpg")).unwrap();
+        assert_eq!(decoded.format, ImageFormat::Jpeg);
+        assert_eq!((decoded.image.width(), decoded.image.height()), (64, 48));
+        assert_eq!(decoded.metadata.applied_orientation, Some(Orientation::Rotate90));
+        let upright = decode(&fixture("chelsea_64x48.png")).unwrap().image.to_rgb8();
+        let psnr = crate::metrics::psnr_y(&upright, &decoded.image.to_rgb8(), 0).unwrap();
+        assert!(psnr > 35.0, "the rotated JPEG should match the PNG it was made from: {psnr:.1} dB");
+        let icc = decoded.metadata.icc.clone().expect("sRGB profile");
+        assert!(icc.len() > 300 && &icc[36..40] == b"acsp", "an ICC profile has the `acsp` signature");
+        assert_eq!(orientation_of(decoded.metadata.exif.as_ref().unwrap()), Some(Orientation::NoTransforms));
+
+        for format in [OutputFormat::Png, OutputFormat::Jpeg { quality: 90 }, OutputFormat::WebP] {
+            let bytes = encode(decoded.image.clone(), format, &decoded.metadata).unwrap();
+            let again = decode(&bytes).unwrap();
+            assert_eq!((again.image.width(), again.image.height()), (64, 48), "{format:?} rotated twice");
+            assert_eq!(again.metadata.icc.as_ref(), Some(&icc), "{format:?} lost the ICC profile");
+            let exif = again.metadata.exif.expect("EXIF carried");
+            assert_eq!(orientation_of(&exif), Some(Orientation::NoTransforms), "{format:?}");
+            assert!(
+                exif.windows(17).any(|w| w == b"Lupa test fixture"),
+                "{format:?} kept the other EXIF tags"
+            );
+        }
+        let bmp = decode(&encode(decoded.image, OutputFormat::Bmp, &decoded.metadata).unwrap()).unwrap();
+        assert_eq!(bmp.metadata, Metadata::default(), "BMP holds no metadata");
+    }
+
+    #[test]
+    fn each_format_gets_a_colour_type_it_can_store() {
+        let photo = decode(&fixture("chelsea_64x48.png")).unwrap().image;
+        let mut rgba16 = photo.to_rgba16();
+        rgba16.pixels_mut().for_each(|p| p.0[3] = 40_000);
+        let rgba16 = DynamicImage::from(rgba16);
+        let none = Metadata::default();
+        let round = |f| decode(&encode(rgba16.clone(), f, &none).unwrap()).unwrap().image;
+        assert_eq!(round(OutputFormat::Png).color(), ColorType::Rgba16, "PNG keeps 16-bit alpha");
+        assert_eq!(round(OutputFormat::Jpeg { quality: 90 }).color(), ColorType::Rgb8, "JPEG: no alpha");
+        let webp = round(OutputFormat::WebP);
+        assert_eq!(webp.color(), ColorType::Rgba8);
+        assert_eq!(webp.to_rgba8().get_pixel(3, 3).0[3], 156, "alpha 40000/65535 kept as 156/255");
+        let gray = DynamicImage::from(photo.to_luma8());
+        assert_eq!(
+            decode(&encode(gray, OutputFormat::Jpeg { quality: 80 }, &none).unwrap()).unwrap().image.color(),
+            ColorType::L8
+        );
+    }
+
+    #[test]
+    fn extensions_and_qualities() {
+        assert_eq!(
+            OutputFormat::from_extension("JPG", Some(75)).unwrap(),
+            OutputFormat::Jpeg { quality: 75 }
+        );
+        assert_eq!(OutputFormat::from_extension("jpeg", None).unwrap(), OutputFormat::Jpeg { quality: 90 });
+        assert_eq!(OutputFormat::from_extension("webp", None).unwrap(), OutputFormat::WebP);
+        assert!(OutputFormat::from_extension("jpg", Some(0)).is_err());
+        assert!(OutputFormat::from_extension("png", Some(80)).unwrap_err().to_string().contains("lossless"));
+        assert!(OutputFormat::from_extension("tiff", None).unwrap_err().to_string().contains(".tiff"));
+        assert!(decode(b"").is_err());
+        assert!(decode(b"GIF89a....").unwrap_err().to_string().contains("cannot read"));
+    }
+}
