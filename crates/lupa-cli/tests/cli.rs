@@ -101,9 +101,20 @@ fn clear_errors_and_nothing_partial() {
 
     assert_fails(&["upscale", good, "-o", out, "--model", "nope"], dir.path(), "unknown model `nope`");
     assert_fails(
-        &["upscale", good, "-o", out, "--model", "span-x4", "--scale", "3"],
+        &["upscale", good, "-o", out, "--model", "span-x2", "--scale", "4", "--backend", "cpu"],
         dir.path(),
-        "scale 3x is not supported",
+        "span-x2 cannot reach 4.0x",
+    );
+    assert_fails(&["upscale", good, "-o", out, "--mode", "fast"], dir.path(), "unknown mode `fast`");
+    assert_fails(
+        &["upscale", good, "-o", out, "--crop", "30,0,20,20", "--backend", "cpu"],
+        dir.path(),
+        "does not fit in the 40×32 image",
+    );
+    assert_fails(
+        &["upscale", good, "-o", out, "--quality", "80"],
+        dir.path(),
+        "quality only applies to JPEG",
     );
     assert_fails(&["upscale", good, "-o", out, "--scale", "5"], dir.path(), "scale 5x is not supported");
     let missing = dir.path().join("missing.png");
@@ -111,7 +122,7 @@ fn clear_errors_and_nothing_partial() {
     assert_fails(
         &["upscale", good, "-o", dir.path().join("out.xyz").to_str().unwrap()],
         dir.path(),
-        "output format",
+        "cannot write `.xyz` files",
     );
 
     // A corrupt file: a real PNG cut in half.
@@ -157,4 +168,152 @@ fn batch_writes_the_good_files_and_reports_the_bad() {
     assert!(!run.status.success());
     assert!(stderr(&run).contains("1 of 3 files failed"), "{}", stderr(&run));
     assert_eq!(entries(&out_dir), vec!["astronaut_face_40x32_x2.png", "cartoon_32x40_x2.png"]);
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let run = lupa(args);
+    assert!(run.status.success(), "{args:?} failed:\n{}", stderr(&run));
+    stderr(&run)
+}
+
+#[test]
+fn every_mode_at_every_scale_gives_the_right_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_face_40x32.png");
+    let input = input.to_str().unwrap();
+    for (mode, scale, expect) in [
+        ("precision", "2", "span-x2"),
+        ("precision", "3", "span-x4 on 40×32, then Lanczos3 down"),
+        ("precision", "8", "span-x4, then span-x2"),
+        ("creative", "2", "realesr-general-x4v3 on 40×32, then Lanczos3 down"),
+        ("creative", "3", "realesr-general-x4v3 on 40×32, then Lanczos3 down"),
+        ("creative", "4", "realesr-general-x4v3 on"),
+        ("creative", "8", "realesr-general-x4v3, then span-x2"),
+        ("illustration", "4", "realesr-animevideov3"),
+    ] {
+        let out = dir.path().join(format!("{mode}-{scale}.png"));
+        let log = run_ok(&[
+            "upscale",
+            input,
+            "-o",
+            out.to_str().unwrap(),
+            "--mode",
+            mode,
+            "--scale",
+            scale,
+            "--backend",
+            "cpu",
+            "-q",
+        ]);
+        assert!(log.contains(expect), "{mode} {scale}x: expected `{expect}` in {log}");
+        let s: u32 = scale.parse().unwrap();
+        let result = image::open(&out).unwrap();
+        assert_eq!((result.width(), result.height()), (40 * s, 32 * s), "{mode} {scale}x");
+    }
+}
+
+#[test]
+fn crop_fit_and_webp_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wide.webp");
+    let input = fixture("astronaut_128.png");
+    // 128×72 crop into 960×540: 7.5x, so 8x (two passes), then down to exactly 960×540.
+    let log = run_ok(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--crop",
+        "0,28,128,72",
+        "--fit",
+        "960x540",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    assert!(log.contains("Lanczos3 down to 960×540"), "{log}");
+    let result = image::open(&out).unwrap();
+    assert_eq!((result.width(), result.height()), (960, 540));
+    // The crop is the right region: the result, shrunk back, matches the cropped source.
+    let source = image::open(&input).unwrap().crop_imm(0, 28, 128, 72).to_rgb8();
+    let back = image::imageops::resize(&result.to_rgb8(), 128, 72, image::imageops::FilterType::Triangle);
+    let psnr = lupa_core::metrics::psnr_y(&source, &back, 0).unwrap();
+    assert!(psnr > 28.0, "the crop came from elsewhere: {psnr:.1} dB");
+}
+
+#[test]
+fn transparency_and_orientation_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real photo with an alpha ramp.
+    let mut rgba = image::open(fixture("astronaut_face_40x32.png")).unwrap().to_rgba8();
+    rgba.enumerate_pixels_mut().for_each(|(x, _, p)| p.0[3] = (x * 6) as u8);
+    let input = dir.path().join("ramp.png");
+    rgba.save(&input).unwrap();
+    let out = dir.path().join("ramp_x2.png");
+    run_ok(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    let result = image::open(&out).unwrap();
+    assert_eq!(result.color(), image::ColorType::Rgba8);
+    let alpha = result.to_rgba8();
+    assert!(alpha.get_pixel(0, 10).0[3] < 10 && alpha.get_pixel(79, 10).0[3] > 220, "alpha ramp lost");
+
+    // A camera JPEG stored sideways with EXIF orientation 6 comes out upright, once.
+    let out = dir.path().join("upright.jpg");
+    let jpeg = fixture("chelsea_64x48_exif6_srgb.jpg");
+    run_ok(&[
+        "upscale",
+        jpeg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--quality",
+        "85",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    let decoded = lupa_core::codec::decode(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!((decoded.image.width(), decoded.image.height()), (128, 96));
+    assert!(decoded.metadata.icc.is_some(), "ICC profile carried over");
+}
+
+#[test]
+fn a_directory_of_five_files_is_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let face = image::open(fixture("astronaut_face_40x32.png")).unwrap();
+    for i in 0..5 {
+        face.crop_imm(i * 4, 0, 24, 24).save(inputs.join(format!("p{i}.png"))).unwrap();
+    }
+    std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
+    let out = dir.path().join("out");
+    let log = run_ok(&[
+        "upscale",
+        inputs.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    assert!(log.contains("all 5 files done"), "{log}");
+    assert_eq!(entries(&out), (0..5).map(|i| format!("p{i}_x2.png")).collect::<Vec<_>>());
+    // The same files by a quoted glob pattern.
+    let pattern = format!("{}/p[0-4].png", inputs.display());
+    let out = dir.path().join("out2");
+    run_ok(&["upscale", &pattern, "-o", out.to_str().unwrap(), "--scale", "2", "--backend", "cpu", "-q"]);
+    assert_eq!(entries(&out).len(), 5);
 }

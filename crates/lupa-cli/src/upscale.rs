@@ -1,0 +1,309 @@
+//! `lupa upscale`: expand the inputs, then per file decode → crop → model passes → resize → encode
+//! once, written atomically.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lupa_core::codec::{self, OutputFormat};
+use lupa_core::recipe::{self, Mode, Recipe, Target};
+use lupa_core::{ModelIndex, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
+
+use crate::UpscaleArgs;
+use crate::device::{self, Chosen};
+
+/// Bytes of activations a tile may use when `--tile` is left to `auto`.
+const DEFAULT_TILE_BUDGET: u64 = 1 << 30;
+/// Largest automatic tile side, in input pixels.
+const MAX_AUTO_TILE: u32 = 512;
+/// Extensions taken from a directory given as input.
+const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "bmp"];
+
+/// A crop rectangle in input pixels, `X,Y,W,H`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crop {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Parses `X,Y,W,H`.
+pub fn parse_crop(s: &str) -> Result<Crop, String> {
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("`{s}`: {e}"))?;
+    match v[..] {
+        [x, y, width, height] if width > 0 && height > 0 => Ok(Crop { x, y, width, height }),
+        _ => Err(format!("`{s}`: expected X,Y,W,H with W and H above 0")),
+    }
+}
+
+/// Parses `WxH`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) =
+        s.split_once(['x', 'X', '×']).ok_or_else(|| format!("`{s}`: expected WxH, e.g. 1920x1080"))?;
+    let parse = |p: &str| p.trim().parse::<u32>().map_err(|e| format!("`{s}`: {e}"));
+    Ok((parse(w)?, parse(h)?))
+}
+
+/// Files named by the inputs: files as they are, the images directly inside directories, and the
+/// matches of glob patterns (for shells that do not expand them), in order, without duplicates.
+fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let path = Path::new(input);
+        if path.is_file() {
+            files.push(path.to_path_buf());
+        } else if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && has_image_extension(p))
+                .collect();
+            if found.is_empty() {
+                bail!("no images (.png, .jpg, .webp, .bmp) in directory {}", path.display());
+            }
+            found.sort();
+            files.extend(found);
+        } else if input.contains(['*', '?', '[']) {
+            let matches: Vec<PathBuf> = glob::glob(input)
+                .with_context(|| format!("bad pattern `{input}`"))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            if matches.is_empty() {
+                bail!("no files match `{input}`");
+            }
+            files.extend(matches);
+        } else {
+            bail!("input {input} does not exist or is not a file");
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    Ok(files)
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn output_format(path: &Path, quality: Option<u8>) -> Result<OutputFormat> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .with_context(|| format!("cannot tell the output format of {} from its extension", path.display()))?;
+    Ok(OutputFormat::from_extension(ext, quality)?)
+}
+
+/// Where each input's result goes: `output` itself for one input (unless it is a directory), else
+/// `output/NAME_x4.png` (or `NAME_1920x1080.png` for `--fit`).
+fn output_paths(inputs: &[PathBuf], output: &Path, target: Target) -> Result<Vec<PathBuf>> {
+    let to_dir = inputs.len() > 1 || output.is_dir();
+    if !to_dir {
+        return Ok(vec![output.to_path_buf()]);
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create directory {}", output.display()))?;
+    let suffix = match target {
+        Target::Scale(s) => format!("x{s}"),
+        Target::Fit { width, height } => format!("{width}x{height}"),
+    };
+    Ok(inputs
+        .iter()
+        .map(|input| {
+            let stem = input.file_stem().map_or("image".into(), |s| s.to_string_lossy());
+            output.join(format!("{stem}_{suffix}.png"))
+        })
+        .collect())
+}
+
+/// Loads models on first use.
+struct Models<'a> {
+    index: &'a ModelIndex,
+    dir: &'a Path,
+    chosen: &'a Chosen,
+    loaded: HashMap<String, SrModel>,
+}
+
+impl Models<'_> {
+    fn load(&mut self, id: &str) -> Result<()> {
+        if !self.loaded.contains_key(id) {
+            let spec = self.index.get(id)?;
+            let path = self.dir.join(&spec.weights.file);
+            let weights =
+                std::fs::read(&path).with_context(|| format!("cannot read weights {}", path.display()))?;
+            self.loaded.insert(id.to_owned(), SrModel::load(spec, weights, &self.chosen.device)?);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `lupa upscale`.
+pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
+    let mode: Mode = args.mode.parse()?;
+    let target = match (args.fit, args.scale) {
+        (Some((width, height)), _) => Target::Fit { width, height },
+        (None, Some(s)) => Target::Scale(s),
+        // A model alone runs at its own scale.
+        (None, None) => Target::Scale(match &args.model {
+            Some(id) => index.get(id)?.scale,
+            None => 4,
+        }),
+    };
+    if let Target::Scale(s) = target
+        && !recipe::SCALES.contains(&s)
+    {
+        bail!("scale {s}x is not supported; choose 2, 3, 4 or 8");
+    }
+    if let Some(id) = &args.model {
+        index.get(id)?;
+    }
+    let inputs = expand_inputs(&args.inputs)?;
+    let outputs = output_paths(&inputs, &args.output, target)?;
+    for out in &outputs {
+        output_format(out, args.quality)?;
+    }
+
+    let chosen = device::choose(args.backend)?;
+    eprintln!("backend {}", chosen.description);
+    let mut models = Models { index, dir: models_dir, chosen: &chosen, loaded: HashMap::new() };
+
+    let mut failures = 0;
+    for (input, output) in inputs.iter().zip(&outputs) {
+        let started = Instant::now();
+        match upscale_file(&mut models, &args, mode, target, input, output) {
+            Ok((recipe, w, h)) => eprintln!(
+                "{} -> {} ({w}×{h}, {:.1} s): {}",
+                input.display(),
+                output.display(),
+                started.elapsed().as_secs_f64(),
+                recipe.explanation
+            ),
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {}: {e:#}", input.display());
+            }
+        }
+    }
+    if failures > 0 {
+        eprintln!("{failures} of {} files failed", inputs.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    if inputs.len() > 1 {
+        eprintln!("all {} files done", inputs.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes, crops, upscales, resizes and encodes one file. The result is written to a temporary
+/// file beside `output` and renamed into place only when complete, so a failure leaves nothing.
+fn upscale_file(
+    models: &mut Models,
+    args: &UpscaleArgs,
+    mode: Mode,
+    target: Target,
+    input: &Path,
+    output: &Path,
+) -> Result<(Recipe, u32, u32)> {
+    let format = output_format(output, args.quality)?;
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let decoded = codec::decode(&bytes).context("cannot decode this file")?;
+    let mut image = decoded.image;
+    if let Some(c) = args.crop {
+        if u64::from(c.x) + u64::from(c.width) > u64::from(image.width())
+            || u64::from(c.y) + u64::from(c.height) > u64::from(image.height())
+        {
+            bail!(
+                "crop {},{} {}×{} does not fit in the {}×{} image",
+                c.x,
+                c.y,
+                c.width,
+                c.height,
+                image.width(),
+                image.height()
+            );
+        }
+        image = image.crop_imm(c.x, c.y, c.width, c.height);
+    }
+
+    let recipe =
+        recipe::plan(models.index, mode, args.model.as_deref(), image.width(), image.height(), target)?;
+    for id in &recipe.passes {
+        models.load(id)?;
+    }
+    let passes: Vec<(&SrModel, UpscaleOptions)> = recipe
+        .passes
+        .iter()
+        .map(|id| {
+            let model = &models.loaded[id];
+            let tile_size = args.tile.unwrap_or_else(|| {
+                let limits = TileLimits {
+                    memory_budget: DEFAULT_TILE_BUDGET,
+                    max_buffer: models.chosen.max_buffer,
+                    max_side: MAX_AUTO_TILE,
+                };
+                lupa_core::auto_tile_size(&model.spec, limits)
+            });
+            (model, UpscaleOptions { tile_size, overlap: args.overlap })
+        })
+        .collect();
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(1000) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let name = input.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let report = async |p: RecipeProgress| {
+        let tiles = format!("tile {}/{}", p.tiles.tiles_done, p.tiles.tiles_total);
+        let pass = if p.passes > 1 { format!("pass {}/{}, ", p.pass + 1, p.passes) } else { String::new() };
+        bar.set_message(format!("{name} ({pass}{tiles})"));
+        bar.set_position((p.fraction() * 1000.0) as u64);
+        ControlFlow::Continue(())
+    };
+    let result = pollster::block_on(lupa_core::run_passes(&passes, image, recipe.resize_to, report))?;
+    bar.finish_and_clear();
+
+    let (w, h) = (result.width(), result.height());
+    let encoded = codec::encode(result, format, &decoded.metadata)?;
+    write_atomically(output, &encoded)?;
+    Ok((recipe, w, h))
+}
+
+fn write_atomically(output: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lupa-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.persist(output).with_context(|| format!("cannot write {}", output.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_crops_and_sizes() {
+        assert_eq!(parse_crop("10, 20,30,40").unwrap(), Crop { x: 10, y: 20, width: 30, height: 40 });
+        assert!(parse_crop("1,2,3").is_err());
+        assert!(parse_crop("1,2,0,4").is_err());
+        assert_eq!(parse_size("1920x1080").unwrap(), (1920, 1080));
+        assert_eq!(parse_size("3840×2160").unwrap(), (3840, 2160));
+        assert!(parse_size("1920").is_err());
+    }
+}
