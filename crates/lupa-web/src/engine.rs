@@ -2,11 +2,10 @@
 //! file-in, PNG-out upscale ([`upscale_to_png`]) with input decoding, the output-size guard, tile
 //! sizing and PNG encoding.
 
-use std::io::Cursor;
 use std::ops::ControlFlow;
 
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{DynamicImage, ImageEncoder};
+use image::DynamicImage;
+use lupa_core::codec::{self, Decoded, OutputFormat};
 use lupa_core::{ModelSpec, Progress, SrModel, TileLimits, UpscaleJob, UpscaleOptions};
 
 /// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
@@ -51,7 +50,7 @@ pub async fn upscale_to_png(
     tile_size: u32,
     mut between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Upscaled, String> {
-    let image = decode(input)?;
+    let Decoded { image, metadata, .. } = decode(input)?;
     check_output_size(&image, model.spec.scale)?;
     let options = UpscaleOptions { tile_size, overlap: None };
     let mut job = UpscaleJob::new(model, &image, options).map_err(|e| e.to_string())?;
@@ -68,19 +67,17 @@ pub async fn upscale_to_png(
     let tiles = job.plan().tiles.len();
     let result = job.finish().map_err(|e| e.to_string())?;
     let (width, height) = (result.width(), result.height());
-    Ok(Upscaled { png: encode_png(result)?, width, height, tiles, tile_size })
+    let png = codec::encode(result, OutputFormat::Png, &metadata).map_err(|e| e.to_string())?;
+    Ok(Upscaled { png, width, height, tiles, tile_size })
 }
 
-/// Decodes an image file (PNG, JPEG, WebP or BMP), whatever its name says.
+/// Decodes an image file (PNG, JPEG, WebP or BMP) with the core's codec: upright (EXIF
+/// orientation applied once), with its ICC profile and EXIF kept for the output.
 ///
 /// # Errors
 /// A sentence for the user when the bytes are not a supported, intact image.
-pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
-    if bytes.is_empty() {
-        return Err("the file is empty".into());
-    }
-    image::load_from_memory(bytes)
-        .map_err(|e| format!("cannot read this file as an image (PNG, JPEG, WebP or BMP): {e}"))
+pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+    codec::decode(bytes).map_err(|e| e.to_string())
 }
 
 /// Checks that upscaling a `width × height` image of `image`'s colour type by `scale` fits the
@@ -108,26 +105,6 @@ pub fn tile_size(spec: &ModelSpec, max_buffer: Option<u64>) -> u32 {
     lupa_core::auto_tile_size(spec, TileLimits { memory_budget, max_buffer, max_side: MAX_TILE })
 }
 
-/// Encodes `image` as PNG, 8 or 16 bits per channel as the image has (float becomes 16-bit).
-///
-/// # Errors
-/// The encoder's message.
-pub fn encode_png(image: DynamicImage) -> Result<Vec<u8>, String> {
-    let image = match image {
-        DynamicImage::ImageRgb32F(_) => image.to_rgb16().into(),
-        DynamicImage::ImageRgba32F(_) => image.to_rgba16().into(),
-        other => other,
-    };
-    let mut png = Vec::new();
-    // Fast deflate: a 4x result is large and encoding runs on one wasm thread.
-    let encoder =
-        PngEncoder::new_with_quality(Cursor::new(&mut png), CompressionType::Fast, FilterType::Adaptive);
-    encoder
-        .write_image(image.as_bytes(), image.width(), image.height(), image.color().into())
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    Ok(png)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +122,7 @@ mod tests {
 
     #[test]
     fn decodes_a_real_photo_and_rejects_other_bytes() {
-        let image = decode(&fixture("chelsea_64x48.png")).unwrap();
+        let image = decode(&fixture("chelsea_64x48.png")).unwrap().image;
         assert_eq!((image.width(), image.height()), (64, 48));
         assert!(decode(b"").unwrap_err().contains("empty"));
         let err = decode(b"not an image at all").unwrap_err();
@@ -191,10 +168,10 @@ mod tests {
     /// (Chrome stops at 16384), goes through the engine's own path to a valid PNG.
     #[test]
     fn output_wider_than_a_browser_canvas_encodes() {
-        let photo = decode(&fixture("chelsea_64x48.png")).unwrap().to_rgb8();
+        let photo = decode(&fixture("chelsea_64x48.png")).unwrap().image.to_rgb8();
         let strip = image::RgbImage::from_fn(4200, 12, |x, y| *photo.get_pixel(x % 64, 18 + y));
         let mut file = Vec::new();
-        strip.write_to(&mut Cursor::new(&mut file), image::ImageFormat::Png).unwrap();
+        strip.write_to(&mut std::io::Cursor::new(&mut file), image::ImageFormat::Png).unwrap();
 
         let model = load("span-x4");
         let mut reports = Vec::new();
@@ -229,15 +206,16 @@ mod tests {
         assert!(err.contains("cannot read this file as an image"), "{err}");
     }
 
+    /// A camera JPEG stored sideways comes back upright, with its colour profile, as PNG.
     #[test]
-    fn png_round_trips_8_and_16_bit_with_alpha() {
-        let photo = decode(&fixture("chelsea_64x48.png")).unwrap();
-        let back = image::load_from_memory(&encode_png(photo.clone()).unwrap()).unwrap();
-        assert_eq!(back.to_rgb8(), photo.to_rgb8());
-
-        let mut rgba16 = photo.to_rgba16();
-        rgba16.pixels_mut().enumerate().for_each(|(i, p)| p.0[3] = (i * 97 % 65536) as u16);
-        let back = image::load_from_memory(&encode_png(rgba16.clone().into()).unwrap()).unwrap();
-        assert_eq!(back.to_rgba16(), rgba16);
+    fn camera_jpeg_comes_back_upright_with_its_profile() {
+        let model = load("span-x2");
+        let file = fixture("chelsea_64x48_exif6_srgb.jpg");
+        let out = pollster::block_on(upscale_to_png(&model, &file, 0, async |_| ControlFlow::Continue(())))
+            .unwrap();
+        let back = codec::decode(&out.png).unwrap();
+        assert_eq!((back.image.width(), back.image.height()), (128, 96));
+        assert_eq!(back.format, image::ImageFormat::Png);
+        assert!(back.metadata.icc.is_some());
     }
 }
