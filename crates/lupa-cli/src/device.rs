@@ -32,8 +32,7 @@ pub struct Chosen {
 
 /// The largest buffer the device Burn created allows, in bytes.
 fn max_buffer(setup: &WgpuSetup) -> Option<u64> {
-    let limits = setup.device.limits();
-    Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size))
+    Some(lupa_core::largest_buffer(&setup.device.limits()))
 }
 
 /// Creates the device for `choice`.

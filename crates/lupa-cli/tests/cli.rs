@@ -30,17 +30,23 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Runs `lupa`, asserts success, and returns its stderr.
+fn run_ok(args: &[&str]) -> String {
+    let run = lupa(args);
+    assert!(run.status.success(), "{args:?} failed:\n{}", stderr(&run));
+    stderr(&run)
+}
+
 #[test]
 fn upscales_a_photo_4x_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("face.png");
     let input = fixture("astronaut_face_40x32.png");
-    let run =
-        lupa(&["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cpu", "-q"]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    let log =
+        run_ok(&["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cpu", "-q"]);
     let result = image::open(&out).unwrap();
     assert_eq!((result.width(), result.height()), (160, 128));
-    assert!(stderr(&run).contains("span-x4"), "default model for 4x is SPAN: {}", stderr(&run));
+    assert!(log.contains("span-x4"), "default model for 4x is SPAN: {log}");
     assert_eq!(entries(dir.path()), vec!["face.png"]);
 }
 
@@ -49,7 +55,7 @@ fn scale_two_picks_span_x2_and_jpeg_output_works() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("face.jpg");
     let input = fixture("astronaut_face_40x32.png");
-    let run = lupa(&[
+    let log = run_ok(&[
         "upscale",
         input.to_str().unwrap(),
         "-o",
@@ -61,8 +67,7 @@ fn scale_two_picks_span_x2_and_jpeg_output_works() {
         "--tile",
         "16",
     ]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    assert!(stderr(&run).contains("span-x2"));
+    assert!(log.contains("span-x2"), "{log}");
     let result = image::open(&out).unwrap();
     assert_eq!((result.width(), result.height()), (80, 64));
 }
@@ -168,12 +173,6 @@ fn batch_writes_the_good_files_and_reports_the_bad() {
     assert!(!run.status.success());
     assert!(stderr(&run).contains("1 of 3 files failed"), "{}", stderr(&run));
     assert_eq!(entries(&out_dir), vec!["astronaut_face_40x32_x2.png", "cartoon_32x40_x2.png"]);
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let run = lupa(args);
-    assert!(run.status.success(), "{args:?} failed:\n{}", stderr(&run));
-    stderr(&run)
 }
 
 #[test]

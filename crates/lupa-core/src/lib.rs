@@ -22,8 +22,8 @@ pub use error::{LupaError, Result};
 pub use image;
 pub use model::{Network, SrModel, sha256_hex};
 pub use pipeline::{
-    Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, plan_for, run_passes,
-    upscale_image,
+    Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer,
+    plan_for, run_passes, upscale_image,
 };
 pub use registry::{
     Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,

@@ -50,6 +50,12 @@ pub struct TileLimits {
     pub max_side: u32,
 }
 
+/// The largest buffer a wgpu device allows, for [`TileLimits::max_buffer`]: the smaller of its
+/// `max_storage_buffer_binding_size` and `max_buffer_size`.
+pub fn largest_buffer(limits: &burn::tensor::wgpu::wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
 /// The tile core side (input pixels) for `spec` under `limits`: the largest that fits the memory
 /// budget and keeps every buffer under the device's limit (see
 /// [`crate::Architecture::largest_buffer_bytes_per_pixel`]). At least 16.
@@ -154,6 +160,27 @@ impl<'m> UpscaleJob<'m> {
     pub fn finish(self) -> Result<DynamicImage> {
         if self.is_done() { Ok(self.canvas) } else { Err(LupaError::Cancelled) }
     }
+
+    /// Runs every tile and returns the result. `between_tiles` is awaited with the progress before
+    /// each tile and once after the last; it may yield to an event loop, and returning
+    /// `ControlFlow::Break(())` cancels.
+    ///
+    /// # Errors
+    /// [`LupaError::Cancelled`], and those of [`UpscaleJob::step`].
+    pub async fn run(
+        mut self,
+        mut between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<DynamicImage> {
+        loop {
+            if between_tiles(self.progress()).await.is_break() {
+                return Err(LupaError::Cancelled);
+            }
+            if self.is_done() {
+                return self.finish();
+            }
+            self.step().await?;
+        }
+    }
 }
 
 /// Upscales any decoded image, keeping its colour type, bit depth and alpha (see the module docs).
@@ -172,17 +199,7 @@ pub async fn upscale_image(
     options: UpscaleOptions,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<DynamicImage> {
-    let mut job = UpscaleJob::new(model, image, options)?;
-    if progress(job.progress()).is_break() {
-        return Err(LupaError::Cancelled);
-    }
-    while !job.is_done() {
-        let done = job.step().await?;
-        if progress(done).is_break() {
-            return Err(LupaError::Cancelled);
-        }
-    }
-    job.finish()
+    UpscaleJob::new(model, image, options)?.run(async |p| progress(p)).await
 }
 
 /// Runs the model on one tile and returns the upscaled (padded) tile as `[3, H', W']` planar data.
@@ -384,18 +401,8 @@ pub async fn run_passes(
 ) -> Result<DynamicImage> {
     let mut image = image;
     for (pass, (model, options)) in passes.iter().enumerate() {
-        let mut job = UpscaleJob::new(model, &image, *options)?;
-        loop {
-            let report = RecipeProgress { pass, passes: passes.len(), tiles: job.progress() };
-            if between_tiles(report).await.is_break() {
-                return Err(LupaError::Cancelled);
-            }
-            if job.is_done() {
-                break;
-            }
-            job.step().await?;
-        }
-        image = job.finish()?;
+        let report = async |tiles| between_tiles(RecipeProgress { pass, passes: passes.len(), tiles }).await;
+        image = UpscaleJob::new(model, &image, *options)?.run(report).await?;
     }
     if let Some((w, h)) = resize_to
         && (w, h) != (image.width(), image.height())

@@ -48,24 +48,16 @@ pub async fn upscale_to_png(
     model: &SrModel,
     input: &[u8],
     tile_size: u32,
-    mut between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
+    between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Upscaled, String> {
     let Decoded { image, metadata, .. } = decode(input)?;
     check_output_size(&image, model.spec.scale)?;
     let options = UpscaleOptions { tile_size, overlap: None };
-    let mut job = UpscaleJob::new(model, &image, options).map_err(|e| e.to_string())?;
+    let job = UpscaleJob::new(model, &image, options).map_err(|e| e.to_string())?;
     drop(image);
-    loop {
-        if between_tiles(job.progress()).await.is_break() {
-            return Err("cancelled".into());
-        }
-        if job.is_done() {
-            break;
-        }
-        job.step().await.map_err(|e| e.to_string())?;
-    }
     let tiles = job.plan().tiles.len();
-    let result = job.finish().map_err(|e| e.to_string())?;
+    // A cancelled run's error reads "cancelled", which the worker script recognises.
+    let result = job.run(between_tiles).await.map_err(|e| e.to_string())?;
     let (width, height) = (result.width(), result.height());
     let png = codec::encode(result, OutputFormat::Png, &metadata).map_err(|e| e.to_string())?;
     Ok(Upscaled { png, width, height, tiles, tile_size })

@@ -121,7 +121,6 @@ async fn webgpu() -> Result<(Device, BackendInfo), String> {
         return Err(format!("test computation gave a wrong result: {data:?}"));
     }
     let adapter = setup.adapter.get_info();
-    let limits = setup.device.limits();
     let name = [adapter.name.as_str(), adapter.driver.as_str(), adapter.driver_info.as_str()]
         .into_iter()
         .filter(|s| !s.is_empty())
@@ -132,7 +131,7 @@ async fn webgpu() -> Result<(Device, BackendInfo), String> {
         backend: "webgpu",
         adapter: name,
         reason: "A WebGPU adapter was found and passed a test computation".into(),
-        max_buffer: Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)),
+        max_buffer: Some(lupa_core::largest_buffer(&setup.device.limits())),
     };
     Ok((device, info))
 }
