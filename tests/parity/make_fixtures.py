@@ -13,6 +13,11 @@ Run after `cargo run -p lupa-import` (which fills the package cache):
 
 ncnn runs on the CPU in f32 (fp16/bf16 storage and arithmetic off) so the reference is the model's
 full-precision output.
+
+The Real-CUGAN .param files hold only the two U-Nets; the steps around them are done here as
+realcugan-ncnn-vulkan and upstream's upcunet_v3.py do them: reflect padding by 18 (2x), 14 (3x) or
+19 (4x) px plus up to an even size (a multiple of 4 at 3x), a crop of the output to s·H × s·W, and
+at 4x the nearest-neighbour upsampled input added.
 """
 import argparse
 import hashlib
@@ -48,7 +53,7 @@ def source_files(spec, cache):
     return paths
 
 
-def run_ncnn(param, binary, rgb):
+def run_ncnn(param, binary, rgb, names=("data", "output")):
     net = ncnn.Net()
     opt = net.opt
     opt.use_vulkan_compute = False
@@ -61,25 +66,44 @@ def run_ncnn(param, binary, rgb):
     assert net.load_model(str(binary)) == 0, binary
     x = np.ascontiguousarray((rgb.astype(np.float32) / 255.0).transpose(2, 0, 1))
     ex = net.create_extractor()
-    ex.input("data", ncnn.Mat(x))
-    ret, out = ex.extract("output")
+    ex.input(names[0], ncnn.Mat(x))
+    ret, out = ex.extract(names[1])
     assert ret == 0, ret
     return np.array(out, dtype=np.float32)
+
+
+def run_cugan(param, binary, rgb, scale):
+    """Real-CUGAN se: the ncnn U-Nets with upstream's padding, crop and 4x residual around them."""
+    h, w = rgb.shape[:2]
+    pad, multiple = {2: (18, 2), 3: (14, 4), 4: (19, 2)}[scale]
+    ph, pw = -h % multiple, -w % multiple
+    x = np.pad(rgb.astype(np.float32), ((pad, pad + ph), (pad, pad + pw), (0, 0)), mode="reflect")
+    y = run_ncnn(param, binary, x, names=("in0", "out0"))[:, : scale * h, : scale * w]
+    if scale == 4:
+        y = y + (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1).repeat(4, axis=1).repeat(4, axis=2)
+    return np.ascontiguousarray(y)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path.home() / ".cache/lupa-import")
+    parser.add_argument("--only", help="comma-separated model ids (default: every model)")
     args = parser.parse_args()
     index = json.loads((ROOT / "models/index.json").read_text())
     out_dir = ROOT / "tests/fixtures/parity"
     out_dir.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
     for spec in index["models"]:
+        if only and spec["id"] not in only:
+            continue
         param, binary = source_files(spec, args.cache)
         for image in IMAGES:
             rgb = np.asarray(Image.open(ROOT / "tests/fixtures/images" / image).convert("RGB"))
-            y = run_ncnn(param, binary, rgb)
             s = spec["scale"]
+            if spec["architecture"]["type"] == "up_cunet":
+                y = run_cugan(param, binary, rgb, s)
+            else:
+                y = run_ncnn(param, binary, rgb)
             assert y.shape == (3, rgb.shape[0] * s, rgb.shape[1] * s), y.shape
             name = f'{spec["id"]}__{pathlib.Path(image).stem}.safetensors'
             save_file({"output": y}, out_dir / name, metadata={

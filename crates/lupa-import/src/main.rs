@@ -130,7 +130,7 @@ fn read_checked(root: &Path, path: &str, sha256: &str) -> Result<Vec<u8>> {
 
 /// Converts one model and returns its registry entry.
 fn import(entry: &Entry, root: &Path, out: &Path) -> Result<ModelSpec> {
-    let param = read_checked(root, entry.param_path, entry.param_sha256)?;
+    let param = read_checked(root, &entry.param_path, entry.param_sha256)?;
     let bin_path = entry.bin_path();
     let bin = read_checked(root, &bin_path, entry.bin_sha256)?;
     let model = NcnnModel::parse(std::str::from_utf8(&param)?, &bin)?;
@@ -138,19 +138,20 @@ fn import(entry: &Entry, root: &Path, out: &Path) -> Result<ModelSpec> {
     let named = (entry.map)(&model, &architecture)?;
 
     let params: u64 = named.iter().map(|n| n.blob.data.len() as u64).sum();
-    let macs_per_pixel: u64 = named
+    let macs_per_pixel = named
         .iter()
         .filter(|n| n.blob.shape.len() == 4)
-        .map(|n| n.blob.data.len() as u64 * n.pixel_factor)
-        .sum();
+        .map(|n| n.blob.data.len() as f64 * n.pixel_factor)
+        .sum::<f64>()
+        .round() as u64;
     let bytes = to_safetensors(&named, entry)?;
     let file = format!("{}.safetensors", entry.id);
     std::fs::write(out.join(&file), &bytes)?;
 
     let spec = ModelSpec {
-        id: entry.id.into(),
-        name: entry.name.into(),
-        description: entry.description.into(),
+        id: entry.id.clone(),
+        name: entry.name.clone(),
+        description: entry.description.clone(),
         kind: entry.kind,
         scale: entry.scale,
         architecture,
@@ -171,7 +172,7 @@ fn import(entry: &Entry, root: &Path, out: &Path) -> Result<ModelSpec> {
             version: entry.package.version.into(),
             archive_sha256: entry.package.archive_sha256.into(),
             files: vec![
-                SourceFile { path: entry.param_path.into(), sha256: entry.param_sha256.into() },
+                SourceFile { path: entry.param_path.clone(), sha256: entry.param_sha256.into() },
                 SourceFile { path: bin_path, sha256: entry.bin_sha256.into() },
             ],
         },

@@ -62,6 +62,37 @@ pub struct Blob {
     pub data: BlobData,
 }
 
+impl Blob {
+    /// The same values seen with another shape of as many elements.
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    pub fn reshaped(&self, shape: Vec<usize>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), self.data.len(), "reshape to {shape:?}");
+        Self { shape, data: self.data.clone() }
+    }
+
+    /// Swaps the first two axes of a 4-D blob: `[a][b][h][w]` → `[b][a][h][w]`.
+    ///
+    /// # Panics
+    /// If the blob is not 4-D.
+    pub fn swap_first_axes(&self) -> Self {
+        let [a, b, h, w] = self.shape[..] else {
+            panic!("swap_first_axes needs 4 axes, got {:?}", self.shape)
+        };
+        let source = |i: usize| {
+            let (j, rest) = (i / (a * h * w), i % (a * h * w));
+            let (k, inner) = (rest / (h * w), rest % (h * w));
+            (k * b + j) * h * w + inner
+        };
+        let data = match &self.data {
+            BlobData::F16(v) => BlobData::F16((0..v.len()).map(|i| v[source(i)]).collect()),
+            BlobData::F32(v) => BlobData::F32((0..v.len()).map(|i| v[source(i)]).collect()),
+        };
+        Self { shape: vec![b, a, h, w], data }
+    }
+}
+
 /// One layer of the graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
@@ -344,6 +375,18 @@ mod tests {
         assert_eq!(conv.blobs[1].data, BlobData::F32(vec![0.25]));
         assert_eq!(model.layers[2].blobs[0].data, BlobData::F32(vec![0.1]));
         assert_eq!(model.layers[3].float(2, 0.0), 0.5);
+    }
+
+    #[test]
+    fn swaps_the_first_two_axes() {
+        // [2][3][1][2] with values equal to their flat index.
+        let blob = Blob { shape: vec![2, 3, 1, 2], data: BlobData::F32((0..12).map(|i| i as f32).collect()) };
+        let swapped = blob.swap_first_axes();
+        assert_eq!(swapped.shape, vec![3, 2, 1, 2]);
+        // swapped[k][j][0][x] = blob[j][k][0][x] = j·6 + k·2 + x
+        let expected = [0., 1., 6., 7., 2., 3., 8., 9., 4., 5., 10., 11.];
+        assert_eq!(swapped.data, BlobData::F32(expected.to_vec()));
+        assert_eq!(swapped.swap_first_axes(), blob);
     }
 
     #[test]

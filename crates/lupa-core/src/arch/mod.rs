@@ -5,10 +5,12 @@
 //! ncnn files we ship, which are exports of the upstream PyTorch code named in each module.
 
 mod compact;
+mod cugan;
 mod rrdb;
 mod span;
 
 pub use compact::{SrVggNetCompact, SrVggNetCompactConfig};
+pub use cugan::{SeBlock, UNet1, UNet2, UNetConv, UpCunet, UpCunetConfig};
 pub use rrdb::{ResidualDenseBlock, Rrdb, RrdbNet, RrdbNetConfig};
 pub use span::{Span, SpanBlock, SpanConfig};
 
