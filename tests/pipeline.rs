@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use lupa_core::burn::tensor::Device;
 use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
-use lupa_core::{LupaError, Progress, UpscaleOptions};
+use lupa_core::{LupaError, Progress, UpscaleJob, UpscaleOptions};
 use lupa_tests::{load, open, samples, upscale};
 
 /// A 96×80 crop of the astronaut photo: big enough for several tiles, small enough for the CPU.
@@ -140,4 +140,46 @@ fn one_pixel_image_upscales() {
     let dot = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(1, 1, Luma([200u8])));
     let out = upscale(&model, &dot, 256, None);
     assert_eq!(out.dimensions(), (4, 4));
+}
+
+/// Real-CUGAN's tiles share the SE means of the downscaled whole image, so they agree exactly with
+/// a whole-image run given the same means; against whole-image means the result differs a little
+/// everywhere (printed), never at the seams. Tiles start at even offsets (multiples of 4 at 3x):
+/// the stride-2 layers are not shift-invariant.
+fn assert_realcugan_tiles_agree(id: &str) {
+    let model = load(id, &Device::flex());
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let run = |job: UpscaleJob| pollster::block_on(job.run(async |_| ControlFlow::Continue(()))).unwrap();
+    let tiled_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 36, overlap: None }).unwrap();
+    assert!(tiled_job.plan().tiles.len() >= 6);
+    let context = tiled_job.context().cloned();
+    assert!(context.is_some(), "{id}: a tiled Real-CUGAN run needs whole-image SE means");
+    let tiled = samples(&run(tiled_job));
+    let whole_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 0, overlap: None }).unwrap();
+    assert!(whole_job.context().is_none());
+    let exact = samples(&run(whole_job));
+    let whole_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 0, overlap: None }).unwrap();
+    let same_means = samples(&run(whole_job.with_context(context)));
+    let max = max_abs_diff(&same_means, &tiled);
+    println!(
+        "{id}: tiled vs whole with the same SE means max |diff| {:.4}/255; vs whole-image means PSNR {:.1} dB",
+        max * 255.0,
+        psnr(&exact, &tiled, 1.0)
+    );
+    assert!(max <= 1.0 / 255.0, "{id}: tiles differ from the whole image by {:.3}/255", max * 255.0);
+}
+
+#[test]
+fn tiled_realcugan_x2_agrees() {
+    assert_realcugan_tiles_agree("realcugan-se-x2-no-denoise");
+}
+
+#[test]
+fn tiled_realcugan_x3_agrees() {
+    assert_realcugan_tiles_agree("realcugan-se-x3-denoise3x");
+}
+
+#[test]
+fn tiled_realcugan_x4_agrees() {
+    assert_realcugan_tiles_agree("realcugan-se-x4-conservative");
 }

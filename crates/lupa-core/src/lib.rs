@@ -20,7 +20,7 @@ pub mod tiling;
 pub use burn;
 pub use error::{LupaError, Result};
 pub use image;
-pub use model::{Network, SrModel, sha256_hex};
+pub use model::{ImageContext, Network, SrModel, sha256_hex};
 pub use pipeline::{
     Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer,
     plan_for, run_passes, upscale_image,

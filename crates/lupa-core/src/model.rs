@@ -5,7 +5,7 @@ use burn::tensor::{DType, Device, Tensor};
 use burn_store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use sha2::{Digest, Sha256};
 
-use crate::arch::{RrdbNet, Span, SrVggNetCompact, UpCunet};
+use crate::arch::{RrdbNet, SeMeans, Span, SrVggNetCompact, UpCunet};
 use crate::error::{LupaError, Result};
 use crate::registry::{Architecture, ModelSpec};
 
@@ -47,6 +47,32 @@ impl Network {
         }
     }
 
+    /// Whether a tile's result depends on statistics of the whole image (Real-CUGAN's SE blocks),
+    /// so that tiles need an [`ImageContext`] to agree with each other.
+    pub fn needs_image_context(&self) -> bool {
+        matches!(self, Self::UpCunet(_))
+    }
+
+    /// The whole-image statistics of `x` (usually a downscaled copy of the whole image); `None`
+    /// for networks that need none.
+    ///
+    /// # Shapes
+    /// `x`: `[1, 3, H, W]` RGB in `[0, 1]`.
+    pub fn image_context(&self, x: Tensor<4>) -> Option<ImageContext> {
+        match self {
+            Self::UpCunet(m) => Some(ImageContext::SeMeans(m.se_means(x))),
+            _ => None,
+        }
+    }
+
+    /// [`Network::forward`] for a tile of an image whose [`ImageContext`] is `context`.
+    pub fn forward_in(&self, x: Tensor<4>, context: Option<&ImageContext>) -> Tensor<4> {
+        match (self, context) {
+            (Self::UpCunet(m), Some(ImageContext::SeMeans(means))) => m.forward_with_means(x, means),
+            _ => self.forward(x),
+        }
+    }
+
     fn load_safetensors(&mut self, bytes: Vec<u8>) -> std::result::Result<(), String> {
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
             .with_from_adapter(FloatCastAdapter::to(DType::F32))
@@ -82,6 +108,13 @@ impl Network {
             Self::UpCunet(m) => m.num_params(),
         }
     }
+}
+
+/// Statistics of a whole image that some networks use in every tile.
+#[derive(Debug, Clone)]
+pub enum ImageContext {
+    /// Real-CUGAN's squeeze-excitation channel means.
+    SeMeans(SeMeans),
 }
 
 /// A model from the registry with its weights loaded.

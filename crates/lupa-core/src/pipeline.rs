@@ -14,14 +14,14 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageBuffer, Luma, Pixel, Rgb32FImage};
 
 use crate::error::{LupaError, Result};
-use crate::model::SrModel;
+use crate::model::{ImageContext, SrModel};
 use crate::registry::ModelSpec;
-use crate::tiling::{Tile, TileParams, TilePlan, plan_tiles, tile_size_for_budget};
+use crate::tiling::{Rect, Tile, TileParams, TilePlan, plan_tiles, tile_size_for_budget};
 
 /// How to run an upscale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,7 @@ pub fn plan_for(model: &SrModel, width: u32, height: u32, options: UpscaleOption
             overlap: options.overlap.unwrap_or(input.default_overlap),
             multiple_of: input.multiple_of,
             min_size: input.min_size,
+            align: input.align,
         },
     )
 }
@@ -110,6 +111,7 @@ pub struct UpscaleJob<'m> {
     model: &'m SrModel,
     rgb: Rgb32FImage,
     plan: TilePlan,
+    context: Option<ImageContext>,
     next: usize,
     canvas: DynamicImage,
 }
@@ -122,12 +124,34 @@ impl<'m> UpscaleJob<'m> {
     pub fn new(model: &'m SrModel, image: &DynamicImage, options: UpscaleOptions) -> Result<Self> {
         let plan = plan_for(model, image.width(), image.height(), options)?;
         let canvas = new_canvas(image, plan.output_width(), plan.output_height());
-        Ok(Self { model, rgb: image.to_rgb32f(), plan, next: 0, canvas })
+        let rgb = image.to_rgb32f();
+        let context = if plan.tiles.len() > 1 && model.network.needs_image_context() {
+            let (w, h) = plan.max_model_input();
+            let small = context_image(&rgb, w.min(h), model.spec.input.min_size);
+            model.network.image_context(to_tensor(&small, &model.device))
+        } else {
+            None
+        };
+        Ok(Self { model, rgb, plan, context, next: 0, canvas })
     }
 
     /// The tile plan.
     pub fn plan(&self) -> &TilePlan {
         &self.plan
+    }
+
+    /// The whole-image statistics every tile uses: for Real-CUGAN, when the image takes several
+    /// tiles, the SE means of the whole image downscaled to the largest tile's size (the tiles
+    /// then agree with each other exactly; see [`crate::arch::UpCunet`]).
+    pub fn context(&self) -> Option<&ImageContext> {
+        self.context.as_ref()
+    }
+
+    /// Replaces the whole-image statistics (e.g. to run the whole image with a tiled run's).
+    #[must_use]
+    pub fn with_context(mut self, context: Option<ImageContext>) -> Self {
+        self.context = context;
+        self
     }
 
     /// Tiles done so far and in all.
@@ -146,7 +170,7 @@ impl<'m> UpscaleJob<'m> {
     /// [`LupaError::Backend`] when reading the tile back fails.
     pub async fn step(&mut self) -> Result<Progress> {
         if let Some(tile) = self.plan.tiles.get(self.next) {
-            let upscaled = run_tile(self.model, &self.rgb, tile).await?;
+            let upscaled = run_tile(self.model, &self.rgb, tile, self.context.as_ref()).await?;
             paste_crop(&mut self.canvas, &upscaled, tile, self.plan.scale);
             self.next += 1;
         }
@@ -202,13 +226,40 @@ pub async fn upscale_image(
     UpscaleJob::new(model, image, options)?.run(async |p| progress(p)).await
 }
 
+/// The whole image, downscaled (triangle filter, which averages over the scale factor) so that its
+/// longer side is at most `max_side` and each side at least `min_size` (edges replicated): what
+/// one tile-sized pass can take in to compute whole-image statistics.
+fn context_image(image: &Rgb32FImage, max_side: u32, min_size: u32) -> PlanarRgb {
+    let (w, h) = image.dimensions();
+    let factor = (f64::from(max_side) / f64::from(w.max(h))).min(1.0);
+    let size = |side: u32| ((f64::from(side) * factor).round() as u32).max(1);
+    let small = imageops::resize(image, size(w), size(h), FilterType::Triangle);
+    let all = Rect { x: 0, y: 0, width: small.width(), height: small.height() };
+    let tile = Tile {
+        core: all,
+        input: all,
+        pad_right: min_size.saturating_sub(all.width),
+        pad_bottom: min_size.saturating_sub(all.height),
+        output: all,
+        crop: all,
+    };
+    extract_padded(&small, &tile)
+}
+
+fn to_tensor(planar: &PlanarRgb, device: &Device) -> Tensor<4> {
+    let (w, h) = (planar.width as usize, planar.height as usize);
+    Tensor::<4>::from_data(TensorData::new(planar.data.clone(), [1, 3, h, w]), device)
+}
+
 /// Runs the model on one tile and returns the upscaled (padded) tile as `[3, H', W']` planar data.
-async fn run_tile(model: &SrModel, image: &Rgb32FImage, tile: &Tile) -> Result<PlanarRgb> {
-    let input = extract_padded(image, tile);
-    let device = &model.device;
-    let (w, h) = (input.width as usize, input.height as usize);
-    let x = Tensor::<4>::from_data(TensorData::new(input.data, [1, 3, h, w]), device);
-    let y = model.network.forward(x);
+async fn run_tile(
+    model: &SrModel,
+    image: &Rgb32FImage,
+    tile: &Tile,
+    context: Option<&ImageContext>,
+) -> Result<PlanarRgb> {
+    let x = to_tensor(&extract_padded(image, tile), &model.device);
+    let y = model.network.forward_in(x, context);
     let [_, _, out_h, out_w] = y.dims();
     let data = y
         .into_data_async()

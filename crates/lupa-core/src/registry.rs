@@ -108,11 +108,19 @@ pub struct InputRequirements {
     pub multiple_of: u32,
     /// Smallest tile side in pixels the model accepts.
     pub min_size: u32,
+    /// Tiles must start at multiples of this many pixels (2 or 4 for networks with stride-2
+    /// layers, which are not shift-invariant; 1 for the others).
+    #[serde(default = "one")]
+    pub align: u32,
     /// Receptive-field radius in input pixels: an output pixel depends on input pixels at most
     /// this far away. An overlap of this many pixels makes tiling exact.
     pub receptive_radius: u32,
     /// Overlap (context padding) used by default when tiling, in input pixels.
     pub default_overlap: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The weights file in `models/`.

@@ -45,6 +45,9 @@ pub struct TileParams {
     pub multiple_of: u32,
     /// The model's smallest accepted side (padded up to, like `multiple_of`).
     pub min_size: u32,
+    /// Tile inputs start at multiples of this: a network with stride-2 layers computes something
+    /// else for the same pixels at an odd offset (it is not shift-invariant).
+    pub align: u32,
 }
 
 /// One tile of a [`TilePlan`].
@@ -119,13 +122,13 @@ fn padding_to(size: u32, multiple_of: u32, min_size: u32) -> u32 {
 /// - [`LupaError::BadInput`] for an empty image, a zero scale or a zero `multiple_of`.
 /// - [`LupaError::LimitExceeded`] when the output side would not fit in `u32`.
 pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePlan> {
-    let TileParams { scale, tile_size, overlap, multiple_of, min_size } = params;
+    let TileParams { scale, tile_size, overlap, multiple_of, min_size, align } = params;
     if width == 0 || height == 0 {
         return Err(LupaError::BadInput(format!("image is empty ({width}×{height} pixels)")));
     }
-    if scale == 0 || multiple_of == 0 {
+    if scale == 0 || multiple_of == 0 || align == 0 {
         return Err(LupaError::BadInput(format!(
-            "scale ({scale}) and multiple_of ({multiple_of}) must be at least 1"
+            "scale ({scale}), multiple_of ({multiple_of}) and align ({align}) must be at least 1"
         )));
     }
     let (Some(_), Some(_)) = (width.checked_mul(scale), height.checked_mul(scale)) else {
@@ -140,8 +143,8 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
     for (cy, ch) in split_balanced(height, count(height)) {
         for (cx, cw) in split_balanced(width, count(width)) {
             let core = Rect { x: cx, y: cy, width: cw, height: ch };
-            let x0 = cx.saturating_sub(overlap);
-            let y0 = cy.saturating_sub(overlap);
+            let x0 = cx.saturating_sub(overlap) / align * align;
+            let y0 = cy.saturating_sub(overlap) / align * align;
             let x1 = cx.saturating_add(cw).saturating_add(overlap).min(width);
             let y1 = cy.saturating_add(ch).saturating_add(overlap).min(height);
             let input = Rect { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
@@ -183,7 +186,7 @@ mod tests {
     use super::*;
 
     fn params(scale: u32, tile_size: u32, overlap: u32) -> TileParams {
-        TileParams { scale, tile_size, overlap, multiple_of: 1, min_size: 1 }
+        TileParams { scale, tile_size, overlap, multiple_of: 1, min_size: 1, align: 1 }
     }
 
     /// Counts how often each output pixel is written; every count must be exactly one.
@@ -210,8 +213,9 @@ mod tests {
             assert!(t.input.y + t.input.height >= t.core.y + t.core.height);
             assert!(t.input.x + t.input.width <= plan.width);
             assert!(t.input.y + t.input.height <= plan.height);
-            // The context is the overlap, or whatever the image border leaves.
-            assert_eq!(t.core.x - t.input.x, p.overlap.min(t.core.x));
+            // The context is the overlap (widened to the alignment), or what the border leaves.
+            assert_eq!(t.input.x, t.core.x.saturating_sub(p.overlap) / p.align * p.align);
+            assert_eq!(t.input.y, t.core.y.saturating_sub(p.overlap) / p.align * p.align);
             // The crop lies inside the upscaled padded input and has the output's size.
             let padded_w = (t.input.width + t.pad_right) * p.scale;
             let padded_h = (t.input.height + t.pad_bottom) * p.scale;
@@ -285,12 +289,27 @@ mod tests {
 
     #[test]
     fn model_size_rules_add_padding() {
-        let p = TileParams { scale: 2, tile_size: 40, overlap: 6, multiple_of: 4, min_size: 16 };
+        let p = TileParams { scale: 2, tile_size: 40, overlap: 6, multiple_of: 4, min_size: 16, align: 1 };
         let plan = plan_tiles(45, 9, p).unwrap();
         assert_consistent(&plan, p);
         assert_exact_cover(&plan);
         // 9 rows: padded up to the minimum of 16.
         assert!(plan.tiles.iter().all(|t| t.input.height + t.pad_bottom == 16));
+    }
+
+    #[test]
+    fn aligned_tiles_start_at_multiples() {
+        let p = TileParams { align: 4, ..params(3, 30, 7) };
+        let plan = plan_tiles(101, 67, p).unwrap();
+        assert_consistent(&plan, p);
+        assert_exact_cover(&plan);
+        assert!(plan.tiles.len() > 4);
+        assert!(plan.tiles.iter().any(|t| t.core.x > 7 && (t.core.x - 7) % 4 != 0), "test needs rounding");
+        for t in &plan.tiles {
+            assert_eq!((t.input.x % 4, t.input.y % 4), (0, 0), "{t:?}");
+            // Alignment only widens the context, never below the overlap asked for.
+            assert!(t.core.x - t.input.x >= t.core.x.min(7), "{t:?}");
+        }
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub fn entries() -> Vec<Entry> {
             input: InputRequirements {
                 multiple_of: 1,
                 min_size: 1,
+                align: 1,
                 receptive_radius: 21,
                 default_overlap: 16,
             },
@@ -135,6 +136,7 @@ pub fn entries() -> Vec<Entry> {
             input: InputRequirements {
                 multiple_of: 1,
                 min_size: 1,
+                align: 1,
                 receptive_radius: 21,
                 default_overlap: 16,
             },
@@ -159,6 +161,7 @@ pub fn entries() -> Vec<Entry> {
             input: InputRequirements {
                 multiple_of: 1,
                 min_size: 1,
+                align: 1,
                 receptive_radius: 34,
                 default_overlap: 32,
             },
@@ -181,6 +184,7 @@ pub fn entries() -> Vec<Entry> {
             input: InputRequirements {
                 multiple_of: 1,
                 min_size: 1,
+                align: 1,
                 receptive_radius: 18,
                 default_overlap: 20,
             },
@@ -206,6 +210,7 @@ pub fn entries() -> Vec<Entry> {
             input: InputRequirements {
                 multiple_of: 1,
                 min_size: 1,
+                align: 1,
                 receptive_radius: 352,
                 default_overlap: 16,
             },
@@ -275,9 +280,11 @@ fn cugan_entries() -> Vec<Entry> {
                 // Upstream tiles with its reflect padding (18/14/19 px) as context; the SE gates
                 // of a tile see only that tile, so some difference at seams remains (measured in
                 // tests/pipeline.rs).
+                // unet1 halves the input once; unet2 halves its input (at s·x, or 2·x at 4x) twice.
                 input: InputRequirements {
                     multiple_of: 1,
                     min_size,
+                    align: if scale == 3 { 4 } else { 2 },
                     receptive_radius: config.prepadding() as u32,
                     default_overlap: 24,
                 },

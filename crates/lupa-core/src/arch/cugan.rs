@@ -8,7 +8,10 @@
 //! `s·H × s·W`, and at 4x a nearest-neighbour upsample of the input is added.
 //!
 //! The SE blocks scale each channel by a gate computed from the channel's mean over the *whole*
-//! input, so a tile's result depends a little on the tile's extent: see [`UpCunet::forward`].
+//! input, so a tile run on its own gets other gates than the whole image and tiles show seams.
+//! [`UpCunet::se_means`] records the means of one pass (e.g. over a downscaled copy of the whole
+//! image, as realcugan-ncnn-vulkan's `-c 3` "very rough sync" does) and
+//! [`UpCunet::forward_with_means`] runs every tile with them.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -126,13 +129,29 @@ pub struct SeBlock {
 }
 
 impl SeBlock {
+    /// Scales `x` by the gates of its own channel means, or of `state`'s fixed means.
+    ///
     /// # Shapes
     /// `[batch, C, H, W] → [batch, C, H, W]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let means = x.clone().mean_dim(3).mean_dim(2);
+    fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
+        let means = match &state.fixed {
+            Some(fixed) => fixed[state.recorded.len()].clone(),
+            None => x.clone().mean_dim(3).mean_dim(2),
+        };
+        state.recorded.push(means.clone());
         let gate = sigmoid(self.conv2.forward(relu(self.conv1.forward(means))));
         x * gate
     }
+}
+
+/// The channel means the SE blocks use, in the order they run.
+#[derive(Debug, Clone)]
+pub struct SeMeans(Vec<Tensor<4>>);
+
+/// Means to use instead of computing them (`fixed`), and those used so far (`recorded`).
+struct SeState {
+    fixed: Option<Vec<Tensor<4>>>,
+    recorded: Vec<Tensor<4>>,
 }
 
 /// Two valid 3×3 convolutions with LeakyReLU(0.1), optionally followed by an SE block.
@@ -160,11 +179,11 @@ impl UNetConv {
 
     /// # Shapes
     /// `[batch, in, H, W] → [batch, out, H − 4, W − 4]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let x = leaky_relu(self.conv1.forward(x), SLOPE);
         let x = leaky_relu(self.conv2.forward(x), SLOPE);
         match &self.seblock {
-            Some(se) => se.forward(x),
+            Some(se) => se.forward(x, state),
             None => x,
         }
     }
@@ -191,10 +210,10 @@ impl UNet1 {
     /// # Shapes
     /// `[batch, 3, H, W] → [batch, out, 2H − 32, 2W − 32]` at 2x and 4x, `3H − 44` at 3x
     /// (`H − 4` must be even)
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x1 = self.conv1.forward(x);
+    fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
+        let x1 = self.conv1.forward(x, state);
         let x2 = leaky_relu(self.conv1_down.forward(x1.clone()), SLOPE);
-        let x2 = self.conv2.forward(x2);
+        let x2 = self.conv2.forward(x2, state);
         let x2 = leaky_relu(self.conv2_up.forward(x2), SLOPE);
         let x3 = leaky_relu(self.conv3.forward(shave(x1, 4) + x2), SLOPE);
         self.conv_bottom.forward(x3)
@@ -229,14 +248,14 @@ pub struct UNet2 {
 impl UNet2 {
     /// # Shapes
     /// `[batch, in, H, W] → [batch, out, H − 40, W − 40]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x1 = self.conv1.forward(x);
+    fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
+        let x1 = self.conv1.forward(x, state);
         let x2 = leaky_relu(self.conv1_down.forward(x1.clone()), SLOPE);
-        let x2 = self.conv2.forward(x2);
+        let x2 = self.conv2.forward(x2, state);
         let x3 = leaky_relu(self.conv2_down.forward(x2.clone()), SLOPE);
-        let x3 = self.conv3.forward(x3);
+        let x3 = self.conv3.forward(x3, state);
         let x3 = leaky_relu(self.conv3_up.forward(x3), SLOPE);
-        let x4 = self.conv4.forward(shave(x2, 4) + x3);
+        let x4 = self.conv4.forward(shave(x2, 4) + x3, state);
         let x4 = leaky_relu(self.conv4_up.forward(x4), SLOPE);
         let x5 = leaky_relu(self.conv5.forward(shave(x1, 16) + x4), SLOPE);
         self.conv_bottom.forward(x5)
@@ -260,23 +279,43 @@ pub struct UpCunet {
 }
 
 impl UpCunet {
-    /// Upscales an RGB batch.
-    ///
-    /// The SE gates use channel means over this input only: run on a tile, they differ slightly
-    /// from the whole-image gates (the tiler's overlap hides most of the difference).
+    /// Upscales an RGB batch, each SE block gating with the channel means of this input.
     ///
     /// # Shapes
     /// `[batch, 3, H, W]` in `[0, 1]` → `[batch, 3, s·H, s·W]`, with `H, W ≥`
     /// [`UpCunetConfig::min_size`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [batch, channels, h, w] = x.dims();
+        self.run(x, &mut SeState { fixed: None, recorded: Vec::new() })
+    }
+
+    /// Like [`UpCunet::forward`], with the SE means of another input (see the module docs).
+    pub fn forward_with_means(&self, x: Tensor<4>, means: &SeMeans) -> Tensor<4> {
+        self.run(x, &mut SeState { fixed: Some(means.0.clone()), recorded: Vec::new() })
+    }
+
+    /// The channel means every SE block sees when the network runs on `x`.
+    ///
+    /// # Shapes
+    /// `x`: `[1, 3, H, W]`, as [`UpCunet::forward`].
+    pub fn se_means(&self, x: Tensor<4>) -> SeMeans {
+        let mut state = SeState { fixed: None, recorded: Vec::new() };
+        // The U-Nets hold all four SE blocks; the final layers need not run.
+        let [_, _, h, w] = x.dims();
+        let u1 = self.unet1.forward(self.pad(x, h, w), &mut state);
+        let _ = self.unet2.forward(u1, &mut state);
+        SeMeans(state.recorded)
+    }
+
+    /// Reflect padding by the prepadding, plus up to the size multiple.
+    fn pad(&self, x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
         let (pad, m) = (self.prepadding, self.size_multiple);
-        let padded = x.clone().pad(
-            [(pad, pad + h.next_multiple_of(m) - h), (pad, pad + w.next_multiple_of(m) - w)],
-            PadMode::Reflect,
-        );
-        let u1 = self.unet1.forward(padded);
-        let u2 = self.unet2.forward(u1.clone());
+        x.pad([(pad, pad + h.next_multiple_of(m) - h), (pad, pad + w.next_multiple_of(m) - w)], PadMode::Reflect)
+    }
+
+    fn run(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
+        let [batch, channels, h, w] = x.dims();
+        let u1 = self.unet1.forward(self.pad(x.clone(), h, w), state);
+        let u2 = self.unet2.forward(u1.clone(), state);
         let mut y = u2 + shave(u1, 20);
         if let Some(conv_final) = &self.conv_final {
             y = self.shuffle.forward(shave(conv_final.forward(y), 1));

@@ -10,7 +10,7 @@ mod rrdb;
 mod span;
 
 pub use compact::{SrVggNetCompact, SrVggNetCompactConfig};
-pub use cugan::{SeBlock, UNet1, UNet2, UNetConv, UpCunet, UpCunetConfig};
+pub use cugan::{SeBlock, SeMeans, UNet1, UNet2, UNetConv, UpCunet, UpCunetConfig};
 pub use rrdb::{ResidualDenseBlock, Rrdb, RrdbNet, RrdbNetConfig};
 pub use span::{Span, SpanBlock, SpanConfig};
 
