@@ -1,4 +1,5 @@
 //! `lupa-bench quality`: PSNR-Y of bicubic and of Lupa's models under the standard protocol.
+//! `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
 //!
 //! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
 //! scale, the LR input is its antialiased bicubic downscale (Catmull-Rom, a = −0.5, like MATLAB's
@@ -36,6 +37,14 @@ enum Command {
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
+    /// Confusion table (markdown) of the Smart-mode classifier on a folder of labelled folders.
+    ///
+    /// Sub-folder names are labels: `anime` is an illustration, `text_ui` text, anything else a
+    /// photo (the layout of ../shared/eval).
+    Smart {
+        /// Folder whose sub-folders hold the images.
+        root: PathBuf,
+    },
 }
 
 /// HR cropped to a multiple of `scale`, and its LR.
@@ -48,7 +57,63 @@ fn degrade(hr: &DynamicImage, scale: u32) -> (RgbImage, RgbImage) {
 }
 
 fn main() -> Result<()> {
-    let Command::Quality { images, models, models_dir } = Cli::parse().command;
+    match Cli::parse().command {
+        Command::Quality { images, models, models_dir } => quality(&images, &models, &models_dir),
+        Command::Smart { root } => smart(&root),
+    }
+}
+
+fn smart(root: &Path) -> Result<()> {
+    use lupa_core::smart::{Content, classify, features};
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(root)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let index = |c: Content| Content::ALL.iter().position(|&k| k == c).expect("listed");
+    let mut table = [[0u32; 3]; 3];
+    let mut wrong = Vec::new();
+    for dir in dirs {
+        let label = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("anime") => Content::Illustration,
+            Some("text_ui") => Content::Text,
+            _ => Content::Photo,
+        };
+        for file in image_files(&dir)? {
+            let image = image::open(&file).with_context(|| format!("reading {}", file.display()))?;
+            let f = features(&image);
+            let (got, why) = classify(&f);
+            table[index(label)][index(got)] += 1;
+            if got != label {
+                wrong.push(format!(
+                    "- `{}`: {} taken for {} ({why}; flat {:.3}, top8 {:.3}, strong edges {:.3}, saturation {:.3})",
+                    file.display(),
+                    label.name(),
+                    got.name(),
+                    f.flat,
+                    f.top8,
+                    f.strong_edges,
+                    f.saturation
+                ));
+            }
+        }
+    }
+    println!("| label \\ predicted | {} |", Content::ALL.map(Content::name).join(" | "));
+    println!("|---|---:|---:|---:|");
+    for (label, row) in Content::ALL.iter().zip(table) {
+        println!("| {} | {} |", label.name(), row.map(|n| n.to_string()).join(" | "));
+    }
+    let correct: u32 = (0..3).map(|i| table[i][i]).sum();
+    let total: u32 = table.iter().flatten().sum();
+    println!(
+        "\n{correct} of {total} correct ({:.0} %).",
+        f64::from(correct) * 100.0 / f64::from(total.max(1))
+    );
+    for line in wrong {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn quality(images: &Path, models: &[String], models_dir: &Path) -> Result<()> {
     let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
     let device = Device::flex();
     let loaded: Vec<SrModel> = models
@@ -72,7 +137,7 @@ fn main() -> Result<()> {
     println!("|---|{}", "---:|".repeat(columns.len()));
 
     let mut totals = vec![0.0; columns.len()];
-    let files = image_files(&images)?;
+    let files = image_files(images)?;
     for path in &files {
         let image = image::open(path).with_context(|| format!("{}", path.display()))?;
         let mut row = Vec::new();

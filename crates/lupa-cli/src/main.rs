@@ -44,7 +44,8 @@ struct UpscaleArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// precision (SPAN: no invented detail), creative (GAN texture), maximum-detail (largest GAN),
-    /// illustration (drawings, anime).
+    /// illustration (Real-CUGAN: drawings, anime), smart (recognises photo, illustration or text
+    /// and picks mode, scale and denoise; --scale, --fit and --denoise still override).
     #[arg(long, default_value = "precision")]
     mode: String,
     /// Model id (see `lupa models`); overrides the mode's choice.
@@ -56,6 +57,10 @@ struct UpscaleArgs {
     /// Fit inside WxH (e.g. 3840x2160), keeping the aspect ratio.
     #[arg(long, value_parser = upscale::parse_size, value_name = "WxH")]
     fit: Option<(u32, u32)>,
+    /// JPEG-artefact and noise removal, 0 (none) to 3 (strong) [default: 0; smart: 1 for JPEG
+    /// illustrations]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+    denoise: Option<u8>,
     /// Crop to X,Y,W,H (input pixels) before upscaling.
     #[arg(long, value_parser = upscale::parse_crop, value_name = "X,Y,W,H")]
     crop: Option<upscale::Crop>,

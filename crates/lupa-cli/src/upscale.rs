@@ -10,8 +10,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lupa_core::codec::{self, OutputFormat};
-use lupa_core::recipe::{self, Mode, Recipe, Target};
-use lupa_core::{ModelIndex, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
+use lupa_core::recipe::{self, Mode, Recipe, Request, Target};
+use lupa_core::smart;
+use lupa_core::{ModelIndex, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
 
 use crate::UpscaleArgs;
 use crate::device::{self, Chosen};
@@ -107,7 +108,7 @@ fn output_format(path: &Path, quality: Option<u8>) -> Result<OutputFormat> {
 
 /// Where each input's result goes: `output` itself for one input (unless it is a directory), else
 /// `output/NAME_x4.png` (or `NAME_1920x1080.png` for `--fit`).
-fn output_paths(inputs: &[PathBuf], output: &Path, target: Target) -> Result<Vec<PathBuf>> {
+fn output_paths(inputs: &[PathBuf], output: &Path, target: Option<Target>) -> Result<Vec<PathBuf>> {
     let to_dir = inputs.len() > 1 || output.is_dir();
     if !to_dir {
         return Ok(vec![output.to_path_buf()]);
@@ -115,8 +116,9 @@ fn output_paths(inputs: &[PathBuf], output: &Path, target: Target) -> Result<Vec
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create directory {}", output.display()))?;
     let suffix = match target {
-        Target::Scale(s) => format!("x{s}"),
-        Target::Fit { width, height } => format!("{width}x{height}"),
+        Some(Target::Scale(s)) => format!("x{s}"),
+        Some(Target::Fit { width, height }) => format!("{width}x{height}"),
+        None => "smart".to_owned(),
     };
     Ok(inputs
         .iter()
@@ -150,17 +152,19 @@ impl Models<'_> {
 
 /// Runs `lupa upscale`.
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
-    let mode: Mode = args.mode.parse()?;
+    // `None`: Smart mode decides per file.
+    let mode: Option<Mode> = if args.mode == "smart" { None } else { Some(args.mode.parse()?) };
     let target = match (args.fit, args.scale) {
-        (Some((width, height)), _) => Target::Fit { width, height },
-        (None, Some(s)) => Target::Scale(s),
+        (Some((width, height)), _) => Some(Target::Fit { width, height }),
+        (None, Some(s)) => Some(Target::Scale(s)),
         // A model alone runs at its own scale.
-        (None, None) => Target::Scale(match &args.model {
-            Some(id) => index.get(id)?.scale,
-            None => 4,
-        }),
+        (None, None) => match (&args.model, mode) {
+            (Some(id), _) => Some(Target::Scale(index.get(id)?.scale)),
+            (None, Some(_)) => Some(Target::Scale(4)),
+            (None, None) => None,
+        },
     };
-    if let Target::Scale(s) = target
+    if let Some(Target::Scale(s)) = target
         && !recipe::SCALES.contains(&s)
     {
         bail!("scale {s}x is not supported; choose 2, 3, 4 or 8");
@@ -210,8 +214,8 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
 fn upscale_file(
     models: &mut Models,
     args: &UpscaleArgs,
-    mode: Mode,
-    target: Target,
+    mode: Option<Mode>,
+    target: Option<Target>,
     input: &Path,
     output: &Path,
 ) -> Result<(Recipe, u32, u32)> {
@@ -236,15 +240,26 @@ fn upscale_file(
         image = image.crop_imm(c.x, c.y, c.width, c.height);
     }
 
-    let recipe =
-        recipe::plan(models.index, mode, args.model.as_deref(), image.width(), image.height(), target)?;
-    for id in &recipe.passes {
+    let (mode, target, denoise, smart) = match mode {
+        Some(mode) => (mode, target.expect("set when the mode is"), args.denoise.unwrap_or(0), None),
+        None => {
+            let choice = smart::choose(&image, Some(decoded.format), target, args.denoise);
+            (choice.mode, choice.target, choice.denoise, Some(choice.explanation))
+        }
+    };
+    let request = Request { mode, model: args.model.as_deref(), target, denoise };
+    let mut recipe = recipe::plan(models.index, &request, image.width(), image.height())?;
+    if let Some(smart) = smart {
+        recipe.explanation = format!("{smart} {}", recipe.explanation);
+    }
+    for id in recipe.models() {
         models.load(id)?;
     }
-    let passes: Vec<(&SrModel, UpscaleOptions)> = recipe
-        .passes
-        .iter()
-        .map(|id| {
+    let input_size = (image.width(), image.height());
+    let passes: Vec<Pass> = recipe
+        .models()
+        .enumerate()
+        .map(|(i, id)| {
             let model = &models.loaded[id];
             let tile_size = args.tile.unwrap_or_else(|| {
                 let limits = TileLimits {
@@ -254,7 +269,9 @@ fn upscale_file(
                 };
                 lupa_core::auto_tile_size(&model.spec, limits)
             });
-            (model, UpscaleOptions { tile_size, overlap: args.overlap })
+            // The clean-up pass goes back to the input size.
+            let then_resize_to = (i == 0 && recipe.cleanup.is_some()).then_some(input_size);
+            Pass { model, options: UpscaleOptions { tile_size, overlap: args.overlap }, then_resize_to }
         })
         .collect();
 

@@ -188,7 +188,10 @@ fn every_mode_at_every_scale_gives_the_right_size() {
         ("creative", "3", "realesr-general-x4v3 on 40×32, then Lanczos3 down"),
         ("creative", "4", "realesr-general-x4v3 on"),
         ("creative", "8", "realesr-general-x4v3, then span-x2"),
-        ("illustration", "4", "realesr-animevideov3"),
+        ("illustration", "2", "realcugan-se-x2-no-denoise on 40×32"),
+        ("illustration", "3", "realcugan-se-x3-no-denoise on 40×32"),
+        ("illustration", "4", "realcugan-se-x4-no-denoise on 40×32"),
+        ("illustration", "8", "realcugan-se-x4-no-denoise, then realcugan-se-x2-no-denoise"),
     ] {
         let out = dir.path().join(format!("{mode}-{scale}.png"));
         let log = run_ok(&[
@@ -315,4 +318,115 @@ fn a_directory_of_five_files_is_one_batch() {
     let out = dir.path().join("out2");
     run_ok(&["upscale", &pattern, "-o", out.to_str().unwrap(), "--scale", "2", "--backend", "cpu", "-q"]);
     assert_eq!(entries(&out).len(), 5);
+}
+
+#[test]
+fn smart_mode_recognises_illustration_text_and_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, says, model, size) in [
+        ("cartoon_kodim_128.png", "Looks like an illustration", "realcugan-se-x4-no-denoise", (512, 512)),
+        ("gimp_layer_new_200x150.png", "Looks like text or a screenshot", "span-x4", (800, 600)),
+        ("astronaut_128.png", "Looks like a photo", "realesr-general-x4v3", (512, 512)),
+    ] {
+        let out = dir.path().join(file);
+        let input = fixture(file);
+        let log = run_ok(&[
+            "upscale",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--mode",
+            "smart",
+            "--backend",
+            "cpu",
+            "-q",
+        ]);
+        assert!(log.contains(says) && log.contains(model), "{file}: expected `{says}` and {model} in {log}");
+        let result = image::open(&out).unwrap();
+        assert_eq!((result.width(), result.height()), size, "{file}");
+    }
+    // The user's scale and denoise override Smart's.
+    let out = dir.path().join("two.png");
+    let input = fixture("cartoon_kodim_128.png");
+    let log = run_ok(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--mode",
+        "smart",
+        "--scale",
+        "2",
+        "--denoise",
+        "3",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    assert!(log.contains("realcugan-se-x2-denoise3x"), "{log}");
+    assert_eq!(image::open(&out).unwrap().width(), 256);
+}
+
+/// Mean absolute step across the borders of `period`-pixel blocks over the mean step elsewhere
+/// (horizontal and vertical neighbours of the luma): about 1 for a natural image, clearly above 1
+/// when JPEG blocks show.
+fn blockiness(image: &image::DynamicImage, period: u32) -> f64 {
+    let luma = image.to_luma8();
+    let (w, h) = luma.dimensions();
+    let (mut at, mut at_n, mut off, mut off_n) = (0.0, 0.0, 0.0, 0.0);
+    for y in 0..h {
+        for x in 0..w {
+            let p = f64::from(luma.get_pixel(x, y).0[0]);
+            for (nx, ny, edge) in [(x + 1, y, (x + 1) % period == 0), (x, y + 1, (y + 1) % period == 0)] {
+                if nx < w && ny < h {
+                    let d = (p - f64::from(luma.get_pixel(nx, ny).0[0])).abs();
+                    if edge {
+                        (at, at_n) = (at + d, at_n + 1.0);
+                    } else {
+                        (off, off_n) = (off + d, off_n + 1.0);
+                    }
+                }
+            }
+        }
+    }
+    (at / at_n) / (off / off_n)
+}
+
+#[test]
+fn denoise_cleans_jpeg_blocks_before_upscaling() {
+    let dir = tempfile::tempdir().unwrap();
+    // The photo saved as a heavily compressed JPEG (quality 15): 8×8 blocks show.
+    let jpeg = dir.path().join("blocky.jpg");
+    let photo = image::open(fixture("astronaut_128.png")).unwrap().to_rgb8();
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 15).encode_image(&photo).unwrap();
+    std::fs::write(&jpeg, bytes).unwrap();
+    let source = blockiness(&image::open(&jpeg).unwrap(), 8);
+
+    let mut scores = Vec::new();
+    for denoise in ["0", "2"] {
+        let out = dir.path().join(format!("denoise{denoise}.png"));
+        let log = run_ok(&[
+            "upscale",
+            jpeg.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--scale",
+            "2",
+            "--denoise",
+            denoise,
+            "--backend",
+            "cpu",
+            "-q",
+        ]);
+        assert_eq!(log.contains("clean-up with realcugan-se-x2-denoise2x"), denoise == "2", "{log}");
+        let result = image::open(&out).unwrap();
+        assert_eq!(result.width(), 256);
+        // At 2x the blocks are 16 px.
+        scores.push(blockiness(&result, 16));
+    }
+    println!("blockiness: JPEG {source:.2}, upscaled {:.2}, with clean-up {:.2}", scores[0], scores[1]);
+    assert!(source > 1.4, "the fixture must show blocks ({source:.2})");
+    assert!(scores[0] > 1.3, "without clean-up the blocks are enlarged ({:.2})", scores[0]);
+    assert!(scores[1] < 1.15, "the clean-up removes them ({:.2})", scores[1]);
 }

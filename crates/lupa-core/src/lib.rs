@@ -15,6 +15,7 @@ mod model;
 mod pipeline;
 pub mod recipe;
 mod registry;
+pub mod smart;
 pub mod tiling;
 
 pub use burn;
@@ -22,7 +23,7 @@ pub use error::{LupaError, Result};
 pub use image;
 pub use model::{ImageContext, Network, SrModel, sha256_hex};
 pub use pipeline::{
-    Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer,
+    Pass, Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer,
     plan_for, run_passes, upscale_image,
 };
 pub use registry::{

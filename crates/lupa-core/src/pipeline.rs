@@ -436,8 +436,19 @@ impl RecipeProgress {
     }
 }
 
+/// One model pass of a recipe.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'m> {
+    /// The model.
+    pub model: &'m SrModel,
+    /// Tiling.
+    pub options: UpscaleOptions,
+    /// Resize (Lanczos3) right after this pass, e.g. a 1x clean-up back to the input size.
+    pub then_resize_to: Option<(u32, u32)>,
+}
+
 /// Runs model passes one after the other, each on the previous output, then resizes to `resize_to`
-/// with Lanczos3 (keeping the colour type), so the pixels are resampled once.
+/// with Lanczos3 (keeping the colour type), so the pixels are resampled once after enlarging.
 ///
 /// `between_tiles` is awaited before every tile and after each pass's last tile; it may yield to
 /// an event loop, and `ControlFlow::Break(())` cancels.
@@ -445,20 +456,22 @@ impl RecipeProgress {
 /// # Errors
 /// [`LupaError::Cancelled`], and those of [`UpscaleJob`].
 pub async fn run_passes(
-    passes: &[(&SrModel, UpscaleOptions)],
+    passes: &[Pass<'_>],
     image: DynamicImage,
     resize_to: Option<(u32, u32)>,
     mut between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
 ) -> Result<DynamicImage> {
+    let resize = |image: DynamicImage, size: Option<(u32, u32)>| match size {
+        Some((w, h)) if (w, h) != (image.width(), image.height()) => {
+            image.resize_exact(w, h, FilterType::Lanczos3)
+        }
+        _ => image,
+    };
     let mut image = image;
-    for (pass, (model, options)) in passes.iter().enumerate() {
+    for (pass, p) in passes.iter().enumerate() {
         let report = async |tiles| between_tiles(RecipeProgress { pass, passes: passes.len(), tiles }).await;
-        image = UpscaleJob::new(model, &image, *options)?.run(report).await?;
+        image = UpscaleJob::new(p.model, &image, p.options)?.run(report).await?;
+        image = resize(image, p.then_resize_to);
     }
-    if let Some((w, h)) = resize_to
-        && (w, h) != (image.width(), image.height())
-    {
-        image = image.resize_exact(w, h, FilterType::Lanczos3);
-    }
-    Ok(image)
+    Ok(resize(image, resize_to))
 }

@@ -1,22 +1,37 @@
-//! From what the user asks (a mode and a scale or a box to fit) to what runs: a [`Recipe`] of model
-//! passes followed by at most one resize, so that the pixels are resampled once and encoded once.
+//! From what the user asks (a mode, a scale or a box to fit, a denoise level) to what runs: a
+//! [`Recipe`] of an optional 1x clean-up, model passes, and at most one final resize, so that the
+//! pixels are resampled once after enlarging and encoded once.
 //!
-//! Paths by scale (a model's native scale `n`; `·` means "then"):
+//! Each mode has a family of models by native scale: Precision `span-x2`, `span-x4`; Creative
+//! `realesr-general-x4v3`; Maximum detail `realesrgan-x4plus`; Illustration Real-CUGAN se at 2x,
+//! 3x and 4x. Paths by scale (`·` means "then"):
 //!
-//! | asked | Precision (SPAN) | Creative, Maximum detail, Illustration (x4 models) |
+//! | asked | Precision | Creative, Maximum detail | Illustration |
+//! |---|---|---|---|
+//! | 2x | `span-x2` | x4 model · Lanczos3 down to 2x | Real-CUGAN 2x |
+//! | 3x | `span-x4` · Lanczos3 down to 3x | x4 model · Lanczos3 down to 3x | Real-CUGAN 3x |
+//! | 4x | `span-x4` | x4 model | Real-CUGAN 4x |
+//! | 8x | `span-x4` · `span-x2` | x4 model · `span-x2` | Real-CUGAN 4x · Real-CUGAN 2x (no denoise) |
+//! | fit W×H | the smallest of the above at or above the needed scale · Lanczos3 to the exact size | same | same |
+//!
+//! Denoise (0 none … 3 strong) picks Real-CUGAN's variant in Illustration mode; in the photo modes
+//! a level above 0 adds a 1x clean-up first: Real-CUGAN 2x with that denoising, then Lanczos3
+//! back to the input size. Variants by level and scale:
+//!
+//! | level | 2x | 3x, 4x |
 //! |---|---|---|
-//! | 2x | `span-x2` | x4 model · Lanczos3 down to 2x |
-//! | 3x | `span-x4` · Lanczos3 down to 3x | x4 model · Lanczos3 down to 3x |
-//! | 4x | `span-x4` | x4 model |
-//! | 8x | `span-x4` · `span-x2` | x4 model · `span-x2` |
-//! | fit W×H | the smallest of the above at or above the needed scale · Lanczos3 to the exact size | same |
+//! | 0 | no-denoise | no-denoise |
+//! | 1 | denoise1x | conservative |
+//! | 2 | denoise2x | denoise3x |
+//! | 3 | denoise3x | denoise3x |
 //!
 //! Cost, in multiply-adds per input pixel: a pass of a model with `m` MACs per pixel on an image
 //! of `P` pixels costs `m·P`; the second pass of 8x runs on the 4x output (16·P pixels), so 8x with
-//! SPAN costs `0.43 M·P + 16 · 0.41 M·P ≈ 17·0.43 M·P`. 3x costs the same as 4x plus a resize.
+//! SPAN costs `0.43 M·P + 16 · 0.41 M·P ≈ 17·0.43 M·P`. 3x costs the same as 4x plus a resize,
+//! except with Real-CUGAN, which has a native 3x (1.6 M/px). The clean-up adds 0.77 M·P.
 
 use crate::error::{LupaError, Result};
-use crate::registry::{ModelIndex, ModelKind};
+use crate::registry::{Architecture, ModelIndex, ModelKind};
 
 /// What kind of result the user wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +42,7 @@ pub enum Mode {
     Creative,
     /// Creative with the largest GAN (RealESRGAN_x4plus): most detail, about 15× slower.
     MaximumDetail,
-    /// For illustrations, anime and cartoons: clean lines and flat colour (realesr-animevideov3).
+    /// For illustrations, anime and cartoons: clean lines and flat colour (Real-CUGAN se).
     Illustration,
 }
 
@@ -57,19 +72,33 @@ impl Mode {
             Self::MaximumDetail => {
                 "Creative with the largest GAN (RealESRGAN x4plus): the most detail, many times slower."
             }
-            Self::Illustration => "For drawings, anime and cartoons: clean lines and flat colour.",
+            Self::Illustration => {
+                "For drawings, anime and screenshots: clean lines and flat colour (Real-CUGAN), optional denoise."
+            }
         }
     }
 
-    /// The model ids this mode uses: `(x4 model, x2 model if the mode has its own)`.
-    fn models(self) -> (&'static str, Option<&'static str>) {
+    /// The models this mode uses, by native scale, at a denoise level.
+    fn family(self, denoise: u8) -> Vec<String> {
         match self {
-            Self::Precision => ("span-x4", Some("span-x2")),
-            Self::Creative => ("realesr-general-x4v3", None),
-            Self::MaximumDetail => ("realesrgan-x4plus", None),
-            Self::Illustration => ("realesr-animevideov3", None),
+            Self::Precision => vec!["span-x2".into(), "span-x4".into()],
+            Self::Creative => vec!["realesr-general-x4v3".into()],
+            Self::MaximumDetail => vec!["realesrgan-x4plus".into()],
+            Self::Illustration => [2, 3, 4].map(|s| realcugan(s, denoise)).into(),
         }
     }
+}
+
+/// The Real-CUGAN se variant for a scale and denoise level (table in the module docs).
+fn realcugan(scale: u32, denoise: u8) -> String {
+    let variant = match (denoise, scale) {
+        (0, _) => "no-denoise",
+        (1, 2) => "denoise1x",
+        (1, _) => "conservative",
+        (2, 2) => "denoise2x",
+        _ => "denoise3x",
+    };
+    format!("realcugan-se-x{scale}-{variant}")
 }
 
 impl std::str::FromStr for Mode {
@@ -102,9 +131,28 @@ pub enum Target {
 /// Scales [`Target::Scale`] accepts.
 pub const SCALES: [u32; 4] = [2, 3, 4, 8];
 
-/// What to run: model passes in order, then an optional resize to an exact size.
+/// Highest denoise level.
+pub const MAX_DENOISE: u8 = 3;
+
+/// What the user asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The kind of result.
+    pub mode: Mode,
+    /// A model id that overrides the mode's choice.
+    pub model: Option<&'a str>,
+    /// The size.
+    pub target: Target,
+    /// JPEG-artefact and noise removal, 0 (none) to [`MAX_DENOISE`].
+    pub denoise: u8,
+}
+
+/// What to run: an optional 1x clean-up, model passes in order, then an optional resize to an
+/// exact size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
+    /// A 2x denoising model run first and resized (Lanczos3) back to the input size.
+    pub cleanup: Option<String>,
     /// Model ids, each applied to the previous output.
     pub passes: Vec<String>,
     /// Final size after the passes; `None` when the passes give the size asked for.
@@ -115,38 +163,47 @@ pub struct Recipe {
     pub explanation: String,
 }
 
+impl Recipe {
+    /// Every model the recipe runs, in order (the clean-up first).
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.cleanup.iter().chain(&self.passes).map(String::as_str)
+    }
+}
+
 /// Plans a recipe for an input of `width × height`.
 ///
-/// A `model` overrides the mode's choice: its passes are repeated or followed by a resize as the
-/// table in the module docs does for x4 models.
+/// A `model` in the request overrides the mode's choice: its passes are repeated or followed by a
+/// resize as the table in the module docs does for x4 models.
 ///
 /// # Errors
-/// [`LupaError::UnsupportedScale`]-like [`LupaError::BadInput`] for a scale not in [`SCALES`], a
-/// box that needs more than 8x, an empty box; [`LupaError::UnknownModel`] when a model is missing
+/// [`LupaError::BadInput`] for a scale not in [`SCALES`], a box that needs more than 8x, an empty
+/// box, a denoise level over [`MAX_DENOISE`]; [`LupaError::UnknownModel`] when a model is missing
 /// from the index.
-pub fn plan(
-    index: &ModelIndex,
-    mode: Mode,
-    model: Option<&str>,
-    width: u32,
-    height: u32,
-    target: Target,
-) -> Result<Recipe> {
-    let (main, own_x2) = match model {
-        Some(id) => {
-            let spec = index.get(id)?;
-            (spec.id.as_str(), (spec.scale == 2).then_some(spec.id.as_str()))
-        }
+pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> Result<Recipe> {
+    let Request { mode, model, target, denoise } = *request;
+    if denoise > MAX_DENOISE {
+        return Err(LupaError::BadInput(format!(
+            "denoise level {denoise} is not offered (0 to {MAX_DENOISE})"
+        )));
+    }
+    let family: Vec<String> = match model {
+        Some(id) => vec![index.get(id)?.id.clone()],
+        None => mode.family(denoise),
+    };
+    // (native scale, id), smallest scale first.
+    let mut family: Vec<(u32, &str)> =
+        family.iter().map(|id| index.get(id).map(|m| (m.scale, m.id.as_str()))).collect::<Result<_>>()?;
+    family.sort_unstable();
+    let is_cugan = |id: &str| matches!(index.get(id).map(|m| &m.architecture), Ok(Architecture::UpCunet(_)));
+    // The 2x model for the second pass of 8x: the family's own (without denoising: the first pass
+    // has cleaned up), else the fidelity 2x model.
+    let second_x2 = match family.iter().find(|(s, _)| *s == 2) {
+        Some((_, id)) if is_cugan(id) => Some(realcugan(2, 0)),
+        Some((_, id)) => Some((*id).to_owned()),
         None => {
-            let (x4, x2) = mode.models();
-            index.get(x4)?;
-            (x4, x2)
+            index.models.iter().find(|m| m.scale == 2 && m.kind == ModelKind::Fidelity).map(|m| m.id.clone())
         }
     };
-    let main_scale = index.get(main)?.scale;
-    // The fidelity 2x model used as a second pass for 8x, whatever the mode.
-    let fidelity_x2 =
-        index.models.iter().find(|m| m.scale == 2 && m.kind == ModelKind::Fidelity).map(|m| m.id.as_str());
 
     let (factor, exact) = match target {
         Target::Scale(s) if SCALES.contains(&s) => (f64::from(s), (width * s, height * s)),
@@ -169,20 +226,23 @@ pub fn plan(
     };
 
     // Smallest model path whose scale reaches the factor.
-    let mut passes: Vec<&str> = Vec::new();
-    if factor <= 1.0 {
-        // Nothing to enlarge: resize only.
-    } else if factor <= 2.0 && own_x2.is_some() {
-        passes.push(own_x2.unwrap_or(main));
-    } else if factor <= f64::from(main_scale) {
-        passes.push(main);
-    } else {
-        passes.push(main);
-        let second = fidelity_x2.filter(|_| main_scale == 4).ok_or_else(|| {
-            LupaError::BadInput(format!("{main} cannot reach {factor:.1}x (no 2x model for a second pass)"))
-        })?;
-        passes.push(second);
+    let mut passes: Vec<String> = Vec::new();
+    if factor > 1.0 {
+        match family.iter().find(|(s, _)| f64::from(*s) >= factor) {
+            Some((_, id)) => passes.push((*id).to_owned()),
+            None => {
+                let (largest_scale, largest) = *family.last().expect("a family has a model");
+                let second = second_x2.filter(|_| largest_scale == 4).ok_or_else(|| {
+                    LupaError::BadInput(format!(
+                        "{largest} cannot reach {factor:.1}x (no 2x model for a second pass)"
+                    ))
+                })?;
+                passes.extend([largest.to_owned(), second]);
+            }
+        }
     }
+    let cleanup =
+        (denoise > 0 && !passes.first().is_some_and(|id| is_cugan(id))).then(|| realcugan(2, denoise));
     let mut reached = (width, height);
     for id in &passes {
         let s = index.get(id)?.scale;
@@ -190,7 +250,11 @@ pub fn plan(
     }
     let resize_to = (reached != exact).then_some(exact);
 
-    let mut explanation = if passes.is_empty() {
+    let mut explanation = match &cleanup {
+        Some(id) => format!("clean-up with {id} and back to {width}×{height}, then "),
+        None => String::new(),
+    };
+    explanation += &if passes.is_empty() {
         format!("{width}×{height} already fits: resized only")
     } else {
         format!("{} on {width}×{height}", passes.join(", then "))
@@ -198,12 +262,7 @@ pub fn plan(
     if let Some((w, h)) = resize_to {
         explanation += &format!(", then Lanczos3 {} to {w}×{h}", if w < reached.0 { "down" } else { "up" });
     }
-    Ok(Recipe {
-        passes: passes.into_iter().map(str::to_owned).collect(),
-        resize_to,
-        output: exact,
-        explanation,
-    })
+    Ok(Recipe { cleanup, passes, resize_to, output: exact, explanation })
 }
 
 #[cfg(test)]
@@ -218,6 +277,17 @@ mod tests {
 
     fn passes(r: &Recipe) -> Vec<&str> {
         r.passes.iter().map(String::as_str).collect()
+    }
+
+    fn plan(
+        idx: &ModelIndex,
+        mode: Mode,
+        model: Option<&str>,
+        w: u32,
+        h: u32,
+        target: Target,
+    ) -> Result<Recipe> {
+        super::plan(idx, &Request { mode, model, target, denoise: 0 }, w, h)
     }
 
     #[test]
@@ -271,5 +341,62 @@ mod tests {
         assert!(plan(&idx, Mode::Precision, Some("nope"), 10, 10, Target::Scale(4)).is_err());
         assert_eq!("maximum-detail".parse::<Mode>().unwrap(), Mode::MaximumDetail);
         assert!("fast".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn illustration_uses_realcugan_at_its_native_scales() {
+        let idx = index();
+        let p = |s, denoise| {
+            super::plan(
+                &idx,
+                &Request { mode: Mode::Illustration, model: None, target: Target::Scale(s), denoise },
+                50,
+                40,
+            )
+            .unwrap()
+        };
+        assert_eq!((passes(&p(2, 0)), p(2, 0).resize_to), (vec!["realcugan-se-x2-no-denoise"], None));
+        assert_eq!((passes(&p(3, 1)), p(3, 1).resize_to), (vec!["realcugan-se-x3-conservative"], None));
+        assert_eq!(passes(&p(4, 3)), vec!["realcugan-se-x4-denoise3x"]);
+        assert_eq!(passes(&p(2, 2)), vec!["realcugan-se-x2-denoise2x"]);
+        // 8x: the denoising 4x, then the 2x without denoising; no separate clean-up.
+        assert_eq!(passes(&p(8, 2)), vec!["realcugan-se-x4-denoise3x", "realcugan-se-x2-no-denoise"]);
+        assert_eq!(p(8, 2).cleanup, None);
+        // Every id the table names exists.
+        for d in 0..=MAX_DENOISE {
+            for s in [2, 3, 4] {
+                idx.get(&realcugan(s, d)).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn denoise_in_photo_modes_adds_a_cleanup_pass() {
+        let idx = index();
+        let r = super::plan(
+            &idx,
+            &Request { mode: Mode::Precision, model: None, target: Target::Scale(4), denoise: 2 },
+            64,
+            48,
+        )
+        .unwrap();
+        assert_eq!(r.cleanup.as_deref(), Some("realcugan-se-x2-denoise2x"));
+        assert_eq!(r.models().collect::<Vec<_>>(), vec!["realcugan-se-x2-denoise2x", "span-x4"]);
+        assert!(r.explanation.starts_with("clean-up with realcugan-se-x2-denoise2x"), "{}", r.explanation);
+        let r = super::plan(
+            &idx,
+            &Request { mode: Mode::Creative, model: None, target: Target::Scale(4), denoise: 0 },
+            64,
+            48,
+        )
+        .unwrap();
+        assert_eq!(r.cleanup, None);
+        let err = super::plan(
+            &idx,
+            &Request { mode: Mode::Creative, model: None, target: Target::Scale(4), denoise: 4 },
+            64,
+            48,
+        );
+        assert!(err.unwrap_err().to_string().contains("denoise level 4"));
     }
 }

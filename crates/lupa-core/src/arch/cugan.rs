@@ -309,7 +309,10 @@ impl UpCunet {
     /// Reflect padding by the prepadding, plus up to the size multiple.
     fn pad(&self, x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
         let (pad, m) = (self.prepadding, self.size_multiple);
-        x.pad([(pad, pad + h.next_multiple_of(m) - h), (pad, pad + w.next_multiple_of(m) - w)], PadMode::Reflect)
+        x.pad(
+            [(pad, pad + h.next_multiple_of(m) - h), (pad, pad + w.next_multiple_of(m) - w)],
+            PadMode::Reflect,
+        )
     }
 
     fn run(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
