@@ -14,7 +14,15 @@ fn models_on_wgpu_match_cpu() {
         .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
     println!("wgpu adapter: {:?}", setup.adapter.get_info());
     let input = open("images/astronaut_face_40x32.png").to_rgb32f();
-    for id in ["span-x4", "realesr-general-x4v3", "realesr-animevideov3"] {
+    // Real-CUGAN x3 adds reflect padding, stride-2 and transposed (k5, stride 3) convolutions and
+    // squeeze-excitation means; x4 adds the pixel shuffle and the nearest-neighbour residual.
+    for id in [
+        "span-x4",
+        "realesr-general-x4v3",
+        "realesr-animevideov3",
+        "realcugan-se-x3-conservative",
+        "realcugan-se-x4-denoise3x",
+    ] {
         let cpu = forward_raw(&load(id, &Device::flex()), &input);
         let gpu = forward_raw(&load(id, &wgpu), &input);
         let db = psnr(&cpu, &gpu, 1.0);

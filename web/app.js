@@ -1,11 +1,14 @@
-// Lupa's page: picks the image, fetches and caches the model weights, and drives the engine worker.
+// Lupa's page: queues images, shows what each job will do (Smart mode's choice included), fetches
+// and caches the model weights, drives the engine worker one file at a time, and offers each
+// result (with a before/after comparison) and a zip of all.
 //
 // Network: this script fetches only same-origin files (models/index.json and the weights); the
 // image is read locally and handed to the worker, and the result comes back as bytes shown through
 // a blob: URL. The Content-Security-Policy in index.html enforces connect-src 'self'.
 //
 // URL parameters (for testing and power users): ?backend=auto|webgpu|cpu picks the compute backend,
-// ?tile=N forces the tile side in input pixels.
+// ?tile=N forces the tile side in input pixels; ?mode=, ?size=, ?format=, ?denoise= preset the
+// controls.
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -13,12 +16,23 @@ const CACHE_NAME = 'lupa-models-v1';
 const CANCEL_GRACE_MS = 3000;
 
 const ui = {
-  drop: $('drop'), file: $('file'), fileInfo: $('file-info'), scale: $('scale'), model: $('model'),
-  backend: $('backend'), go: $('go'), cancel: $('cancel'), modelInfo: $('model-info'),
+  drop: $('drop'), file: $('file'), fileInfo: $('file-info'), mode: $('mode'), size: $('size'),
+  fitBox: $('fit-box'), fitWidth: $('fit-width'), fitHeight: $('fit-height'), denoise: $('denoise'),
+  format: $('format'), qualityBox: $('quality-box'), quality: $('quality'), qualityValue: $('quality-value'),
+  crop: $('crop'), model: $('model'), backend: $('backend'), go: $('go'), cancel: $('cancel'),
+  modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'), queue: $('queue'), zip: $('zip'),
   progress: $('progress'), status: $('status'), engine: $('engine'), result: $('result'),
   zoom: $('zoom'), download: $('download'), compare: $('compare'), after: $('after'),
   before: $('before'), beforeClip: $('before-clip'), divider: $('divider'), slider: $('slider'),
   previewNote: $('preview-note'),
+};
+
+const MODES = {
+  smart: 'Recognises photo, illustration or text/screenshot and picks the mode, size and clean-up; change any of them to override.',
+  precision: 'Reconstructs detail that is really there, without inventing any: faithful, never fake (SPAN).',
+  creative: 'Adds plausible texture and sharpness with a GAN: crisper photos, but some detail is invented (Real-ESRGAN general).',
+  'maximum-detail': 'Creative with the largest GAN (Real-ESRGAN x4plus): the most detail, many times slower.',
+  illustration: 'For drawings, anime and screenshots: clean lines and flat colour (Real-CUGAN), with optional clean-up.',
 };
 
 const state = {
@@ -27,10 +41,13 @@ const state = {
   worker: null,
   info: null,         // BackendInfo from the engine
   loaded: new Set(),  // model ids loaded in the current worker
-  pending: null,      // {resolve, reject} of the request in flight
-  input: null,        // {name, bytes: ArrayBuffer, url}
-  resultUrl: null,
+  pending: new Map(), // request id → {resolve, reject}
+  nextId: 1,
+  items: [],          // queued files: {name, bytes, url, row, status, result}
+  selected: null,     // the item shown in the comparison
   busy: false,
+  cancelled: false,
+  planSeq: 0,
 };
 
 function setState(name, text) {
@@ -42,31 +59,34 @@ function setState(name, text) {
 
 function onWorkerMessage({ data }) {
   if (data.type === 'progress') {
-    ui.progress.max = Math.max(data.total, 1);
-    ui.progress.value = data.done;
-    ui.progress.dataset.done = data.done;
-    ui.progress.dataset.total = data.total;
-    if (state.busy) ui.status.textContent = `Upscaling… tile ${data.done} of ${data.total}`;
+    onProgress(data);
     return;
   }
-  const pending = state.pending;
-  state.pending = null;
   if (data.type === 'panic') {
     // The wasm instance is dead; the next request starts a fresh worker.
     state.worker.terminate();
     state.worker = null;
-    pending?.reject(new Error(`the engine crashed: ${data.message}`));
+    rejectAll(new Error(`the engine crashed: ${data.message}`));
     return;
   }
+  const pending = state.pending.get(data.id);
   if (!pending) return;
+  state.pending.delete(data.id);
   if (data.type === 'error') pending.reject(new Error(data.message));
   else pending.resolve(data);
 }
 
+function rejectAll(error) {
+  const all = [...state.pending.values()];
+  state.pending.clear();
+  for (const p of all) p.reject(error);
+}
+
 function request(message, transfer = []) {
   return new Promise((resolve, reject) => {
-    state.pending = { resolve, reject };
-    state.worker.postMessage(message, transfer);
+    const id = state.nextId++;
+    state.pending.set(id, { resolve, reject });
+    state.worker.postMessage({ ...message, id }, transfer);
   });
 }
 
@@ -78,9 +98,7 @@ async function startEngine() {
   worker.onmessage = onWorkerMessage;
   worker.onerror = (e) => {
     e.preventDefault();
-    const pending = state.pending;
-    state.pending = null;
-    pending?.reject(new Error(`the engine failed to start: ${e.message || 'worker error'}`));
+    rejectAll(new Error(`the engine failed to start: ${e.message || 'worker error'}`));
   };
   state.worker = worker;
   const { info } = await request({ type: 'init', index: state.indexText, backend: ui.backend.value });
@@ -138,79 +156,161 @@ async function ensureModel(spec) {
   if (cache) await cache.put(key, new Response(copy, { headers: { 'content-type': 'application/octet-stream' } }));
 }
 
-// ---- input ----------------------------------------------------------------------------------
+// ---- the job the controls describe ------------------------------------------------------------
 
-async function takeFile(file) {
-  if (!file) return;
-  if (state.input?.url) URL.revokeObjectURL(state.input.url);
-  const bytes = await file.arrayBuffer();
-  state.input = { name: file.name || 'pasted-image', bytes, url: URL.createObjectURL(file) };
-  ui.fileInfo.textContent = `${state.input.name}, ${(bytes.byteLength / 1024).toFixed(0)} KB`;
-  const probe = new Image();
-  probe.onload = () => { ui.fileInfo.textContent += `, ${probe.naturalWidth}×${probe.naturalHeight}`; };
-  probe.src = state.input.url;
-  ui.result.hidden = true;
-  updateButtons();
-  if (!state.busy) setState('ready', 'Ready: choose a scale and press Upscale.');
+function jobRequest(item) {
+  const request = { mode: ui.mode.value, format: ui.format.value };
+  if (ui.model.value) request.model = ui.model.value;
+  if (ui.size.value === 'fit') request.fit = [Number(ui.fitWidth.value), Number(ui.fitHeight.value)];
+  else if (ui.size.value !== 'auto') request.scale = Number(ui.size.value);
+  else if (ui.mode.value !== 'smart' && !ui.model.value) request.scale = 4;
+  if (ui.denoise.value !== 'auto') request.denoise = Number(ui.denoise.value);
+  if (['jpeg', 'avif'].includes(ui.format.value)) request.quality = Number(ui.quality.value);
+  const crop = ui.crop.value.trim();
+  if (crop && item === state.items[0]) {
+    const numbers = crop.split(',').map((v) => Number(v.trim()));
+    if (numbers.length !== 4 || numbers.some((n) => !Number.isInteger(n) || n < 0)) {
+      throw new Error('crop must be four whole numbers: x, y, width, height');
+    }
+    request.crop = numbers;
+  }
+  return request;
 }
 
-ui.file.addEventListener('change', () => takeFile(ui.file.files[0]));
+function describeMode() {
+  ui.modeInfo.textContent = MODES[ui.mode.value] ?? '';
+  ui.fitBox.hidden = ui.size.value !== 'fit';
+  ui.qualityBox.hidden = !['jpeg', 'avif'].includes(ui.format.value);
+  ui.qualityValue.textContent = ui.quality.value;
+  const spec = state.index?.models.find((m) => m.id === ui.model.value);
+  if (spec) ui.modeInfo.textContent = `${spec.description} Weights: ${spec.licence.spdx}, ${spec.licence.upstream}.`;
+}
+
+// Asks the engine what the first queued file's job would do and shows it (Smart's choice too).
+async function showPlan() {
+  describeMode();
+  const item = state.items[0];
+  if (!item || state.busy || !state.worker) return;
+  const seq = ++state.planSeq;
+  try {
+    const input = item.bytes.slice(0);
+    const { plan } = await request({ type: 'plan', input, request: jobRequest(item) }, [input]);
+    if (seq !== state.planSeq) return;
+    ui.plan.textContent = `${plan.explanation} → ${plan.output[0]}×${plan.output[1]} ${plan.extension.toUpperCase()}.`;
+    ui.plan.dataset.mode = plan.mode;
+    ui.plan.dataset.content = plan.content ?? '';
+    ui.plan.dataset.models = plan.models.join(',');
+  } catch (e) {
+    if (seq === state.planSeq) {
+      ui.plan.textContent = `This will not work: ${e.message}`;
+      ui.plan.dataset.mode = '';
+    }
+  }
+}
+
+for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.format, ui.quality, ui.crop, ui.model]) {
+  el.addEventListener('change', showPlan);
+}
+ui.quality.addEventListener('input', () => { ui.qualityValue.textContent = ui.quality.value; });
+
+function fillModels() {
+  const options = state.index.models.map((m) => new Option(`${m.name} (${m.scale}×)`, m.id));
+  ui.model.replaceChildren(new Option("The mode's choice", ''), ...options);
+}
+
+// ---- the queue ------------------------------------------------------------------------------
+
+async function addFiles(files) {
+  const images = [...files].filter(Boolean);
+  if (!images.length) return;
+  if (state.busy) return;
+  // Finished batches are replaced by the new files; unfinished ones are added to.
+  if (state.items.length && state.items.every((i) => i.status === 'done')) clearQueue();
+  for (const file of images) {
+    const bytes = await file.arrayBuffer();
+    const item = { name: file.name || 'pasted-image.png', bytes, url: URL.createObjectURL(file), status: 'queued', result: null };
+    item.row = queueRow(item);
+    state.items.push(item);
+    const probe = new Image();
+    probe.onload = () => {
+      item.size = [probe.naturalWidth, probe.naturalHeight];
+      item.row.querySelector('.item-name').textContent = `${item.name} (${item.size[0]}×${item.size[1]})`;
+    };
+    probe.src = item.url;
+  }
+  ui.queueBox.hidden = false;
+  const total = state.items.reduce((n, i) => n + i.bytes.byteLength, 0);
+  ui.fileInfo.textContent = state.items.length === 1
+    ? `${state.items[0].name}, ${(total / 1024).toFixed(0)} KB`
+    : `${state.items.length} files, ${(total / 1024).toFixed(0)} KB`;
+  updateButtons();
+  if (!state.busy) setState('ready', 'Ready: press Upscale.');
+  showPlan();
+}
+
+function clearQueue() {
+  for (const item of state.items) {
+    URL.revokeObjectURL(item.url);
+    if (item.result) URL.revokeObjectURL(item.result.url);
+  }
+  state.items = [];
+  state.selected = null;
+  ui.queue.replaceChildren();
+  ui.result.hidden = true;
+  ui.zip.hidden = true;
+}
+
+function queueRow(item) {
+  const row = document.createElement('li');
+  row.dataset.state = 'queued';
+  row.innerHTML = '<span class="item-name"></span><progress max="1" value="0"></progress><a class="item-download" hidden>Download</a><span class="item-status">Queued</span>';
+  row.querySelector('.item-name').textContent = item.name;
+  row.addEventListener('click', (e) => {
+    if (item.result && !e.target.closest('a')) select(item);
+  });
+  ui.queue.append(row);
+  return row;
+}
+
+function setItem(item, status, text) {
+  item.status = status;
+  item.row.dataset.state = status;
+  item.row.querySelector('.item-status').textContent = text;
+}
+
+ui.file.addEventListener('change', () => { addFiles(ui.file.files); ui.file.value = ''; });
 ui.drop.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
 ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
 ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
   ui.drop.classList.remove('over');
-  takeFile(e.dataTransfer.files[0]);
+  addFiles(e.dataTransfer.files);
 });
 document.addEventListener('paste', (e) => {
-  const file = [...(e.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
-  if (file) takeFile(file);
+  const files = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith('image/'));
+  if (files.length) addFiles(files);
 });
 
-// ---- model and scale choice -----------------------------------------------------------------
-
-function fillScales() {
-  const scales = [...new Set(state.index.models.map((m) => m.scale))].sort((a, b) => a - b);
-  ui.scale.replaceChildren(...scales.map((s) => new Option(`${s}×`, s)));
-  ui.scale.value = scales.includes(4) ? 4 : scales[scales.length - 1];
-  fillModels();
-}
-
-function fillModels() {
-  const scale = Number(ui.scale.value);
-  const models = state.index.models.filter((m) => m.scale === scale);
-  ui.model.replaceChildren(...models.map((m) => new Option(m.name, m.id)));
-  const fidelity = models.find((m) => m.kind === 'fidelity');
-  if (fidelity) ui.model.value = fidelity.id;
-  describeModel();
-}
-
-function currentSpec() {
-  return state.index.models.find((m) => m.id === ui.model.value);
-}
-
-function describeModel() {
-  const spec = currentSpec();
-  ui.modelInfo.textContent = spec ? `${spec.description} Weights: ${spec.licence.spdx}, ${spec.licence.upstream}.` : '';
-}
-
-ui.scale.addEventListener('change', fillModels);
-ui.model.addEventListener('change', describeModel);
 ui.backend.addEventListener('change', async () => {
   if (state.busy) return;
   setState('starting', 'Restarting the engine…');
   try {
     await startEngine();
-    setState('ready', state.input ? 'Ready.' : 'Ready: drop, paste or choose an image.');
+    setState('ready', state.items.length ? 'Ready.' : 'Ready: drop, paste or choose images.');
+    showPlan();
   } catch (e) {
     showError(e);
   }
 });
 
 function updateButtons() {
-  ui.go.disabled = state.busy || !state.input || !state.index;
+  const todo = state.items.some((i) => i.status !== 'done');
+  ui.go.disabled = state.busy || !todo || !state.index;
   ui.cancel.hidden = !state.busy;
-  for (const el of [ui.scale, ui.model, ui.backend]) el.disabled = state.busy;
+  for (const el of [ui.mode, ui.size, ui.denoise, ui.format, ui.quality, ui.crop, ui.model, ui.backend]) {
+    el.disabled = state.busy;
+  }
+  ui.zip.hidden = state.busy || state.items.filter((i) => i.result).length < 2;
 }
 
 function showError(e) {
@@ -219,68 +319,160 @@ function showError(e) {
 
 // ---- upscale --------------------------------------------------------------------------------
 
-async function upscale() {
-  const spec = currentSpec();
-  if (!state.input || !spec) return;
+let current = null; // the item being processed
+
+function onProgress({ done, total, pass, passes }) {
+  ui.progress.max = Math.max(total, 1);
+  ui.progress.value = done;
+  ui.progress.dataset.done = done;
+  ui.progress.dataset.total = total;
+  ui.progress.dataset.pass = pass;
+  if (!current) return;
+  const bar = current.row.querySelector('progress');
+  bar.max = Math.max(total * passes, 1);
+  bar.value = pass * total + done;
+  const of = passes > 1 ? `pass ${pass + 1} of ${passes}, ` : '';
+  const text = `Upscaling ${current.name}: ${of}tile ${done} of ${total}`;
+  current.row.querySelector('.item-status').textContent = text;
+  if (state.busy) ui.status.textContent = text;
+}
+
+async function processItem(item) {
+  current = item;
+  setItem(item, 'busy', 'Planning…');
+  const jobRequestFor = jobRequest(item);
+  let input = item.bytes.slice(0);
+  const planned = await request({ type: 'plan', input, request: jobRequestFor }, [input]);
+  if (state.cancelled) return 'cancelled';
+  const { plan } = planned;
+  for (const id of plan.models) {
+    const spec = state.index.models.find((m) => m.id === id);
+    await ensureModel(spec);
+    if (state.cancelled) return 'cancelled';
+  }
+  setState('busy', `Upscaling ${item.name}…`);
+  setItem(item, 'busy', plan.explanation);
+  const tile = Number(params.get('tile') ?? 0);
+  input = item.bytes.slice(0);
+  const done = await request({ type: 'run', input, request: jobRequestFor, tile }, [input]);
+  if (done.type === 'cancelled') return 'cancelled';
+  const base = item.name.replace(/\.[^.]*$/, '');
+  item.result = {
+    url: URL.createObjectURL(new Blob([done.bytes], { type: done.mime })),
+    bytes: done.bytes,
+    filename: `${base}_${done.width}x${done.height}.${done.extension}`,
+    ...done,
+  };
+  const link = item.row.querySelector('.item-download');
+  link.href = item.result.url;
+  link.download = item.result.filename;
+  link.hidden = false;
+  item.row.querySelector('progress').value = item.row.querySelector('progress').max;
+  const where = state.info.backend === 'webgpu' ? 'WebGPU' : 'the CPU';
+  const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles`;
+  setItem(item, 'done', `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s on ${where}, ${tiles}. ${done.explanation}`);
+  return 'done';
+}
+
+async function upscaleAll() {
+  const todo = state.items.filter((i) => i.status !== 'done');
+  if (!todo.length) return;
   state.busy = true;
+  state.cancelled = false;
   updateButtons();
   ui.progress.hidden = false;
   ui.progress.value = 0;
+  let failed = 0;
+  let finished = 0;
   try {
     await ensureEngine();
-    await ensureModel(spec);
-    setState('busy', 'Upscaling…');
-    const tile = Number(params.get('tile') ?? 0);
-    const input = state.input.bytes.slice(0);
-    const done = await request({ type: 'upscale', id: spec.id, input, tile }, [input]);
-    if (done.type === 'cancelled') {
-      setState('cancelled', 'Cancelled.');
-      return;
+    for (const item of todo) {
+      if (state.cancelled) break;
+      try {
+        const outcome = await processItem(item);
+        if (outcome === 'cancelled') {
+          setItem(item, 'cancelled', 'Cancelled.');
+          state.cancelled = true;
+          break;
+        }
+        finished += 1;
+        if (!state.selected || state.selected.status !== 'done' || todo.length === 1) select(item);
+      } catch (e) {
+        failed += 1;
+        setItem(item, 'error', `Error: ${e.message}`);
+        if (!state.worker) await startEngine(); // the engine crashed: a fresh one for the rest
+      }
     }
-    showResult(done, spec);
+    const last = state.items.at(-1);
+    if (state.cancelled) setState('cancelled', 'Cancelled.');
+    else if (failed && todo.length === 1) setState('error', last.row.querySelector('.item-status').textContent);
+    else if (failed) setState('error', `${failed} of ${todo.length} files failed; ${finished} done.`);
+    else if (todo.length === 1) setState('done', todo[0].row.querySelector('.item-status').textContent);
+    else setState('done', `All ${todo.length} files done.`);
   } catch (e) {
     showError(e);
   } finally {
+    current = null;
     state.busy = false;
     ui.progress.hidden = true;
     updateButtons();
   }
 }
 
-function showResult(done, spec) {
-  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-  state.resultUrl = URL.createObjectURL(new Blob([done.png], { type: 'image/png' }));
-  const base = state.input.name.replace(/\.[^.]*$/, '');
-  ui.download.href = state.resultUrl;
-  ui.download.download = `${base}-${spec.id}.png`;
-  ui.previewNote.hidden = true;
-  ui.compare.hidden = false;
-  ui.after.src = state.resultUrl;
-  ui.before.src = state.input.url;
-  ui.result.hidden = false;
-  ui.result.dataset.width = done.width;
-  ui.result.dataset.height = done.height;
-  ui.result.dataset.ms = Math.round(done.ms);
-  const where = state.info.backend === 'webgpu' ? 'WebGPU' : 'the CPU';
-  const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles of ${done.tileSize} px`;
-  setState('done', `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s on ${where}, ${tiles}.`);
+function select(item) {
+  state.selected = item;
+  for (const i of state.items) i.row.classList.toggle('selected', i === item);
+  showResult(item);
 }
 
-ui.go.addEventListener('click', upscale);
+function showResult(item) {
+  const result = item.result;
+  ui.download.href = result.url;
+  ui.download.download = result.filename;
+  ui.download.textContent = `Download ${result.extension.toUpperCase()}`;
+  ui.previewNote.hidden = true;
+  ui.compare.hidden = false;
+  ui.after.src = result.url;
+  ui.before.src = item.url;
+  ui.result.hidden = false;
+  ui.result.dataset.width = result.width;
+  ui.result.dataset.height = result.height;
+  ui.result.dataset.ms = Math.round(result.ms);
+}
+
+ui.go.addEventListener('click', upscaleAll);
+
+ui.zip.addEventListener('click', async () => {
+  const done = state.items.filter((i) => i.result);
+  if (done.length < 2 || state.busy) return;
+  try {
+    const files = done.map((i) => i.result.bytes.slice(0));
+    const { zip } = await request({ type: 'zip', names: done.map((i) => i.result.filename), files }, files);
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+    link.download = 'lupa-upscaled.zip';
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  } catch (e) {
+    showError(e);
+  }
+});
 
 ui.cancel.addEventListener('click', () => {
   if (!state.busy || !state.worker) return;
+  state.cancelled = true;
   ui.status.textContent = 'Cancelling…';
   state.worker.postMessage({ type: 'cancel' });
   // A single long tile (e.g. on the CPU) cannot be interrupted: stop the worker instead.
   const worker = state.worker;
   setTimeout(() => {
-    if (state.busy && state.worker === worker && state.pending) {
-      const pending = state.pending;
-      state.pending = null;
+    if (state.busy && state.worker === worker && state.pending.size) {
+      const all = [...state.pending.values()];
+      state.pending.clear();
       worker.terminate();
       state.worker = null;
-      pending.resolve({ type: 'cancelled' });
+      state.loaded.clear();
+      for (const p of all) p.resolve({ type: 'cancelled' });
     }
   }, CANCEL_GRACE_MS);
 });
@@ -322,10 +514,15 @@ async function main() {
     if (!response.ok) throw new Error(`cannot load models/index.json: HTTP ${response.status}`);
     state.indexText = await response.text();
     state.index = JSON.parse(state.indexText);
-    fillScales();
+    fillModels();
+    for (const [key, el] of [['mode', ui.mode], ['size', ui.size], ['format', ui.format], ['denoise', ui.denoise]]) {
+      if (params.get(key)) el.value = params.get(key);
+    }
+    describeMode();
     setState('starting', 'Starting the engine…');
     await startEngine();
-    setState('ready', state.input ? 'Ready.' : 'Ready: drop, paste or choose an image.');
+    setState('ready', state.items.length ? 'Ready.' : 'Ready: drop, paste or choose images.');
+    showPlan();
   } catch (e) {
     showError(e);
   }

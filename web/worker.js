@@ -2,11 +2,17 @@
 //
 // Messages in:  {type: 'init', index, backend}    index: text of models/index.json
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
-//               {type: 'upscale', id, input, tile} input: ArrayBuffer of the image file
+//               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
+//                                                 request: the job (see crates/lupa-web engine.rs)
+//               {type: 'run', input, request, tile}
+//               {type: 'zip', names, files}       files: ArrayBuffers
 //               {type: 'cancel'}
-// Messages out: {type: 'ready', info} | {type: 'loaded', id} | {type: 'progress', done, total}
-//               {type: 'done', png, width, height, tiles, tileSize, ms} | {type: 'cancelled'}
+// Messages out: {type: 'ready', info} | {type: 'loaded', id} | {type: 'planned', plan}
+//               {type: 'progress', done, total, pass, passes}
+//               {type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms}
+//               {type: 'zipped', zip} | {type: 'cancelled'}
 //               {type: 'error', message, request} | {type: 'panic', message}
+// Every message in may carry an `id`; the reply to it (all but 'progress') carries the same `id`.
 // After 'panic' the engine is dead: the page must start a new worker.
 import init, * as lupa from './lupa-web.js';
 
@@ -33,6 +39,7 @@ function errorText(e) {
 }
 
 self.onmessage = async ({ data }) => {
+  const reply = (message, transfer = []) => postMessage({ ...message, id: data.id }, transfer);
   if (data.type === 'cancel') {
     // Handled at once, even while an upscale is running: the engine checks between tiles.
     lupa.cancel();
@@ -44,21 +51,31 @@ self.onmessage = async ({ data }) => {
       case 'init': {
         const info = JSON.parse(await lupa.start_engine(data.index, data.backend));
         if (info.backend === 'webgpu') info.adapter = await describeAdapter(info.adapter);
-        postMessage({ type: 'ready', info });
+        reply({ type: 'ready', info });
         break;
       }
       case 'load':
         lupa.load_model(data.id, new Uint8Array(data.weights));
-        postMessage({ type: 'loaded', id: data.id });
+        reply({ type: 'loaded' });
         break;
-      case 'upscale': {
+      case 'plan': {
+        const plan = JSON.parse(lupa.plan_job(new Uint8Array(data.input), JSON.stringify(data.request)));
+        reply({ type: 'planned', plan });
+        break;
+      }
+      case 'run': {
         const started = performance.now();
-        const result = await lupa.upscale(data.id, new Uint8Array(data.input), data.tile ?? 0,
-          (done, total) => postMessage({ type: 'progress', done, total }));
+        const result = await lupa.run_job(new Uint8Array(data.input), JSON.stringify(data.request),
+          data.tile ?? 0, (done, total, pass, passes) => postMessage({ type: 'progress', done, total, pass, passes }));
         const ms = performance.now() - started;
-        const png = result.png.buffer;
-        postMessage({ type: 'done', png, width: result.width, height: result.height,
-          tiles: result.tiles, tileSize: result.tileSize, ms }, [png]);
+        const bytes = result.bytes.buffer;
+        reply({ type: 'done', bytes, mime: result.mime, extension: result.extension, width: result.width,
+          height: result.height, tiles: result.tiles, explanation: result.explanation, ms }, [bytes]);
+        break;
+      }
+      case 'zip': {
+        const zip = lupa.zip_files(data.names, data.files.map((f) => new Uint8Array(f))).buffer;
+        reply({ type: 'zipped', zip }, [zip]);
         break;
       }
       default:
@@ -66,7 +83,7 @@ self.onmessage = async ({ data }) => {
     }
   } catch (e) {
     const message = errorText(e);
-    if (data.type === 'upscale' && message === 'cancelled') postMessage({ type: 'cancelled' });
-    else postMessage({ type: 'error', message, request: data.type });
+    if (data.type === 'run' && message === 'cancelled') reply({ type: 'cancelled' });
+    else reply({ type: 'error', message, request: data.type });
   }
 };

@@ -1,7 +1,8 @@
 // Lupa's web app in a real browser: Debian's Chromium, headless, driven by playwright-core.
 //
 // On machines without a GPU, `--enable-unsafe-webgpu` gives Chromium a SwiftShader WebGPU adapter:
-// real WebGPU, emulated on the CPU and slow, so the photo here is a 64×48 crop.
+// real WebGPU, emulated on the CPU and slow, so the photo here is a 64×48 crop. The feature tests
+// (modes, sizes, Smart, crop/fit/formats, transparency, batch) run on the wasm CPU backend.
 //
 // Needs: the Trunk build in dist/ (or $LUPA_DIST), the native `lupa` binary ($LUPA_BIN, default
 // $CARGO_TARGET_DIR/debug/lupa) for the reference output, and /usr/bin/chromium ($LUPA_CHROMIUM).
@@ -25,7 +26,8 @@ const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
 const LUPA_BIN = process.env.LUPA_BIN ?? path.join(TARGET, 'debug', 'lupa');
 const CHROMIUM = process.env.LUPA_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(HERE, 'artifacts');
-const PHOTO = path.join(ROOT, 'tests/fixtures/images/chelsea_64x48.png');
+const IMAGES = path.join(ROOT, 'tests/fixtures/images');
+const PHOTO = path.join(IMAGES, 'chelsea_64x48.png');
 const MODEL = 'span-x4';
 // SwiftShader compiles every WGSL shader on the CPU: the first upscale is slow.
 const UPSCALE_TIMEOUT = 15 * 60 * 1000;
@@ -119,25 +121,40 @@ async function openApp(backend, extra = '', ctx = context) {
   return page;
 }
 
-async function upscalePhoto(page, label) {
-  await page.setInputFiles('#file', PHOTO);
-  assert.equal(await page.inputValue('#scale'), '4');
-  assert.equal(await page.inputValue('#model'), MODEL, 'the default 4x model is the fidelity one');
+// Chooses `files`, waits for the plan, presses Upscale and waits for the whole queue.
+async function runQueue(page, files, timeout = UPSCALE_TIMEOUT) {
+  await page.setInputFiles('#file', files);
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
   await page.click('#go');
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: UPSCALE_TIMEOUT });
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout });
   const status = await page.textContent('#status');
   assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${status}\n${page.logs.join('\n')}`);
+  return status;
+}
+
+// Downloads the selected result; returns [suggested name, bytes].
+async function download(page, selector = '#download') {
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const saved = path.join(ARTIFACTS, `dl-${Date.now()}-${file.suggestedFilename()}`);
+  await file.saveAs(saved);
+  return [file.suggestedFilename(), fs.readFileSync(saved)];
+}
+
+async function upscalePhoto(page, label) {
+  await page.selectOption('#mode', 'precision');
+  await page.selectOption('#size', '4');
+  const status = await runQueue(page, PHOTO);
+  assert.equal(await page.getAttribute('#plan', 'data-models'), MODEL, 'Precision at 4x is SPAN x4');
 
   const progress = await page.$eval('#progress', (p) => [Number(p.dataset.done), Number(p.dataset.total)]);
   assert.ok(progress[1] >= 1 && progress[0] === progress[1], `progress ended at ${progress}`);
 
   await page.screenshot({ path: path.join(ARTIFACTS, `after-upscale-${label}.png`), fullPage: true });
 
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-  assert.equal(download.suggestedFilename(), `chelsea_64x48-${MODEL}.png`);
-  const file = path.join(ARTIFACTS, `download-${label}.png`);
-  await download.saveAs(file);
-  const png = decodePng(fs.readFileSync(file));
+  const [name, bytes] = await download(page);
+  assert.equal(name, 'chelsea_64x48_256x192.png');
+  fs.writeFileSync(path.join(ARTIFACTS, `download-${label}.png`), bytes);
+  const png = decodePng(bytes);
   assert.deepEqual([png.width, png.height], [256, 192], 'a 64×48 photo upscaled 4x');
 
   const db = psnr(png, reference);
@@ -184,16 +201,25 @@ test('auto falls back to the CPU where WebGPU has no adapter, and still upscales
 test('a file that is not an image gets a clear error, and the page keeps working', async () => {
   const page = await openApp('cpu');
   await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('just text') });
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#plan'), /cannot read this file as an image/);
   await page.click('#go');
   await page.waitForSelector('body[data-state="error"]', { timeout: 60 * 1000 });
   assert.match(await page.textContent('#status'), /cannot read this file as an image/);
-  assert.equal(await page.isEnabled('#go'), true);
+  assert.equal(await page.isEnabled('#go'), true, 'the failed file can be retried');
+  // The page keeps working: a real image added after it is upscaled.
+  await page.selectOption('#size', '2');
+  await page.setInputFiles('#file', PHOTO);
+  await page.click('#go');
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 5 * 60 * 1000 });
+  assert.equal(await page.$eval('#queue li:last-child', (li) => li.dataset.state), 'done');
   await page.close();
 });
 
 test('cancel stops an upscale between tiles', async () => {
-  const page = await openApp('cpu', '&tile=16');
+  const page = await openApp('cpu', '&tile=16&mode=precision&size=4');
   await page.setInputFiles('#file', PHOTO);
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
   await page.click('#go');
   await page.waitForFunction(() => Number(document.getElementById('progress').dataset.done) >= 1, null, {
     timeout: 5 * 60 * 1000,
@@ -203,6 +229,170 @@ test('cancel stops an upscale between tiles', async () => {
   assert.equal(await page.getAttribute('body', 'data-state'), 'cancelled');
   const [done, total] = await page.$eval('#progress', (p) => [Number(p.dataset.done), Number(p.dataset.total)]);
   assert.ok(done < total, `cancelled at ${done} of ${total} tiles`);
+  await page.close();
+});
+
+// ---- features, on the wasm CPU backend ------------------------------------------------------
+
+// Width and height of a WebP file (lossless VP8L or lossy VP8 bitstream).
+function webpSize(bytes) {
+  assert.equal(bytes.toString('latin1', 0, 4), 'RIFF');
+  assert.equal(bytes.toString('latin1', 8, 12), 'WEBP');
+  const chunk = bytes.toString('latin1', 12, 16);
+  if (chunk === 'VP8L') {
+    const bits = bytes.readUInt32LE(21);
+    return [(bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1];
+  }
+  assert.equal(chunk, 'VP8 ', `unexpected WebP chunk ${chunk}`);
+  return [bytes.readUInt16LE(26) & 0x3fff, bytes.readUInt16LE(28) & 0x3fff];
+}
+
+// Names in a zip's central directory.
+function zipNames(bytes) {
+  const names = [];
+  for (let i = 0; i + 46 <= bytes.length; i++) {
+    if (bytes.readUInt32LE(i) !== 0x02014b50) continue;
+    const length = bytes.readUInt16LE(i + 28);
+    names.push(bytes.toString('utf8', i + 46, i + 46 + length));
+    i += 45 + length;
+  }
+  return names;
+}
+
+test('Precision and Creative at 2x, 3x, 4x and 8x give the right sizes', async () => {
+  const page = await openApp('cpu');
+  for (const mode of ['precision', 'creative']) {
+    for (const size of ['2', '3', '4', '8']) {
+      await page.selectOption('#mode', mode);
+      await page.selectOption('#size', size);
+      const status = await runQueue(page, PHOTO);
+      const [name, bytes] = await download(page);
+      const png = decodePng(bytes);
+      const s = Number(size);
+      assert.deepEqual([png.width, png.height], [64 * s, 48 * s], `${mode} ${size}x`);
+      assert.equal(name, `chelsea_64x48_${64 * s}x${48 * s}.png`);
+      const models = await page.getAttribute('#plan', 'data-models');
+      const expected = mode === 'precision' ? { 2: 'span-x2', 3: 'span-x4', 4: 'span-x4', 8: 'span-x4,span-x2' }
+        : { 2: 'realesr-general-x4v3', 3: 'realesr-general-x4v3', 4: 'realesr-general-x4v3', 8: 'realesr-general-x4v3,span-x2' };
+      assert.equal(models, expected[s], `${mode} ${size}x`);
+      timings[`cpu-${mode}-x${size}`] = Number(await page.getAttribute('#result', 'data-ms'));
+      console.log(`${mode} ${size}x: ${status}`);
+    }
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, 'modes.png'), fullPage: true });
+  await page.close();
+});
+
+test('an illustration with Real-CUGAN and clean-up; Smart shows its choice and can be overridden', async () => {
+  const page = await openApp('cpu');
+  // Smart recognises a UI screenshot and a cartoon before anything runs.
+  await page.setInputFiles('#file', path.join(IMAGES, 'gimp_layer_new_200x150.png'));
+  await page.waitForFunction(() => document.getElementById('plan').dataset.content === 'text', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#plan'), /Looks like text or a screenshot/);
+  await page.reload();
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 5 * 60 * 1000 });
+  await page.setInputFiles('#file', path.join(IMAGES, 'cartoon_kodim_128.png'));
+  await page.waitForFunction(() => document.getElementById('plan').dataset.content === 'illustration', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#plan'), /Looks like an illustration.*realcugan-se-x4-no-denoise/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'smart-choice.png'), fullPage: true });
+  await page.reload();
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 5 * 60 * 1000 });
+
+  // The user's choices: Illustration at 2x with strong clean-up on a small cartoon.
+  await page.selectOption('#mode', 'illustration');
+  await page.selectOption('#size', '2');
+  await page.selectOption('#denoise', '3');
+  await runQueue(page, path.join(IMAGES, 'cartoon_32x40.png'));
+  assert.equal(await page.getAttribute('#plan', 'data-models'), 'realcugan-se-x2-denoise3x');
+  const png = decodePng((await download(page))[1]);
+  assert.deepEqual([png.width, png.height], [64, 80]);
+
+  // Smart on a photo runs end to end (Creative 4x for a small photo).
+  await page.selectOption('#mode', 'smart');
+  await page.selectOption('#size', 'auto');
+  await page.selectOption('#denoise', 'auto');
+  await runQueue(page, PHOTO);
+  assert.equal(await page.getAttribute('#plan', 'data-content'), 'photo');
+  assert.equal(await page.getAttribute('#plan', 'data-mode'), 'creative');
+  const smart = decodePng((await download(page))[1]);
+  assert.deepEqual([smart.width, smart.height], [256, 192]);
+  await page.close();
+});
+
+test('crop, fit to a box and save as WebP; AVIF and JPEG too', async () => {
+  const page = await openApp('cpu');
+  await page.selectOption('#mode', 'precision');
+  await page.selectOption('#size', 'fit');
+  await page.fill('#fit-width', '240');
+  await page.fill('#fit-height', '135');
+  await page.fill('#crop', '0,6,64,36');
+  await page.selectOption('#format', 'webp');
+  await runQueue(page, PHOTO);
+  assert.match(await page.textContent('#plan'), /span-x4 on 64×36, then Lanczos3 down to 240×135/);
+  const [name, webp] = await download(page);
+  assert.equal(name, 'chelsea_64x48_240x135.webp');
+  assert.deepEqual(webpSize(webp), [240, 135]);
+
+  for (const [format, check] of [
+    ['avif', (b) => assert.equal(b.toString('latin1', 4, 12), 'ftypavif')],
+    ['jpeg', (b) => assert.equal(b.readUInt16BE(0), 0xffd8)],
+  ]) {
+    await page.fill('#crop', '');
+    await page.selectOption('#size', '2');
+    await page.selectOption('#format', format);
+    await runQueue(page, PHOTO);
+    const [file, bytes] = await download(page);
+    assert.ok(file.endsWith(format === 'jpeg' ? '.jpg' : '.avif'), file);
+    check(bytes);
+  }
+  await page.close();
+});
+
+test('a PNG with transparency keeps it', async () => {
+  // The photo inside a fully transparent 8-pixel frame.
+  const photo = decodePng(fs.readFileSync(PHOTO));
+  const framed = new PNG({ width: 80, height: 64 });
+  for (let y = 0; y < 64; y++) {
+    for (let x = 0; x < 80; x++) {
+      const o = (y * 80 + x) * 4;
+      const inside = x >= 8 && x < 72 && y >= 8 && y < 56;
+      const i = ((y - 8) * 64 + (x - 8)) * 4;
+      for (let c = 0; c < 3; c++) framed.data[o + c] = inside ? photo.data[i + c] : 0;
+      framed.data[o + 3] = inside ? 255 : 0;
+    }
+  }
+  const page = await openApp('cpu');
+  await page.selectOption('#mode', 'precision');
+  await page.selectOption('#size', '2');
+  await runQueue(page, { name: 'framed.png', mimeType: 'image/png', buffer: PNG.sync.write(framed) });
+  const out = decodePng((await download(page))[1]);
+  assert.deepEqual([out.width, out.height], [160, 128]);
+  const alpha = (x, y) => out.data[(y * out.width + x) * 4 + 3];
+  assert.equal(alpha(2, 2), 0, 'the frame stays transparent');
+  assert.equal(alpha(80, 64), 255, 'the photo stays opaque');
+  await page.close();
+});
+
+test('five files in one batch, each with its result, and all in one zip', async () => {
+  const page = await openApp('cpu');
+  await page.selectOption('#mode', 'precision');
+  await page.selectOption('#size', '2');
+  const files = ['chelsea_64x48.png', 'astronaut_face_40x32.png', 'cartoon_32x40.png', 'chelsea_64x48_exif6_srgb.jpg',
+    'astronaut_128.png'].map((f) => path.join(IMAGES, f));
+  const status = await runQueue(page, files);
+  assert.equal(status, 'All 5 files done.');
+  const states = await page.$$eval('#queue li', (rows) => rows.map((r) => r.dataset.state));
+  assert.deepEqual(states, ['done', 'done', 'done', 'done', 'done']);
+  // Each row has its own download.
+  const [one] = await download(page, '#queue li:nth-child(2) .item-download');
+  assert.equal(one, 'astronaut_face_40x32_80x64.png');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'batch.png'), fullPage: true });
+  const [zipName, zip] = await download(page, '#zip');
+  assert.equal(zipName, 'lupa-upscaled.zip');
+  assert.deepEqual(zipNames(zip).sort(), [
+    'astronaut_128_256x256.png', 'astronaut_face_40x32_80x64.png', 'cartoon_32x40_64x80.png',
+    'chelsea_64x48_128x96.png', 'chelsea_64x48_exif6_srgb_128x96.png',
+  ].sort());
   await page.close();
 });
 

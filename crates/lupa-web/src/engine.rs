@@ -1,12 +1,17 @@
-//! The browser engine's logic that does not touch JavaScript, so it is tested natively: the whole
-//! file-in, PNG-out upscale ([`upscale_to_png`]) with input decoding, the output-size guard, tile
-//! sizing and PNG encoding.
+//! The browser engine's logic that does not touch JavaScript, so it is tested natively: one
+//! file's job from bytes in to encoded bytes out ([`prepare`] then [`run`]), with decoding, crop,
+//! Smart mode, the recipe (mode, scale or fit, denoise), the output-size guard, tile sizing and
+//! encoding; and the zip of a batch ([`zip`]).
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use image::DynamicImage;
-use lupa_core::codec::{self, Decoded, OutputFormat};
-use lupa_core::{ModelSpec, Progress, SrModel, TileLimits, UpscaleJob, UpscaleOptions};
+use lupa_core::codec::{self, Decoded, Metadata, OutputFormat};
+use lupa_core::recipe::{self, Mode, Recipe, Request, Target};
+use lupa_core::{ModelIndex, ModelSpec, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions, smart};
+use serde::{Deserialize, Serialize};
 
 /// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
 /// this stays well under what integrated GPUs and phones give a page.
@@ -15,52 +20,219 @@ pub const GPU_TILE_BUDGET: u64 = 256 << 20;
 pub const CPU_TILE_BUDGET: u64 = 128 << 20;
 /// Largest automatic tile core side, in input pixels.
 pub const MAX_TILE: u32 = 512;
-/// Largest result the engine accepts, in bytes of decoded pixels. The wasm32 heap ends at 4 GiB and
-/// must also hold the input, one tile and the encoded PNG; 1.5 GiB leaves room for them.
-/// (16384 × 16384 RGB at 8 bits is 768 MiB.)
+/// Largest image the engine makes, in bytes of decoded pixels (the result, or a pass before the
+/// final resize). The wasm32 heap ends at 4 GiB and must also hold the input, one tile and the
+/// encoded file; 1.5 GiB leaves room for them. (16384 × 16384 RGB at 8 bits is 768 MiB.)
 pub const MAX_OUTPUT_BYTES: u64 = 1536 << 20;
 
-/// An upscaled image, encoded.
-#[derive(Debug)]
-pub struct Upscaled {
-    /// The PNG file.
-    pub png: Vec<u8>,
-    /// Output width in pixels.
-    pub width: u32,
-    /// Output height in pixels.
-    pub height: u32,
-    /// Tiles run.
-    pub tiles: usize,
-    /// Tile core side used, in input pixels.
-    pub tile_size: u32,
+/// What the page asks for one file (JSON, camelCase). Missing fields take the defaults: Precision
+/// at 4x, no denoise, no crop, PNG.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobRequest {
+    /// `smart` or a mode name (`precision`, `creative`, `maximum-detail`, `illustration`).
+    pub mode: String,
+    /// A model id that overrides the mode's choice.
+    pub model: Option<String>,
+    /// 2, 3, 4 or 8.
+    pub scale: Option<u32>,
+    /// Fit inside `[width, height]` instead of a scale.
+    pub fit: Option<[u32; 2]>,
+    /// 0 to 3.
+    pub denoise: Option<u8>,
+    /// `[x, y, width, height]` in input pixels, applied before anything else.
+    pub crop: Option<[u32; 4]>,
+    /// `png`, `jpeg`, `webp` or `avif`.
+    pub format: String,
+    /// JPEG and AVIF quality, 1 to 100.
+    pub quality: Option<u8>,
 }
 
-/// Decodes the image file `input`, upscales it with `model` in tiles of `tile_size` input pixels,
-/// and encodes the result as PNG, never holding more than the input, one tile and the output.
-///
-/// `between_tiles` is awaited before each tile and after the last with the progress so far; it
-/// can yield to an event loop, and returning `ControlFlow::Break(())` cancels.
+/// What a job will do, for the page (JSON, camelCase).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPlan {
+    /// Models to load, in the order they run.
+    pub models: Vec<String>,
+    /// What runs and why (with Smart's reasoning first).
+    pub explanation: String,
+    /// Size after the crop.
+    pub input: [u32; 2],
+    /// Size of the result.
+    pub output: [u32; 2],
+    /// The mode that runs (Smart's choice, or the one asked for).
+    pub mode: String,
+    /// Smart's recognised content (`photo`, `illustration`, `text`); `None` outside Smart mode.
+    pub content: Option<String>,
+    /// File extension of the result.
+    pub extension: String,
+    /// Media type of the result.
+    pub mime: String,
+}
+
+/// A decoded, cropped and planned file, ready to [`run`].
+#[derive(Debug)]
+pub struct Job {
+    image: DynamicImage,
+    metadata: Metadata,
+    recipe: Recipe,
+    format: OutputFormat,
+    /// What it will do.
+    pub plan: JobPlan,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The encoded file.
+    pub bytes: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Tiles run, over all passes.
+    pub tiles: usize,
+}
+
+/// Decodes `input`, crops it, resolves Smart mode, plans the recipe and checks that every image
+/// it makes fits the engine's memory.
 ///
 /// # Errors
-/// A sentence for the user: undecodable input, a result too large, `"cancelled"`, or a backend
-/// failure.
-pub async fn upscale_to_png(
-    model: &SrModel,
-    input: &[u8],
-    tile_size: u32,
-    between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
-) -> Result<Upscaled, String> {
-    let Decoded { image, metadata, .. } = decode(input)?;
-    check_output_size(&image, model.spec.scale)?;
-    let options = UpscaleOptions { tile_size, overlap: None };
-    let job = UpscaleJob::new(model, &image, options).map_err(|e| e.to_string())?;
-    drop(image);
-    let tiles = job.plan().tiles.len();
+/// A sentence for the user: undecodable input, a crop outside the image, an unknown mode, model,
+/// format or scale, a box needing more than 8x, or a result too large.
+pub fn prepare(index: &ModelIndex, input: &[u8], request: &JobRequest) -> Result<Job, String> {
+    let text = |e: lupa_core::LupaError| e.to_string();
+    let format = match request.format.as_str() {
+        "" | "png" => OutputFormat::Png,
+        "jpeg" | "jpg" => OutputFormat::from_extension("jpg", request.quality).map_err(text)?,
+        "webp" => OutputFormat::WebP,
+        "avif" => OutputFormat::from_extension("avif", request.quality).map_err(text)?,
+        other => return Err(format!("cannot write `{other}` (choose png, jpeg, webp or avif)")),
+    };
+    let Decoded { mut image, metadata, format: source } = decode(input)?;
+    if let Some([x, y, w, h]) = request.crop {
+        let fits = u64::from(x) + u64::from(w) <= u64::from(image.width())
+            && u64::from(y) + u64::from(h) <= u64::from(image.height());
+        if w == 0 || h == 0 || !fits {
+            return Err(format!(
+                "crop {x},{y} {w}×{h} does not fit in the {}×{} image",
+                image.width(),
+                image.height()
+            ));
+        }
+        image = image.crop_imm(x, y, w, h);
+    }
+    let target = match (request.fit, request.scale) {
+        (Some([width, height]), _) => Some(Target::Fit { width, height }),
+        (None, Some(s)) => Some(Target::Scale(s)),
+        (None, None) => None,
+    };
+    // Without a size, a model runs at its own scale, a mode at 4x.
+    let model_scale = match &request.model {
+        Some(id) => Some(index.get(id).map_err(text)?.scale),
+        None => None,
+    };
+    let fixed_target = || target.unwrap_or(Target::Scale(model_scale.unwrap_or(4)));
+    let (mode, target, denoise, smart) = match request.mode.as_str() {
+        "smart" => {
+            let choice = smart::choose(&image, Some(source), target, request.denoise);
+            (choice.mode, choice.target, choice.denoise, Some(choice))
+        }
+        "" => (Mode::Precision, fixed_target(), request.denoise.unwrap_or(0), None),
+        name => (name.parse().map_err(text)?, fixed_target(), request.denoise.unwrap_or(0), None),
+    };
+    let request = Request { mode, model: request.model.as_deref(), target, denoise };
+    let recipe = recipe::plan(index, &request, image.width(), image.height()).map_err(text)?;
+    check_sizes(index, &image, &recipe)?;
+
+    let mut explanation = recipe.explanation.clone();
+    if let Some(choice) = &smart {
+        explanation = format!("{} {explanation}", choice.explanation);
+    }
+    let mut models: Vec<String> = Vec::new();
+    for id in recipe.models() {
+        if !models.iter().any(|m| m == id) {
+            models.push(id.to_owned());
+        }
+    }
+    let plan = JobPlan {
+        models,
+        explanation,
+        input: [image.width(), image.height()],
+        output: [recipe.output.0, recipe.output.1],
+        mode: mode.name().to_owned(),
+        content: smart.map(|c| c.content.name().to_owned()),
+        extension: format.extension().to_owned(),
+        mime: format.mime().to_owned(),
+    };
+    Ok(Job { image, metadata, recipe, format, plan })
+}
+
+/// Checks the size of every image the recipe makes (each pass's output and the result).
+fn check_sizes(index: &ModelIndex, image: &DynamicImage, recipe: &Recipe) -> Result<(), String> {
+    let bytes_per_pixel = u64::from(image.color().bytes_per_pixel());
+    let mut sizes = vec![recipe.output];
+    let mut reached = (image.width(), image.height());
+    for id in &recipe.passes {
+        let s = index.get(id).map_err(|e| e.to_string())?.scale;
+        reached = (reached.0 * s, reached.1 * s);
+        sizes.push(reached);
+    }
+    for (w, h) in sizes {
+        let bytes = u64::from(w) * u64::from(h) * bytes_per_pixel;
+        if bytes > MAX_OUTPUT_BYTES {
+            return Err(format!(
+                "this needs a {w}×{h} image ({} MiB), more than the {} MiB this browser engine can hold; \
+                 crop the image, choose a smaller scale, or use the `lupa` command-line tool",
+                bytes >> 20,
+                MAX_OUTPUT_BYTES >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a prepared job with the loaded models (`model(id)`), tiles of `tile_for(spec)` input
+/// pixels, and encodes the result once.
+///
+/// `between_tiles` is awaited before each tile and after each pass; it can yield to an event
+/// loop, and returning `ControlFlow::Break(())` cancels.
+///
+/// # Errors
+/// A sentence for the user: a model not loaded, `"cancelled"`, a backend or encoder failure.
+pub async fn run(
+    job: Job,
+    model: impl Fn(&str) -> Option<Rc<SrModel>>,
+    tile_for: impl Fn(&ModelSpec) -> u32,
+    mut between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
+) -> Result<Encoded, String> {
+    let Job { image, metadata, recipe, format, .. } = job;
+    let loaded: Vec<Rc<SrModel>> = recipe
+        .models()
+        .map(|id| model(id).ok_or_else(|| format!("model {id} is not loaded")))
+        .collect::<Result<_, _>>()?;
+    let input_size = (image.width(), image.height());
+    let passes: Vec<Pass> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Pass {
+            model: m,
+            options: UpscaleOptions { tile_size: tile_for(&m.spec), overlap: None },
+            // The clean-up pass goes back to the input size.
+            then_resize_to: (i == 0 && recipe.cleanup.is_some()).then_some(input_size),
+        })
+        .collect();
+    let mut tiles_per_pass: Vec<usize> = vec![0; passes.len()];
+    let count = async |p: RecipeProgress| {
+        tiles_per_pass[p.pass] = p.tiles.tiles_total;
+        between_tiles(p).await
+    };
     // A cancelled run's error reads "cancelled", which the worker script recognises.
-    let result = job.run(between_tiles).await.map_err(|e| e.to_string())?;
+    let result =
+        lupa_core::run_passes(&passes, image, recipe.resize_to, count).await.map_err(|e| e.to_string())?;
     let (width, height) = (result.width(), result.height());
-    let png = codec::encode(result, OutputFormat::Png, &metadata).map_err(|e| e.to_string())?;
-    Ok(Upscaled { png, width, height, tiles, tile_size })
+    let bytes = codec::encode(result, format, &metadata).map_err(|e| e.to_string())?;
+    Ok(Encoded { bytes, width, height, tiles: tiles_per_pass.iter().sum() })
 }
 
 /// Decodes an image file (PNG, JPEG, WebP or BMP) with the core's codec: upright (EXIF
@@ -72,33 +244,41 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     codec::decode(bytes).map_err(|e| e.to_string())
 }
 
-/// Checks that upscaling a `width × height` image of `image`'s colour type by `scale` fits the
-/// engine's memory.
-///
-/// # Errors
-/// A sentence giving the output size and the limit.
-pub fn check_output_size(image: &DynamicImage, scale: u32) -> Result<(), String> {
-    let (w, h) = (u64::from(image.width()) * u64::from(scale), u64::from(image.height()) * u64::from(scale));
-    let bytes = w * h * u64::from(image.color().bytes_per_pixel());
-    if bytes > MAX_OUTPUT_BYTES {
-        return Err(format!(
-            "the result would be {w}×{h} pixels ({} MiB), more than the {} MiB this browser engine can \
-             hold; crop the image or use the `lupa` command-line tool",
-            bytes >> 20,
-            MAX_OUTPUT_BYTES >> 20
-        ));
-    }
-    Ok(())
-}
-
 /// The tile side for `spec` on a device whose largest buffer is `max_buffer` (`None`: the CPU).
 pub fn tile_size(spec: &ModelSpec, max_buffer: Option<u64>) -> u32 {
     let memory_budget = if max_buffer.is_some() { GPU_TILE_BUDGET } else { CPU_TILE_BUDGET };
     lupa_core::auto_tile_size(spec, TileLimits { memory_budget, max_buffer, max_side: MAX_TILE })
 }
 
+/// A zip archive of `files` (name, bytes), stored without compression (the images are
+/// compressed already). Repeated names get ` (2)`, ` (3)`… before the extension.
+///
+/// # Errors
+/// The zip writer's message.
+pub fn zip(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut used = HashSet::new();
+    for (name, bytes) in files {
+        let (stem, ext) = name.rsplit_once('.').map_or((name.as_str(), ""), |(s, e)| (s, e));
+        let mut unique = name.clone();
+        for n in 2.. {
+            if used.insert(unique.clone()) {
+                break;
+            }
+            unique = if ext.is_empty() { format!("{stem} ({n})") } else { format!("{stem} ({n}).{ext}") };
+        }
+        writer.start_file(unique, options).map_err(|e| e.to_string())?;
+        writer.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(writer.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -106,10 +286,37 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    fn spec(id: &str) -> ModelSpec {
+    fn index() -> ModelIndex {
         let path = format!("{}/../../models/index.json", env!("CARGO_MANIFEST_DIR"));
-        let index = lupa_core::ModelIndex::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-        index.get(id).unwrap().clone()
+        ModelIndex::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn spec(id: &str) -> ModelSpec {
+        index().get(id).unwrap().clone()
+    }
+
+    fn request(json: &str) -> JobRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// Loads the models a plan needs, as the worker does, and runs the job.
+    fn run_job(job: Job, tile: u32, mut progress: impl FnMut(RecipeProgress)) -> Result<Encoded, String> {
+        let models: HashMap<String, Rc<SrModel>> = job
+            .plan
+            .models
+            .iter()
+            .map(|id| {
+                let spec = spec(id);
+                let path = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), spec.weights.file);
+                let device = lupa_core::burn::tensor::Device::flex();
+                (id.clone(), Rc::new(SrModel::load(&spec, std::fs::read(path).unwrap(), &device).unwrap()))
+            })
+            .collect();
+        let record = async |p: RecipeProgress| {
+            progress(p);
+            ControlFlow::Continue(())
+        };
+        pollster::block_on(run(job, |id| models.get(id).cloned(), |_| tile, record))
     }
 
     #[test]
@@ -124,13 +331,20 @@ mod tests {
     }
 
     #[test]
-    fn output_guard_accepts_16k_and_rejects_beyond_the_heap() {
+    fn size_guard_accepts_16k_and_rejects_beyond_the_heap() {
+        let idx = index();
+        let plan = |image: &DynamicImage, s| {
+            let request =
+                Request { mode: Mode::Precision, model: None, target: Target::Scale(s), denoise: 0 };
+            recipe::plan(&idx, &request, image.width(), image.height()).unwrap()
+        };
         let rgb = DynamicImage::new_rgb8(4096, 4096);
-        assert!(check_output_size(&rgb, 4).is_ok(), "16384² RGB8 is 768 MiB");
-        let err = check_output_size(&rgb, 8).unwrap_err();
+        assert!(check_sizes(&idx, &rgb, &plan(&rgb, 4)).is_ok(), "16384² RGB8 is 768 MiB");
+        let err = check_sizes(&idx, &rgb, &plan(&rgb, 8)).unwrap_err();
         assert!(err.contains("32768×32768"), "{err}");
         // 16-bit RGBA doubles and more: 4096² at 4x is 2 GiB.
-        assert!(check_output_size(&DynamicImage::new_rgba16(4096, 4096), 4).is_err());
+        let deep = DynamicImage::new_rgba16(4096, 4096);
+        assert!(check_sizes(&idx, &deep, &plan(&deep, 4)).is_err());
     }
 
     #[test]
@@ -150,12 +364,6 @@ mod tests {
         assert!(tile_size(&span, None) < roomy);
     }
 
-    fn load(id: &str) -> SrModel {
-        let spec = spec(id);
-        let path = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), spec.weights.file);
-        SrModel::load(&spec, std::fs::read(path).unwrap(), &lupa_core::burn::tensor::Device::flex()).unwrap()
-    }
-
     /// A strip of the real photo, tiled across: 4200×12 → 16800×48, wider than any browser canvas
     /// (Chrome stops at 16384), goes through the engine's own path to a valid PNG.
     #[test]
@@ -165,17 +373,14 @@ mod tests {
         let mut file = Vec::new();
         strip.write_to(&mut std::io::Cursor::new(&mut file), image::ImageFormat::Png).unwrap();
 
-        let model = load("span-x4");
+        let job = prepare(&index(), &file, &request(r#"{"mode": "precision", "scale": 4}"#)).unwrap();
+        assert_eq!(job.plan.models, ["span-x4"]);
         let mut reports = Vec::new();
-        let record = async |p: Progress| {
-            reports.push(p.tiles_done);
-            ControlFlow::Continue(())
-        };
-        let out = pollster::block_on(upscale_to_png(&model, &file, 512, record)).unwrap();
+        let out = run_job(job, 512, |p: RecipeProgress| reports.push(p.tiles.tiles_done)).unwrap();
         assert_eq!((out.width, out.height), (16800, 48));
         assert_eq!(out.tiles, 9, "4200 px in tiles of at most 512");
         assert_eq!(reports, (0..=9).collect::<Vec<_>>(), "one report before each tile and one at the end");
-        let back = image::load_from_memory(&out.png).unwrap();
+        let back = image::load_from_memory(&out.bytes).unwrap();
         assert_eq!((back.width(), back.height()), (16800, 48));
         // Real content, not a blank: the upscale follows the strip (bicubic within a few levels).
         let bicubic = image::imageops::resize(&strip, 16800, 48, image::imageops::FilterType::CatmullRom);
@@ -185,29 +390,117 @@ mod tests {
 
     #[test]
     fn cancel_between_tiles_stops_with_cancelled() {
-        let model = load("span-x4");
-        let file = fixture("chelsea_64x48.png");
-        let stop_after_one = async |p: Progress| {
-            if p.tiles_done >= 1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        let model = Rc::new({
+            let spec = spec("span-x4");
+            let path = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), spec.weights.file);
+            SrModel::load(&spec, std::fs::read(path).unwrap(), &lupa_core::burn::tensor::Device::flex())
+                .unwrap()
+        });
+        let job = prepare(&index(), &fixture("chelsea_64x48.png"), &JobRequest::default()).unwrap();
+        let stop_after_one = async |p: RecipeProgress| {
+            if p.tiles.tiles_done >= 1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         };
-        let err = pollster::block_on(upscale_to_png(&model, &file, 16, stop_after_one)).unwrap_err();
+        let err = pollster::block_on(run(job, |_| Some(model.clone()), |_| 16, stop_after_one)).unwrap_err();
         assert_eq!(err, "cancelled");
-        let err =
-            pollster::block_on(upscale_to_png(&model, b"GIF89a", 16, async |_| ControlFlow::Continue(())))
-                .unwrap_err();
+        let err = prepare(&index(), b"GIF89a", &JobRequest::default()).unwrap_err();
         assert!(err.contains("cannot read this file as an image"), "{err}");
+        // Nothing loaded: a clear error, not a panic.
+        let job = prepare(&index(), &fixture("chelsea_64x48.png"), &JobRequest::default()).unwrap();
+        let err =
+            pollster::block_on(run(job, |_| None, |_| 0, async |_| ControlFlow::Continue(()))).unwrap_err();
+        assert_eq!(err, "model span-x4 is not loaded");
     }
 
     /// A camera JPEG stored sideways comes back upright, with its colour profile, as PNG.
     #[test]
     fn camera_jpeg_comes_back_upright_with_its_profile() {
-        let model = load("span-x2");
-        let file = fixture("chelsea_64x48_exif6_srgb.jpg");
-        let out = pollster::block_on(upscale_to_png(&model, &file, 0, async |_| ControlFlow::Continue(())))
-            .unwrap();
-        let back = codec::decode(&out.png).unwrap();
+        let job =
+            prepare(&index(), &fixture("chelsea_64x48_exif6_srgb.jpg"), &request(r#"{"scale": 2}"#)).unwrap();
+        let out = run_job(job, 0, |_| ()).unwrap();
+        let back = codec::decode(&out.bytes).unwrap();
         assert_eq!((back.image.width(), back.image.height()), (128, 96));
         assert_eq!(back.format, image::ImageFormat::Png);
         assert!(back.metadata.icc.is_some());
+    }
+
+    #[test]
+    fn crop_fit_and_webp_in_one_job() {
+        let req =
+            request(r#"{"mode": "precision", "crop": [0, 6, 64, 36], "fit": [240, 135], "format": "webp"}"#);
+        let job = prepare(&index(), &fixture("chelsea_64x48.png"), &req).unwrap();
+        assert_eq!((job.plan.input, job.plan.output), ([64, 36], [240, 135]));
+        assert_eq!((job.plan.extension.as_str(), job.plan.mime.as_str()), ("webp", "image/webp"));
+        assert!(job.plan.explanation.contains("Lanczos3 down to 240×135"), "{}", job.plan.explanation);
+        let out = run_job(job, 0, |_| ()).unwrap();
+        let back = codec::decode(&out.bytes).unwrap();
+        assert_eq!(
+            (back.format, back.image.width(), back.image.height()),
+            (image::ImageFormat::WebP, 240, 135)
+        );
+        // A crop outside the image is refused.
+        let bad = request(r#"{"crop": [40, 0, 30, 10]}"#);
+        let err = prepare(&index(), &fixture("chelsea_64x48.png"), &bad).unwrap_err();
+        assert!(err.contains("does not fit in the 64×48 image"), "{err}");
+    }
+
+    #[test]
+    fn smart_plans_an_illustration_and_transparency_survives() {
+        let job =
+            prepare(&index(), &fixture("cartoon_kodim_128.png"), &request(r#"{"mode": "smart"}"#)).unwrap();
+        assert_eq!(job.plan.content.as_deref(), Some("illustration"));
+        assert_eq!(job.plan.mode, "illustration");
+        assert_eq!(job.plan.models, ["realcugan-se-x4-no-denoise"]);
+        assert!(job.plan.explanation.starts_with("Looks like an illustration"), "{}", job.plan.explanation);
+
+        // A transparent border around the cartoon, upscaled 2x with Real-CUGAN and denoise.
+        let cartoon = decode(&fixture("cartoon_32x40.png")).unwrap().image.to_rgba8();
+        let framed = image::RgbaImage::from_fn(48, 56, |x, y| {
+            if (8..40).contains(&x) && (8..48).contains(&y) {
+                *cartoon.get_pixel(x - 8, y - 8)
+            } else {
+                image::Rgba([0, 0, 0, 0])
+            }
+        });
+        let mut file = Vec::new();
+        framed.write_to(&mut std::io::Cursor::new(&mut file), image::ImageFormat::Png).unwrap();
+        let req = request(r#"{"mode": "illustration", "scale": 2, "denoise": 3}"#);
+        let job = prepare(&index(), &file, &req).unwrap();
+        assert_eq!(job.plan.models, ["realcugan-se-x2-denoise3x"]);
+        let out = run_job(job, 0, |_| ()).unwrap();
+        let back = image::load_from_memory(&out.bytes).unwrap().to_rgba8();
+        assert_eq!(back.dimensions(), (96, 112));
+        assert_eq!(back.get_pixel(2, 2).0[3], 0, "transparent corner stays transparent");
+        assert_eq!(back.get_pixel(48, 56).0[3], 255, "opaque centre stays opaque");
+    }
+
+    #[test]
+    fn avif_output_and_bad_formats() {
+        let req = request(r#"{"scale": 2, "format": "avif", "quality": 70}"#);
+        let job = prepare(&index(), &fixture("chelsea_64x48.png"), &req).unwrap();
+        assert_eq!(job.plan.mime, "image/avif");
+        let out = run_job(job, 0, |_| ()).unwrap();
+        assert_eq!(&out.bytes[4..12], b"ftypavif");
+        assert_eq!((out.width, out.height), (128, 96));
+        let err =
+            prepare(&index(), &fixture("chelsea_64x48.png"), &request(r#"{"format": "gif"}"#)).unwrap_err();
+        assert!(err.contains("cannot write `gif`"), "{err}");
+        assert!(serde_json::from_str::<JobRequest>(r#"{"scael": 2}"#).is_err(), "typos are refused");
+    }
+
+    #[test]
+    fn zip_holds_every_file_under_a_unique_name() {
+        let files = vec![
+            ("a.png".to_owned(), vec![1, 2, 3]),
+            ("a.png".to_owned(), vec![4, 5]),
+            ("b.webp".to_owned(), vec![6]),
+        ];
+        let bytes = zip(&files).unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+        names.sort();
+        assert_eq!(names, ["a (2).png", "a.png", "b.webp"]);
+        let mut second = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name("a (2).png").unwrap(), &mut second).unwrap();
+        assert_eq!(second, [4, 5]);
     }
 }

@@ -7,11 +7,14 @@
 //!   `"cpu"`. Resolves to a JSON [`BackendInfo`] saying which runs and why.
 //! - [`load_model`]`(id, bytes)` checks the weights against the registry's size and sha256 and
 //!   loads them.
-//! - [`upscale`]`(id, fileBytes, tile, onProgress)` decodes the file, upscales it tile by tile
-//!   (`onProgress(done, total)` after each tile), and resolves to `{ png, width, height, tiles,
-//!   tileSize }` with the result encoded as PNG here, in wasm: no canvas is involved, so results
-//!   beyond the browser's canvas limits still encode.
-//! - [`cancel`]`()` stops a running upscale before its next tile; it rejects with "cancelled".
+//! - [`plan_job`]`(fileBytes, requestJson)` decodes the file and says what a job would do: a JSON
+//!   [`JobPlan`] with the models to load, Smart mode's choice and the output size.
+//! - [`run_job`]`(fileBytes, requestJson, tile, onProgress)` runs it tile by tile
+//!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, width, height,
+//!   tiles, explanation }` with the result encoded here, in wasm, once: no canvas is involved, so
+//!   results beyond the browser's canvas limits still encode.
+//! - [`zip_files`]`(names, files)` packs finished results into one zip.
+//! - [`cancel`]`()` stops a running job before its next tile; it rejects with "cancelled".
 //!
 //! Every tensor read is asynchronous (a synchronous read panics on WebGPU). A panic is printed to
 //! the console by `console_error_panic_hook` and handed to `self.lupaReportPanic(message)`, which
@@ -29,7 +32,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::engine::{tile_size, upscale_to_png};
+use crate::engine::{JobPlan, JobRequest, prepare, run, tile_size};
 
 /// Which backend runs, on what, and why; sent to the page as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -165,45 +168,83 @@ pub fn cancel() {
     CANCEL.with(|c| c.set(true));
 }
 
-/// Upscales the image file `input` with loaded model `id`. `tile` is the tile side in input pixels
-/// (0: sized from the device's limits). `on_progress(done, total)` is called before the first tile
-/// and after each one. Resolves to `{ png: Uint8Array, width, height, tiles, tileSize }`.
+fn parse_request(json: &str) -> Result<JobRequest, JsError> {
+    serde_json::from_str(json).map_err(|e| js_error(format!("bad job request: {e}")))
+}
+
+/// What upscaling `input` as `request_json` asks would do: a JSON [`JobPlan`].
 ///
 /// # Errors
-/// Undecodable input, a result too large for the engine, "cancelled", or a backend failure.
+/// Undecodable input, a bad request, or a result too large for the engine.
 #[wasm_bindgen]
-pub async fn upscale(
-    id: String,
+pub fn plan_job(input: Vec<u8>, request_json: &str) -> Result<String, JsError> {
+    let engine = engine()?;
+    let job = prepare(&engine.index, &input, &parse_request(request_json)?).map_err(js_error)?;
+    serde_json::to_string::<JobPlan>(&job.plan).map_err(js_error)
+}
+
+/// Runs the job `request_json` on the image file `input` with the models [`plan_job`] listed
+/// (loaded beforehand). `tile` is the tile side in input pixels (0: sized from the device's
+/// limits). `on_progress(done, total, pass, passes)` is called before the first tile and after
+/// each one. Resolves to `{ bytes: Uint8Array, mime, width, height, tiles, explanation }`.
+///
+/// # Errors
+/// Undecodable input, a model not loaded, a result too large for the engine, "cancelled", or a
+/// backend failure.
+#[wasm_bindgen]
+pub async fn run_job(
     input: Vec<u8>,
+    request_json: String,
     tile: u32,
     on_progress: js_sys::Function,
 ) -> Result<JsValue, JsError> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
-    let model = engine
-        .models
-        .borrow()
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| js_error(format!("model {id} is not loaded")))?;
-    let tile_size = if tile > 0 { tile } else { tile_size(&model.spec, engine.info.max_buffer) };
-    let between_tiles = async |p: lupa_core::Progress| {
-        let _ = on_progress.call2(&JsValue::NULL, &p.tiles_done.into(), &p.tiles_total.into());
+    let job = prepare(&engine.index, &input, &parse_request(&request_json)?).map_err(js_error)?;
+    drop(input);
+    let plan = job.plan.clone();
+    let between_tiles = async |p: lupa_core::RecipeProgress| {
+        let args = js_sys::Array::of4(
+            &p.tiles.tiles_done.into(),
+            &p.tiles.tiles_total.into(),
+            &p.pass.into(),
+            &p.passes.into(),
+        );
+        let _ = on_progress.apply(&JsValue::NULL, &args);
         // Let the worker's message loop run, so that a `cancel` sent by the page arrives.
         yield_to_event_loop().await;
         if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
-    let done = upscale_to_png(&model, &input, tile_size, between_tiles).await.map_err(js_error)?;
+    let model = |id: &str| engine.models.borrow().get(id).cloned();
+    let tile_for =
+        |spec: &lupa_core::ModelSpec| if tile > 0 { tile } else { tile_size(spec, engine.info.max_buffer) };
+    let done = run(job, model, tile_for, between_tiles).await.map_err(js_error)?;
 
     let out = js_sys::Object::new();
     let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
-    set("png", js_sys::Uint8Array::from(done.png.as_slice()).into())
+    set("bytes", js_sys::Uint8Array::from(done.bytes.as_slice()).into())
+        .and(set("mime", plan.mime.into()))
+        .and(set("extension", plan.extension.into()))
         .and(set("width", done.width.into()))
         .and(set("height", done.height.into()))
         .and(set("tiles", done.tiles.into()))
-        .and(set("tileSize", done.tile_size.into()))
+        .and(set("explanation", plan.explanation.into()))
         .map_err(|_| js_error("cannot build the result object"))?;
     Ok(out.into())
+}
+
+/// A zip of `files` (`Uint8Array`s) under `names`, stored uncompressed.
+///
+/// # Errors
+/// Mismatched lengths, or the zip writer's message.
+#[wasm_bindgen]
+pub fn zip_files(names: Vec<String>, files: Vec<js_sys::Uint8Array>) -> Result<Vec<u8>, JsError> {
+    if names.len() != files.len() {
+        return Err(js_error(format!("{} names for {} files", names.len(), files.len())));
+    }
+    let entries: Vec<(String, Vec<u8>)> =
+        names.into_iter().zip(files.iter().map(js_sys::Uint8Array::to_vec)).collect();
+    crate::engine::zip(&entries).map_err(js_error)
 }
 
 /// Resolves on the next macrotask (`setTimeout(0)`), after pending messages are handled.
