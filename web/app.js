@@ -69,9 +69,9 @@ function onWorkerMessage({ data }) {
     rejectAll(new Error(`the engine crashed: ${data.message}`));
     return;
   }
-  const pending = state.pending.get(data.id);
+  const pending = state.pending.get(data.requestId);
   if (!pending) return;
-  state.pending.delete(data.id);
+  state.pending.delete(data.requestId);
   if (data.type === 'error') pending.reject(new Error(data.message));
   else pending.resolve(data);
 }
@@ -86,7 +86,7 @@ function request(message, transfer = []) {
   return new Promise((resolve, reject) => {
     const id = state.nextId++;
     state.pending.set(id, { resolve, reject });
-    state.worker.postMessage({ ...message, id }, transfer);
+    state.worker.postMessage({ ...message, requestId: id }, transfer);
   });
 }
 

@@ -12,7 +12,7 @@
 //               {type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms}
 //               {type: 'zipped', zip} | {type: 'cancelled'}
 //               {type: 'error', message, request} | {type: 'panic', message}
-// Every message in may carry an `id`; the reply to it (all but 'progress') carries the same `id`.
+// Every message in may carry a `requestId`; the reply to it (all but 'progress') carries the same one.
 // After 'panic' the engine is dead: the page must start a new worker.
 import init, * as lupa from './lupa-web.js';
 
@@ -39,7 +39,7 @@ function errorText(e) {
 }
 
 self.onmessage = async ({ data }) => {
-  const reply = (message, transfer = []) => postMessage({ ...message, id: data.id }, transfer);
+  const reply = (message, transfer = []) => postMessage({ ...message, requestId: data.requestId }, transfer);
   if (data.type === 'cancel') {
     // Handled at once, even while an upscale is running: the engine checks between tiles.
     lupa.cancel();
@@ -56,7 +56,7 @@ self.onmessage = async ({ data }) => {
       }
       case 'load':
         lupa.load_model(data.id, new Uint8Array(data.weights));
-        reply({ type: 'loaded' });
+        reply({ type: 'loaded', id: data.id });
         break;
       case 'plan': {
         const plan = JSON.parse(lupa.plan_job(new Uint8Array(data.input), JSON.stringify(data.request)));

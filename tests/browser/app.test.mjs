@@ -234,11 +234,12 @@ test('cancel stops an upscale between tiles', async () => {
 
 // ---- features, on the wasm CPU backend ------------------------------------------------------
 
-// Width and height of a WebP file (lossless VP8L or lossy VP8 bitstream).
+// Width and height of a WebP file (extended VP8X header, or a plain VP8L or VP8 bitstream).
 function webpSize(bytes) {
   assert.equal(bytes.toString('latin1', 0, 4), 'RIFF');
   assert.equal(bytes.toString('latin1', 8, 12), 'WEBP');
   const chunk = bytes.toString('latin1', 12, 16);
+  if (chunk === 'VP8X') return [bytes.readUIntLE(24, 3) + 1, bytes.readUIntLE(27, 3) + 1];
   if (chunk === 'VP8L') {
     const bits = bytes.readUInt32LE(21);
     return [(bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1];
@@ -325,6 +326,7 @@ test('crop, fit to a box and save as WebP; AVIF and JPEG too', async () => {
   await page.selectOption('#size', 'fit');
   await page.fill('#fit-width', '240');
   await page.fill('#fit-height', '135');
+  await page.click('details.advanced summary'); // the crop is under "More"
   await page.fill('#crop', '0,6,64,36');
   await page.selectOption('#format', 'webp');
   await runQueue(page, PHOTO);

@@ -73,8 +73,9 @@ extern "C" {
 #[wasm_bindgen(start)]
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
-        console_error_panic_hook::hook(info);
+        // The page first: the console hook reads a JavaScript stack, which can itself fail.
         let _ = report_panic(&info.to_string());
+        console_error_panic_hook::hook(info);
     }));
 }
 
