@@ -37,6 +37,14 @@ fn run_ok(args: &[&str]) -> String {
     stderr(&run)
 }
 
+/// `lupa upscale INPUT -o OUTPUT ARGS... --backend cpu -q`, asserting success; returns stderr.
+fn upscale_ok(input: &Path, output: &Path, args: &[&str]) -> String {
+    let mut all = vec!["upscale", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend(["--backend", "cpu", "-q"]);
+    run_ok(&all)
+}
+
 #[test]
 fn upscales_a_photo_4x_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +187,6 @@ fn batch_writes_the_good_files_and_reports_the_bad() {
 fn every_mode_at_every_scale_gives_the_right_size() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("astronaut_face_40x32.png");
-    let input = input.to_str().unwrap();
     for (mode, scale, expect) in [
         ("precision", "2", "span-x2"),
         ("precision", "3", "span-x4 on 40×32, then Lanczos3 down"),
@@ -194,19 +201,7 @@ fn every_mode_at_every_scale_gives_the_right_size() {
         ("illustration", "8", "realcugan-se-x4-no-denoise, then realcugan-se-x2-no-denoise"),
     ] {
         let out = dir.path().join(format!("{mode}-{scale}.png"));
-        let log = run_ok(&[
-            "upscale",
-            input,
-            "-o",
-            out.to_str().unwrap(),
-            "--mode",
-            mode,
-            "--scale",
-            scale,
-            "--backend",
-            "cpu",
-            "-q",
-        ]);
+        let log = upscale_ok(&input, &out, &["--mode", mode, "--scale", scale]);
         assert!(log.contains(expect), "{mode} {scale}x: expected `{expect}` in {log}");
         let s: u32 = scale.parse().unwrap();
         let result = image::open(&out).unwrap();
@@ -330,17 +325,7 @@ fn smart_mode_recognises_illustration_text_and_photo() {
     ] {
         let out = dir.path().join(file);
         let input = fixture(file);
-        let log = run_ok(&[
-            "upscale",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--mode",
-            "smart",
-            "--backend",
-            "cpu",
-            "-q",
-        ]);
+        let log = upscale_ok(&input, &out, &["--mode", "smart"]);
         assert!(log.contains(says) && log.contains(model), "{file}: expected `{says}` and {model} in {log}");
         let result = image::open(&out).unwrap();
         assert_eq!((result.width(), result.height()), size, "{file}");
@@ -348,21 +333,7 @@ fn smart_mode_recognises_illustration_text_and_photo() {
     // The user's scale and denoise override Smart's.
     let out = dir.path().join("two.png");
     let input = fixture("cartoon_kodim_128.png");
-    let log = run_ok(&[
-        "upscale",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--mode",
-        "smart",
-        "--scale",
-        "2",
-        "--denoise",
-        "3",
-        "--backend",
-        "cpu",
-        "-q",
-    ]);
+    let log = upscale_ok(&input, &out, &["--mode", "smart", "--scale", "2", "--denoise", "3"]);
     assert!(log.contains("realcugan-se-x2-denoise3x"), "{log}");
     assert_eq!(image::open(&out).unwrap().width(), 256);
 }
@@ -406,19 +377,7 @@ fn denoise_cleans_jpeg_blocks_before_upscaling() {
     let mut scores = Vec::new();
     for denoise in ["0", "2"] {
         let out = dir.path().join(format!("denoise{denoise}.png"));
-        let log = run_ok(&[
-            "upscale",
-            jpeg.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--scale",
-            "2",
-            "--denoise",
-            denoise,
-            "--backend",
-            "cpu",
-            "-q",
-        ]);
+        let log = upscale_ok(&jpeg, &out, &["--scale", "2", "--denoise", denoise]);
         assert_eq!(log.contains("clean-up with realcugan-se-x2-denoise2x"), denoise == "2", "{log}");
         let result = image::open(&out).unwrap();
         assert_eq!(result.width(), 256);
