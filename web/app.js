@@ -304,8 +304,7 @@ ui.backend.addEventListener('change', async () => {
 });
 
 function updateButtons() {
-  const todo = state.items.some((i) => i.status !== 'done');
-  ui.go.disabled = state.busy || !todo || !state.index;
+  ui.go.disabled = state.busy || !state.items.length || !state.index;
   ui.cancel.hidden = !state.busy;
   for (const el of [ui.mode, ui.size, ui.denoise, ui.format, ui.quality, ui.crop, ui.model, ui.backend]) {
     el.disabled = state.busy;
@@ -360,6 +359,7 @@ async function processItem(item) {
   item.result = {
     url: URL.createObjectURL(new Blob([done.bytes], { type: done.mime })),
     bytes: done.bytes,
+    crop: jobRequestFor.crop ?? null,
     filename: `${base}_${done.width}x${done.height}.${done.extension}`,
     ...done,
   };
@@ -375,7 +375,9 @@ async function processItem(item) {
 }
 
 async function upscaleAll() {
-  const todo = state.items.filter((i) => i.status !== 'done');
+  // Files not done yet; when all are done, all of them again (with the current settings).
+  let todo = state.items.filter((i) => i.status !== 'done');
+  if (!todo.length) todo = [...state.items];
   if (!todo.length) return;
   state.busy = true;
   state.cancelled = false;
@@ -484,7 +486,13 @@ function layoutCompare() {
   ui.compare.classList.toggle('fit', fit);
   const width = fit ? ui.after.clientWidth : ui.after.naturalWidth;
   ui.after.style.width = fit ? '' : `${ui.after.naturalWidth}px`;
-  ui.before.style.width = `${width}px`;
+  // The original is drawn so that the region the result came from (the crop, or all of it)
+  // lies exactly under the result.
+  const [x, y, w] = state.selected?.result?.crop ?? [0, 0, ui.before.naturalWidth];
+  const scale = width / Math.max(w, 1);
+  ui.before.style.width = `${ui.before.naturalWidth * scale}px`;
+  ui.before.style.marginLeft = `${-x * scale}px`;
+  ui.before.style.marginTop = `${-y * scale}px`;
   const at = Number(ui.slider.value) / 100;
   ui.beforeClip.style.width = `${at * width}px`;
   ui.slider.style.width = `${Math.min(width, ui.compare.clientWidth)}px`;
@@ -494,6 +502,7 @@ function layoutCompare() {
 ui.slider.addEventListener('input', layoutCompare);
 ui.zoom.addEventListener('change', layoutCompare);
 ui.after.addEventListener('load', layoutCompare);
+ui.before.addEventListener('load', layoutCompare);
 // The PNG is encoded in wasm, so results beyond the browser's image limits still download; only
 // the preview is lost.
 ui.after.addEventListener('error', () => {
