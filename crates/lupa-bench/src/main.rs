@@ -1,4 +1,5 @@
-//! `lupa-bench quality`: PSNR-Y of bicubic and of Lupa's models under the standard protocol.
+//! `lupa-bench quality`: PSNR-Y and SSIM-Y of bicubic, Lanczos3 and Lupa's models under the
+//! standard protocol.
 //! `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
 //!
 //! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, RgbImage};
 use lupa_core::burn::tensor::Device;
-use lupa_core::metrics::psnr_y;
+use lupa_core::metrics::{psnr_y, ssim_y};
 use lupa_core::{ModelIndex, Progress, SrModel, UpscaleOptions};
 
 #[derive(Parser)]
@@ -131,20 +132,26 @@ fn quality(images: &Path, models: &[String], models_dir: &Path) -> Result<()> {
     let mut columns: Vec<String> = Vec::new();
     for &s in &scales {
         columns.push(format!("bicubic x{s}"));
+        columns.push(format!("Lanczos3 x{s}"));
         columns.extend(loaded.iter().filter(|m| m.spec.scale == s).map(|m| m.spec.id.clone()));
     }
+    println!("PSNR-Y (dB) / SSIM-Y per image and method.\n");
     println!("| image | {} |", columns.join(" | "));
     println!("|---|{}", "---:|".repeat(columns.len()));
 
-    let mut totals = vec![0.0; columns.len()];
+    // (PSNR, SSIM) sums per column.
+    let mut totals = vec![(0.0, 0.0); columns.len()];
     let files = image_files(images)?;
     for path in &files {
         let image = image::open(path).with_context(|| format!("{}", path.display()))?;
         let mut row = Vec::new();
         for &s in &scales {
             let (hr, lr) = degrade(&image, s);
-            let bicubic = imageops::resize(&lr, hr.width(), hr.height(), FilterType::CatmullRom);
-            row.push(psnr_y(&hr, &bicubic, s)?);
+            let score =
+                |sr: &RgbImage| -> Result<(f64, f64)> { Ok((psnr_y(&hr, sr, s)?, ssim_y(&hr, sr, s)?)) };
+            for filter in [FilterType::CatmullRom, FilterType::Lanczos3] {
+                row.push(score(&imageops::resize(&lr, hr.width(), hr.height(), filter))?);
+            }
             for model in loaded.iter().filter(|m| m.spec.scale == s) {
                 let mut ignore = |_: Progress| ControlFlow::Continue(());
                 let options = UpscaleOptions { tile_size: 256, overlap: None };
@@ -154,18 +161,17 @@ fn quality(images: &Path, models: &[String], models_dir: &Path) -> Result<()> {
                     options,
                     &mut ignore,
                 ))?;
-                row.push(psnr_y(&hr, &sr.to_rgb8(), s)?);
+                row.push(score(&sr.to_rgb8())?);
             }
         }
         let name = path.file_stem().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        println!("| {name} | {} |", row.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | "));
-        totals.iter_mut().zip(&row).for_each(|(t, v)| *t += v);
+        let cells: Vec<String> = row.iter().map(|(p, q)| format!("{p:.2} / {q:.4}")).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+        totals.iter_mut().zip(&row).for_each(|(t, v)| *t = (t.0 + v.0, t.1 + v.1));
     }
     let n = files.len() as f64;
-    println!(
-        "| **mean** | {} |",
-        totals.iter().map(|t| format!("**{:.2}**", t / n)).collect::<Vec<_>>().join(" | ")
-    );
+    let means: Vec<String> = totals.iter().map(|(p, q)| format!("**{:.2} / {:.4}**", p / n, q / n)).collect();
+    println!("| **mean** | {} |", means.join(" | "));
     Ok(())
 }
 

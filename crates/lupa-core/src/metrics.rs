@@ -3,6 +3,12 @@
 //! PSNR on the Y channel follows BasicSR's `calculate_psnr(..., test_y_channel=True)`
 //! (xinntao/BasicSR `basicsr/metrics/psnr_ssim.py`): 8-bit RGB, Y of ITU-R BT.601 in the `[16, 235]`
 //! studio range (MATLAB's `rgb2ycbcr`), `crop_border` pixels shaved on every side, peak 255.
+//!
+//! SSIM on the Y channel follows BasicSR's `calculate_ssim(..., test_y_channel=True)` and its
+//! `_ssim`, i.e. Wang et al., "Image quality assessment: from error visibility to structural
+//! similarity" (IEEE TIP 2004): the same Y and shaving, an 11×11 Gaussian window with σ = 1.5,
+//! `C1 = (0.01·255)²`, `C2 = (0.03·255)²`, population (co)variances, the SSIM map over the "valid"
+//! positions only (5 px from each side of the shaved image), and its mean.
 
 use image::RgbImage;
 
@@ -40,6 +46,69 @@ pub fn psnr_y(reference: &RgbImage, test: &RgbImage, crop_border: u32) -> Result
     }
     let mse = sum / f64::from((w - 2 * crop_border) * (h - 2 * crop_border));
     Ok(10.0 * (255.0 * 255.0 / mse).log10())
+}
+
+/// SSIM between two equally sized 8-bit RGB images on the Y channel, with `crop_border` pixels
+/// shaved off each side (module docs). 1 for identical images.
+///
+/// # Errors
+/// [`LupaError::BadInput`] when sizes differ or less than 11×11 pixels are left after shaving.
+pub fn ssim_y(reference: &RgbImage, test: &RgbImage, crop_border: u32) -> Result<f64> {
+    const RADIUS: usize = 5;
+    const SIGMA: f64 = 1.5;
+    if reference.dimensions() != test.dimensions() {
+        return Err(LupaError::BadInput(format!(
+            "SSIM of {:?} against {:?}: sizes differ",
+            test.dimensions(),
+            reference.dimensions()
+        )));
+    }
+    let (w, h) = reference.dimensions();
+    let (cw, ch) = (w.saturating_sub(2 * crop_border) as usize, h.saturating_sub(2 * crop_border) as usize);
+    if cw <= 2 * RADIUS || ch <= 2 * RADIUS {
+        return Err(LupaError::BadInput(format!(
+            "{w}×{h} is too small for SSIM after shaving {crop_border}"
+        )));
+    }
+    let luma = |image: &RgbImage| -> Vec<f64> {
+        let mut out = Vec::with_capacity(cw * ch);
+        for y in 0..ch as u32 {
+            for x in 0..cw as u32 {
+                out.push(y_bt601(image.get_pixel(x + crop_border, y + crop_border).0));
+            }
+        }
+        out
+    };
+    let (a, b) = (luma(reference), luma(test));
+    // Normalised 1-D Gaussian; the 11×11 window is its outer product (OpenCV getGaussianKernel).
+    let g: Vec<f64> = (0..=2 * RADIUS)
+        .map(|i| (-((i as f64 - RADIUS as f64).powi(2)) / (2.0 * SIGMA * SIGMA)).exp())
+        .collect();
+    let total: f64 = g.iter().sum();
+    let g: Vec<f64> = g.iter().map(|v| v / total).collect();
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let (mut sum, mut count) = (0.0, 0usize);
+    for y in RADIUS..ch - RADIUS {
+        for x in RADIUS..cw - RADIUS {
+            let (mut ma, mut mb, mut aa, mut bb, mut ab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (j, gy) in g.iter().enumerate() {
+                let row = (y + j - RADIUS) * cw;
+                for (i, gx) in g.iter().enumerate() {
+                    let k = row + x + i - RADIUS;
+                    let weight = gy * gx;
+                    ma += weight * a[k];
+                    mb += weight * b[k];
+                    aa += weight * a[k] * a[k];
+                    bb += weight * b[k] * b[k];
+                    ab += weight * a[k] * b[k];
+                }
+            }
+            let (va, vb, cov) = (aa - ma * ma, bb - mb * mb, ab - ma * mb);
+            sum += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            count += 1;
+        }
+    }
+    Ok(sum / count as f64)
 }
 
 /// PSNR in dB between two float buffers with values on a `[0, peak]` scale.
@@ -87,6 +156,22 @@ mod tests {
         assert!((psnr_y(&a, &b, 2).unwrap() - expected).abs() < 1e-9);
         assert!(psnr_y(&a, &a, 0).unwrap().is_infinite());
         assert!(psnr_y(&a, &b, 4).is_err());
+    }
+
+    /// Reference values from scikit-image 0.26.0 `structural_similarity(y_ref, y_test,
+    /// gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)` on the same
+    /// Y planes (BT.601 studio range, 4 px shaved) of the astronaut crop.
+    #[test]
+    fn ssim_y_matches_scikit_image() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images/astronaut_128.png");
+        let a = image::open(path).unwrap().to_rgb8();
+        let (w, h) = a.dimensions();
+        let shifted = RgbImage::from_fn(w, h, |x, y| *a.get_pixel((x + 1) % w, y));
+        let flat = RgbImage::from_fn(w, h, |x, y| image::Rgb(a.get_pixel(x, y).0.map(|v| v / 2 + 64)));
+        assert!((ssim_y(&a, &shifted, 4).unwrap() - 0.839_239_324_299_818).abs() < 1e-9);
+        assert!((ssim_y(&a, &flat, 4).unwrap() - 0.832_125_460_385_366_1).abs() < 1e-9);
+        assert!((ssim_y(&a, &a, 4).unwrap() - 1.0).abs() < 1e-12);
+        assert!(ssim_y(&a, &a, 60).is_err());
     }
 
     #[test]
