@@ -1,6 +1,8 @@
 //! `lupa-bench quality`: PSNR-Y and SSIM-Y of bicubic, Lanczos3 and Lupa's models under the
 //! standard protocol.
 //! `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
+//! `lupa-bench speed`: time per output megapixel, achieved multiply-adds per second and peak
+//! memory per model, backend and input size.
 //!
 //! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
 //! scale, the LR input is its antialiased bicubic downscale (Catmull-Rom, a = −0.5, like MATLAB's
@@ -46,6 +48,27 @@ enum Command {
         /// Folder whose sub-folders hold the images.
         root: PathBuf,
     },
+    /// Speed table (markdown): each model × backend × size runs in its own process (so its peak
+    /// resident memory is its own), once to warm up on a 32×32 crop, then timed.
+    Speed {
+        /// The photo to upscale (resized to each size with Lanczos3).
+        image: PathBuf,
+        /// Comma-separated model ids.
+        #[arg(long, value_delimiter = ',', default_value = "span-x4")]
+        models: Vec<String>,
+        /// Comma-separated square input sides in pixels.
+        #[arg(long, value_delimiter = ',', default_value = "256")]
+        sizes: Vec<u32>,
+        /// Comma-separated backends: `cpu` (flex) and/or `wgpu`.
+        #[arg(long, value_delimiter = ',', default_value = "cpu")]
+        backends: Vec<String>,
+        /// Folder with index.json and the weights.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
+    /// One measurement of `speed`, printed as one tab-separated line (used by `speed`).
+    #[command(hide = true)]
+    SpeedOne { image: PathBuf, model: String, size: u32, backend: String, models_dir: PathBuf },
 }
 
 /// HR cropped to a multiple of `scale`, and its LR.
@@ -61,7 +84,92 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Quality { images, models, models_dir } => quality(&images, &models, &models_dir),
         Command::Smart { root } => smart(&root),
+        Command::Speed { image, models, sizes, backends, models_dir } => {
+            speed(&image, &models, &sizes, &backends, &models_dir)
+        }
+        Command::SpeedOne { image, model, size, backend, models_dir } => {
+            speed_one(&image, &model, size, &backend, &models_dir)
+        }
     }
+}
+
+fn speed(
+    image: &Path,
+    models: &[String],
+    sizes: &[u32],
+    backends: &[String],
+    models_dir: &Path,
+) -> Result<()> {
+    println!("| model | backend | input | output | time | s per output MP | achieved GMAC/s | peak RSS |");
+    println!("|---|---|---|---|---:|---:|---:|---:|");
+    for model in models {
+        for backend in backends {
+            for &size in sizes {
+                let out = std::process::Command::new(std::env::current_exe()?)
+                    .args(["speed-one", &image.to_string_lossy(), model, &size.to_string(), backend])
+                    .arg(models_dir)
+                    .output()?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let fields: Vec<&str> = text.trim().split('\t').collect();
+                if !out.status.success() || fields.len() != 6 {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    println!(
+                        "| {model} | {backend} | {size}² | failed: {} | | | | |",
+                        err.trim().replace('\n', " ")
+                    );
+                    continue;
+                }
+                let [adapter, output, secs, per_mp, gmacs, rss] = fields[..] else { unreachable!() };
+                println!(
+                    "| {model} | {adapter} | {size}² | {output} | {secs} s | {per_mp} | {gmacs} | {rss} MB |"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`), if known.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn speed_one(image: &Path, id: &str, size: u32, backend: &str, models_dir: &Path) -> Result<()> {
+    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+    let (device, adapter) = match backend {
+        "cpu" => (Device::flex(), "cpu (flex)".to_owned()),
+        "wgpu" => {
+            let (device, setup) = Device::wgpu_options().init_with_setup().context("no wgpu adapter")?;
+            (device, format!("wgpu ({})", setup.adapter.get_info().name))
+        }
+        other => anyhow::bail!("unknown backend {other} (cpu or wgpu)"),
+    };
+    let spec = index.get(id)?;
+    let model = SrModel::load(spec, std::fs::read(models_dir.join(&spec.weights.file))?, &device)?;
+    let photo = image::open(image).with_context(|| format!("{}", image.display()))?;
+    let input = DynamicImage::ImageRgb8(imageops::resize(&photo.to_rgb8(), size, size, FilterType::Lanczos3));
+    // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
+    let limits = lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024 };
+    let options = UpscaleOptions { tile_size: lupa_core::auto_tile_size(&model.spec, limits), overlap: None };
+    let mut ignore = |_: Progress| ControlFlow::Continue(());
+    let warm = input.crop_imm(0, 0, 32.min(size), 32.min(size));
+    pollster::block_on(lupa_core::upscale_image(&model, &warm, options, &mut ignore))?;
+    let started = std::time::Instant::now();
+    let out = pollster::block_on(lupa_core::upscale_image(&model, &input, options, &mut ignore))?;
+    let secs = started.elapsed().as_secs_f64();
+    let output_mp = f64::from(out.width()) * f64::from(out.height()) / 1e6;
+    let gmacs = spec.macs_per_pixel as f64 * f64::from(size * size) / secs / 1e9;
+    println!(
+        "{adapter}\t{}×{}\t{secs:.2}\t{:.2}\t{gmacs:.1}\t{:.0}",
+        out.width(),
+        out.height(),
+        secs / output_mp,
+        peak_rss_mb().unwrap_or(f64::NAN)
+    );
+    Ok(())
 }
 
 fn smart(root: &Path) -> Result<()> {
