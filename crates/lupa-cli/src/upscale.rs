@@ -10,8 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lupa_core::codec::{self, OutputFormat};
-use lupa_core::recipe::{self, Mode, Recipe, Request, Target};
-use lupa_core::smart;
+use lupa_core::recipe::{self, Ask, Mode, Recipe, Target};
 use lupa_core::{ModelIndex, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
 
 use crate::UpscaleArgs;
@@ -154,16 +153,14 @@ impl Models<'_> {
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
     // `None`: Smart mode decides per file.
     let mode: Option<Mode> = if args.mode == "smart" { None } else { Some(args.mode.parse()?) };
-    let target = match (args.fit, args.scale) {
+    let given = match (args.fit, args.scale) {
         (Some((width, height)), _) => Some(Target::Fit { width, height }),
         (None, Some(s)) => Some(Target::Scale(s)),
-        // A model alone runs at its own scale.
-        (None, None) => match (&args.model, mode) {
-            (Some(id), _) => Some(Target::Scale(index.get(id)?.scale)),
-            (None, Some(_)) => Some(Target::Scale(4)),
-            (None, None) => None,
-        },
+        (None, None) => None,
     };
+    // Known before any file is read, for the output names.
+    let target =
+        Ask { mode, model: args.model.as_deref(), target: given, denoise: args.denoise }.size(index)?;
     if let Some(Target::Scale(s)) = target
         && !recipe::SCALES.contains(&s)
     {
@@ -224,38 +221,14 @@ fn upscale_file(
     let decoded = codec::decode(&bytes).context("cannot decode this file")?;
     let mut image = decoded.image;
     if let Some(c) = args.crop {
-        if u64::from(c.x) + u64::from(c.width) > u64::from(image.width())
-            || u64::from(c.y) + u64::from(c.height) > u64::from(image.height())
-        {
-            bail!(
-                "crop {},{} {}×{} does not fit in the {}×{} image",
-                c.x,
-                c.y,
-                c.width,
-                c.height,
-                image.width(),
-                image.height()
-            );
-        }
-        image = image.crop_imm(c.x, c.y, c.width, c.height);
+        image = recipe::crop(&image, c.x, c.y, c.width, c.height)?;
     }
 
-    let (mode, target, denoise, smart) = match mode {
-        Some(mode) => (mode, target.expect("set when the mode is"), args.denoise.unwrap_or(0), None),
-        None => {
-            let choice = smart::choose(&image, Some(decoded.format), target, args.denoise);
-            (choice.mode, choice.target, choice.denoise, Some(choice.explanation))
-        }
-    };
-    let request = Request { mode, model: args.model.as_deref(), target, denoise };
-    let mut recipe = recipe::plan(models.index, &request, image.width(), image.height())?;
-    if let Some(smart) = smart {
-        recipe.explanation = format!("{smart} {}", recipe.explanation);
-    }
+    let ask = Ask { mode, model: args.model.as_deref(), target, denoise: args.denoise };
+    let (recipe, _) = recipe::plan_image(models.index, &ask, &image, Some(decoded.format))?;
     for id in recipe.models() {
         models.load(id)?;
     }
-    let input_size = (image.width(), image.height());
     let passes: Vec<Pass> = recipe
         .models()
         .enumerate()
@@ -269,9 +242,8 @@ fn upscale_file(
                 };
                 lupa_core::auto_tile_size(&model.spec, limits)
             });
-            // The clean-up pass goes back to the input size.
-            let then_resize_to = (i == 0 && recipe.cleanup.is_some()).then_some(input_size);
-            Pass { model, options: UpscaleOptions { tile_size, overlap: args.overlap }, then_resize_to }
+            let options = UpscaleOptions { tile_size, overlap: args.overlap };
+            Pass { model, options, then_resize_to: recipe.resize_after(i) }
         })
         .collect();
 

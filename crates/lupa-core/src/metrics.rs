@@ -20,20 +20,26 @@ pub fn y_bt601(rgb: [u8; 3]) -> f64 {
     16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
 }
 
+/// The common size of two images a `metric` compares.
+fn same_size(metric: &str, reference: &RgbImage, test: &RgbImage) -> Result<(u32, u32)> {
+    if reference.dimensions() == test.dimensions() {
+        Ok(reference.dimensions())
+    } else {
+        Err(LupaError::BadInput(format!(
+            "{metric} of {:?} against {:?}: sizes differ",
+            test.dimensions(),
+            reference.dimensions()
+        )))
+    }
+}
+
 /// PSNR in dB between two equally sized 8-bit RGB images on the Y channel, with `crop_border`
 /// pixels shaved off each side. Infinite for identical images.
 ///
 /// # Errors
 /// [`LupaError::BadInput`] when sizes differ or nothing is left after shaving.
 pub fn psnr_y(reference: &RgbImage, test: &RgbImage, crop_border: u32) -> Result<f64> {
-    if reference.dimensions() != test.dimensions() {
-        return Err(LupaError::BadInput(format!(
-            "PSNR of {:?} against {:?}: sizes differ",
-            test.dimensions(),
-            reference.dimensions()
-        )));
-    }
-    let (w, h) = reference.dimensions();
+    let (w, h) = same_size("PSNR", reference, test)?;
     if w <= 2 * crop_border || h <= 2 * crop_border {
         return Err(LupaError::BadInput(format!("{w}×{h} has no pixels left after shaving {crop_border}")));
     }
@@ -56,14 +62,7 @@ pub fn psnr_y(reference: &RgbImage, test: &RgbImage, crop_border: u32) -> Result
 pub fn ssim_y(reference: &RgbImage, test: &RgbImage, crop_border: u32) -> Result<f64> {
     const RADIUS: usize = 5;
     const SIGMA: f64 = 1.5;
-    if reference.dimensions() != test.dimensions() {
-        return Err(LupaError::BadInput(format!(
-            "SSIM of {:?} against {:?}: sizes differ",
-            test.dimensions(),
-            reference.dimensions()
-        )));
-    }
-    let (w, h) = reference.dimensions();
+    let (w, h) = same_size("SSIM", reference, test)?;
     let (cw, ch) = (w.saturating_sub(2 * crop_border) as usize, h.saturating_sub(2 * crop_border) as usize);
     if cw <= 2 * RADIUS || ch <= 2 * RADIUS {
         return Err(LupaError::BadInput(format!(

@@ -151,10 +151,16 @@ pub struct Request<'a> {
 /// exact size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
+    /// The mode it was planned for.
+    pub mode: Mode,
+    /// The input size.
+    pub input: (u32, u32),
     /// A 2x denoising model run first and resized (Lanczos3) back to the input size.
     pub cleanup: Option<String>,
     /// Model ids, each applied to the previous output.
     pub passes: Vec<String>,
+    /// The size each model of [`Recipe::models`] makes, in the same order (before any resize).
+    pub sizes: Vec<(u32, u32)>,
     /// Final size after the passes; `None` when the passes give the size asked for.
     pub resize_to: Option<(u32, u32)>,
     /// The output size.
@@ -167,6 +173,12 @@ impl Recipe {
     /// Every model the recipe runs, in order (the clean-up first).
     pub fn models(&self) -> impl Iterator<Item = &str> {
         self.cleanup.iter().chain(&self.passes).map(String::as_str)
+    }
+
+    /// The resize right after the `i`-th model of [`Recipe::models`]: the clean-up goes back to the
+    /// input size; the passes are not resized until the end ([`Recipe::resize_to`]).
+    pub fn resize_after(&self, i: usize) -> Option<(u32, u32)> {
+        (i == 0 && self.cleanup.is_some()).then_some(self.input)
     }
 }
 
@@ -243,10 +255,16 @@ pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> R
     }
     let cleanup =
         (denoise > 0 && !passes.first().is_some_and(|id| is_cugan(id))).then(|| realcugan(2, denoise));
+    let mut sizes = Vec::new();
+    if let Some(id) = &cleanup {
+        let s = index.get(id)?.scale;
+        sizes.push((width * s, height * s));
+    }
     let mut reached = (width, height);
     for id in &passes {
         let s = index.get(id)?.scale;
         reached = (reached.0 * s, reached.1 * s);
+        sizes.push(reached);
     }
     let resize_to = (reached != exact).then_some(exact);
 
@@ -262,7 +280,86 @@ pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> R
     if let Some((w, h)) = resize_to {
         explanation += &format!(", then Lanczos3 {} to {w}×{h}", if w < reached.0 { "down" } else { "up" });
     }
-    Ok(Recipe { cleanup, passes, resize_to, output: exact, explanation })
+    Ok(Recipe { mode, input: (width, height), cleanup, passes, sizes, resize_to, output: exact, explanation })
+}
+
+/// Crops `image` to the `width × height` rectangle at `x, y` (input pixels, after EXIF rotation),
+/// the first step of every job.
+///
+/// # Errors
+/// [`LupaError::BadInput`] for an empty rectangle or one that does not fit in the image.
+pub fn crop(
+    image: &image::DynamicImage,
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+) -> Result<image::DynamicImage> {
+    let fits = u64::from(x) + u64::from(width) <= u64::from(image.width())
+        && u64::from(y) + u64::from(height) <= u64::from(image.height());
+    if width == 0 || height == 0 || !fits {
+        return Err(LupaError::BadInput(format!(
+            "crop {x},{y} {width}×{height} does not fit in the {}×{} image",
+            image.width(),
+            image.height()
+        )));
+    }
+    Ok(image.crop_imm(x, y, width, height))
+}
+
+/// What the user asked for one image, with what they left open: `mode: None` is Smart mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask<'a> {
+    /// The mode, or `None` for Smart mode.
+    pub mode: Option<Mode>,
+    /// A model id that overrides the mode's choice.
+    pub model: Option<&'a str>,
+    /// The size, if given.
+    pub target: Option<Target>,
+    /// The denoise level, if given.
+    pub denoise: Option<u8>,
+}
+
+impl Ask<'_> {
+    /// The size to run at: the one given, else the model's own scale, else 4x; `None` in Smart
+    /// mode without a model, which leaves the size to Smart.
+    ///
+    /// # Errors
+    /// [`LupaError::UnknownModel`].
+    pub fn size(&self, index: &ModelIndex) -> Result<Option<Target>> {
+        Ok(match (self.target, self.model, self.mode) {
+            (Some(target), _, _) => Some(target),
+            (None, Some(id), _) => Some(Target::Scale(index.get(id)?.scale)),
+            (None, None, Some(_)) => Some(Target::Scale(4)),
+            (None, None, None) => None,
+        })
+    }
+}
+
+/// Plans the recipe for `image` (decoded from a `source` file): Smart mode chooses the mode, and
+/// the size and denoise level the user left open, and its reasoning starts the explanation;
+/// otherwise the size defaults as [`Ask::size`] says and denoise to 0.
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_image(
+    index: &ModelIndex,
+    ask: &Ask,
+    image: &image::DynamicImage,
+    source: Option<image::ImageFormat>,
+) -> Result<(Recipe, Option<crate::smart::SmartChoice>)> {
+    let (width, height) = (image.width(), image.height());
+    let Some(mode) = ask.mode else {
+        let choice = crate::smart::choose(image, source, ask.target, ask.denoise);
+        let request =
+            Request { mode: choice.mode, model: ask.model, target: choice.target, denoise: choice.denoise };
+        let mut recipe = plan(index, &request, width, height)?;
+        recipe.explanation = format!("{} {}", choice.explanation, recipe.explanation);
+        return Ok((recipe, Some(choice)));
+    };
+    let target = ask.size(index)?.unwrap_or(Target::Scale(4));
+    let request = Request { mode, model: ask.model, target, denoise: ask.denoise.unwrap_or(0) };
+    Ok((plan(index, &request, width, height)?, None))
 }
 
 #[cfg(test)]
@@ -382,6 +479,9 @@ mod tests {
         .unwrap();
         assert_eq!(r.cleanup.as_deref(), Some("realcugan-se-x2-denoise2x"));
         assert_eq!(r.models().collect::<Vec<_>>(), vec!["realcugan-se-x2-denoise2x", "span-x4"]);
+        // The clean-up makes a 2x image and goes back to the input size before SPAN.
+        assert_eq!(r.sizes, vec![(128, 96), (256, 192)]);
+        assert_eq!((r.resize_after(0), r.resize_after(1)), (Some((64, 48)), None));
         assert!(r.explanation.starts_with("clean-up with realcugan-se-x2-denoise2x"), "{}", r.explanation);
         let r = super::plan(
             &idx,

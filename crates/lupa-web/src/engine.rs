@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use image::DynamicImage;
 use lupa_core::codec::{self, Decoded, Metadata, OutputFormat};
-use lupa_core::recipe::{self, Mode, Recipe, Request, Target};
-use lupa_core::{ModelIndex, ModelSpec, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions, smart};
+use lupa_core::recipe::{self, Ask, Mode, Recipe, Target};
+use lupa_core::{ModelIndex, ModelSpec, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
 use serde::{Deserialize, Serialize};
 
 /// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
@@ -111,44 +111,22 @@ pub fn prepare(index: &ModelIndex, input: &[u8], request: &JobRequest) -> Result
     };
     let Decoded { mut image, metadata, format: source } = decode(input)?;
     if let Some([x, y, w, h]) = request.crop {
-        let fits = u64::from(x) + u64::from(w) <= u64::from(image.width())
-            && u64::from(y) + u64::from(h) <= u64::from(image.height());
-        if w == 0 || h == 0 || !fits {
-            return Err(format!(
-                "crop {x},{y} {w}×{h} does not fit in the {}×{} image",
-                image.width(),
-                image.height()
-            ));
-        }
-        image = image.crop_imm(x, y, w, h);
+        image = recipe::crop(&image, x, y, w, h).map_err(text)?;
     }
     let target = match (request.fit, request.scale) {
         (Some([width, height]), _) => Some(Target::Fit { width, height }),
         (None, Some(s)) => Some(Target::Scale(s)),
         (None, None) => None,
     };
-    // Without a size, a model runs at its own scale, a mode at 4x.
-    let model_scale = match &request.model {
-        Some(id) => Some(index.get(id).map_err(text)?.scale),
-        None => None,
+    let mode = match request.mode.as_str() {
+        "smart" => None,
+        "" => Some(Mode::Precision),
+        name => Some(name.parse().map_err(text)?),
     };
-    let fixed_target = || target.unwrap_or(Target::Scale(model_scale.unwrap_or(4)));
-    let (mode, target, denoise, smart) = match request.mode.as_str() {
-        "smart" => {
-            let choice = smart::choose(&image, Some(source), target, request.denoise);
-            (choice.mode, choice.target, choice.denoise, Some(choice))
-        }
-        "" => (Mode::Precision, fixed_target(), request.denoise.unwrap_or(0), None),
-        name => (name.parse().map_err(text)?, fixed_target(), request.denoise.unwrap_or(0), None),
-    };
-    let request = Request { mode, model: request.model.as_deref(), target, denoise };
-    let recipe = recipe::plan(index, &request, image.width(), image.height()).map_err(text)?;
-    check_sizes(index, &image, &recipe)?;
+    let ask = Ask { mode, model: request.model.as_deref(), target, denoise: request.denoise };
+    let (recipe, smart) = recipe::plan_image(index, &ask, &image, Some(source)).map_err(text)?;
+    check_sizes(&image, &recipe)?;
 
-    let mut explanation = recipe.explanation.clone();
-    if let Some(choice) = &smart {
-        explanation = format!("{} {explanation}", choice.explanation);
-    }
     let mut models: Vec<String> = Vec::new();
     for id in recipe.models() {
         if !models.iter().any(|m| m == id) {
@@ -157,10 +135,10 @@ pub fn prepare(index: &ModelIndex, input: &[u8], request: &JobRequest) -> Result
     }
     let plan = JobPlan {
         models,
-        explanation,
+        explanation: recipe.explanation.clone(),
         input: [image.width(), image.height()],
         output: [recipe.output.0, recipe.output.1],
-        mode: mode.name().to_owned(),
+        mode: recipe.mode.name().to_owned(),
         content: smart.map(|c| c.content.name().to_owned()),
         extension: format.extension().to_owned(),
         mime: format.mime().to_owned(),
@@ -168,17 +146,10 @@ pub fn prepare(index: &ModelIndex, input: &[u8], request: &JobRequest) -> Result
     Ok(Job { image, metadata, recipe, format, plan })
 }
 
-/// Checks the size of every image the recipe makes (each pass's output and the result).
-fn check_sizes(index: &ModelIndex, image: &DynamicImage, recipe: &Recipe) -> Result<(), String> {
+/// Checks the size of every image the recipe makes (each model's output and the result).
+fn check_sizes(image: &DynamicImage, recipe: &Recipe) -> Result<(), String> {
     let bytes_per_pixel = u64::from(image.color().bytes_per_pixel());
-    let mut sizes = vec![recipe.output];
-    let mut reached = (image.width(), image.height());
-    for id in &recipe.passes {
-        let s = index.get(id).map_err(|e| e.to_string())?.scale;
-        reached = (reached.0 * s, reached.1 * s);
-        sizes.push(reached);
-    }
-    for (w, h) in sizes {
+    for &(w, h) in recipe.sizes.iter().chain([&recipe.output]) {
         let bytes = u64::from(w) * u64::from(h) * bytes_per_pixel;
         if bytes > MAX_OUTPUT_BYTES {
             return Err(format!(
@@ -211,15 +182,13 @@ pub async fn run(
         .models()
         .map(|id| model(id).ok_or_else(|| format!("model {id} is not loaded")))
         .collect::<Result<_, _>>()?;
-    let input_size = (image.width(), image.height());
     let passes: Vec<Pass> = loaded
         .iter()
         .enumerate()
         .map(|(i, m)| Pass {
             model: m,
             options: UpscaleOptions { tile_size: tile_for(&m.spec), overlap: None },
-            // The clean-up pass goes back to the input size.
-            then_resize_to: (i == 0 && recipe.cleanup.is_some()).then_some(input_size),
+            then_resize_to: recipe.resize_after(i),
         })
         .collect();
     let mut tiles_per_pass: Vec<usize> = vec![0; passes.len()];
@@ -278,6 +247,8 @@ pub fn zip(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use lupa_core::recipe::Request;
 
     use super::*;
 
@@ -339,12 +310,12 @@ mod tests {
             recipe::plan(&idx, &request, image.width(), image.height()).unwrap()
         };
         let rgb = DynamicImage::new_rgb8(4096, 4096);
-        assert!(check_sizes(&idx, &rgb, &plan(&rgb, 4)).is_ok(), "16384² RGB8 is 768 MiB");
-        let err = check_sizes(&idx, &rgb, &plan(&rgb, 8)).unwrap_err();
+        assert!(check_sizes(&rgb, &plan(&rgb, 4)).is_ok(), "16384² RGB8 is 768 MiB");
+        let err = check_sizes(&rgb, &plan(&rgb, 8)).unwrap_err();
         assert!(err.contains("32768×32768"), "{err}");
         // 16-bit RGBA doubles and more: 4096² at 4x is 2 GiB.
         let deep = DynamicImage::new_rgba16(4096, 4096);
-        assert!(check_sizes(&idx, &deep, &plan(&deep, 4)).is_err());
+        assert!(check_sizes(&deep, &plan(&deep, 4)).is_err());
     }
 
     #[test]

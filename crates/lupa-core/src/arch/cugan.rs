@@ -300,26 +300,27 @@ impl UpCunet {
     pub fn se_means(&self, x: Tensor<4>) -> SeMeans {
         let mut state = SeState { fixed: None, recorded: Vec::new() };
         // The U-Nets hold all four SE blocks; the final layers need not run.
-        let [_, _, h, w] = x.dims();
-        let u1 = self.unet1.forward(self.pad(x, h, w), &mut state);
-        let _ = self.unet2.forward(u1, &mut state);
+        let _ = self.unets(x, &mut state);
         SeMeans(state.recorded)
     }
 
-    /// Reflect padding by the prepadding, plus up to the size multiple.
-    fn pad(&self, x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    /// Reflect padding by the prepadding (plus up to the size multiple), both U-Nets, and their
+    /// sum: the output at the U-Nets' scale, before the 4x head and the crop.
+    fn unets(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
         let (pad, m) = (self.prepadding, self.size_multiple);
-        x.pad(
+        let padded = x.pad(
             [(pad, pad + h.next_multiple_of(m) - h), (pad, pad + w.next_multiple_of(m) - w)],
             PadMode::Reflect,
-        )
+        );
+        let u1 = self.unet1.forward(padded, state);
+        let u2 = self.unet2.forward(u1.clone(), state);
+        u2 + shave(u1, 20)
     }
 
     fn run(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let [batch, channels, h, w] = x.dims();
-        let u1 = self.unet1.forward(self.pad(x.clone(), h, w), state);
-        let u2 = self.unet2.forward(u1.clone(), state);
-        let mut y = u2 + shave(u1, 20);
+        let mut y = self.unets(x.clone(), state);
         if let Some(conv_final) = &self.conv_final {
             y = self.shuffle.forward(shave(conv_final.forward(y), 1));
         }
