@@ -53,7 +53,9 @@ def source_files(spec, cache):
     return paths
 
 
-def run_ncnn(param, binary, rgb, names=("data", "output")):
+def load_net(spec, cache, threads=None):
+    """The original ncnn files of `spec` (sha256-checked), loaded for the CPU in f32."""
+    param, binary = source_files(spec, cache)
     net = ncnn.Net()
     opt = net.opt
     opt.use_vulkan_compute = False
@@ -61,26 +63,36 @@ def run_ncnn(param, binary, rgb, names=("data", "output")):
     opt.use_fp16_packed = False
     opt.use_fp16_arithmetic = False
     opt.use_bf16_storage = False
-    opt.num_threads = os.cpu_count() or 1
+    opt.num_threads = threads or os.cpu_count() or 1
     assert net.load_param(str(param)) == 0, param
     assert net.load_model(str(binary)) == 0, binary
-    x = np.ascontiguousarray((rgb.astype(np.float32) / 255.0).transpose(2, 0, 1))
+    return net
+
+
+def forward(net, spec, rgb):
+    """The raw output, f32 [3, s·H, s·W], of `spec`'s network on an 8-bit RGB image (H, W, 3).
+
+    Real-CUGAN se: the ncnn U-Nets with upstream's padding, crop and 4x residual around them.
+    """
+    scale = spec["scale"]
+    cugan = spec["architecture"]["type"] == "up_cunet"
+    x = rgb.astype(np.float32) / 255.0
+    if cugan:
+        h, w = rgb.shape[:2]
+        pad, multiple = {2: (18, 2), 3: (14, 4), 4: (19, 2)}[scale]
+        x = np.pad(x, ((pad, pad + -h % multiple), (pad, pad + -w % multiple), (0, 0)), mode="reflect")
+    names = ("in0", "out0") if cugan else ("data", "output")
+    # ncnn.Mat wraps the array without copying: it must stay alive until the extraction.
+    planar = np.ascontiguousarray(x.transpose(2, 0, 1))
     ex = net.create_extractor()
-    ex.input(names[0], ncnn.Mat(x))
+    ex.input(names[0], ncnn.Mat(planar))
     ret, out = ex.extract(names[1])
     assert ret == 0, ret
-    return np.array(out, dtype=np.float32)
-
-
-def run_cugan(param, binary, rgb, scale):
-    """Real-CUGAN se: the ncnn U-Nets with upstream's padding, crop and 4x residual around them."""
-    h, w = rgb.shape[:2]
-    pad, multiple = {2: (18, 2), 3: (14, 4), 4: (19, 2)}[scale]
-    ph, pw = -h % multiple, -w % multiple
-    x = np.pad(rgb.astype(np.float32), ((pad, pad + ph), (pad, pad + pw), (0, 0)), mode="reflect")
-    y = run_ncnn(param, binary, x, names=("in0", "out0"))[:, : scale * h, : scale * w]
-    if scale == 4:
-        y = y + (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1).repeat(4, axis=1).repeat(4, axis=2)
+    y = np.array(out, dtype=np.float32)
+    if cugan:
+        y = y[:, : scale * rgb.shape[0], : scale * rgb.shape[1]]
+        if scale == 4:
+            y = y + (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1).repeat(4, axis=1).repeat(4, axis=2)
     return np.ascontiguousarray(y)
 
 
@@ -96,14 +108,11 @@ def main():
     for spec in index["models"]:
         if only and spec["id"] not in only:
             continue
-        param, binary = source_files(spec, args.cache)
+        net = load_net(spec, args.cache)
         for image in IMAGES:
             rgb = np.asarray(Image.open(ROOT / "tests/fixtures/images" / image).convert("RGB"))
             s = spec["scale"]
-            if spec["architecture"]["type"] == "up_cunet":
-                y = run_cugan(param, binary, rgb, s)
-            else:
-                y = run_ncnn(param, binary, rgb)
+            y = forward(net, spec, rgb)
             assert y.shape == (3, rgb.shape[0] * s, rgb.shape[1] * s), y.shape
             name = f'{spec["id"]}__{pathlib.Path(image).stem}.safetensors'
             save_file({"output": y}, out_dir / name, metadata={
