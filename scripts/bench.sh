@@ -48,7 +48,7 @@ if [ "$smoke" = 1 ]; then
   args=(--sets tests/fixtures/images --photo-sets images --crop 64
         --quality-models span-x2,span-x4 --speed-image tests/fixtures/images/chelsea_64x48.png
         --speed-models span-x4 --sizes 32 --upscaler-models esrgan-slim --upscaler-backends wasm,cpu
-        --profile-models span-x4 --out "$work/BENCHMARKS.md" --plot "$work/benchmarks.svg")
+        --profile-models span-x4 --out "$work/BENCHMARKS.md" --plot "$work/benchmarks.svg" --strict)
   command_line="./scripts/bench.sh --smoke $*"
 else
   args=()

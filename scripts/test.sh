@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check, cheapest first: formatting, lints, the Rust tests (unit, parity with ncnn,
-# tiling, wgpu vs CPU, CLI), then the web app in headless Chromium (WebGPU and the CPU fallback).
+# tiling, wgpu vs CPU, CLI), then the web app in headless Chromium (WebGPU and the CPU fallback),
+# then the benchmarks' smoke run (scripts/bench.sh --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -18,3 +19,5 @@ echo "== web app build"
 ./scripts/build-web.sh
 echo "== browser tests"
 (cd tests/browser && LUPA_BIN="$CARGO_TARGET_DIR/debug/lupa" npm test)
+echo "== benchmark smoke (one small image per backend and peer)"
+./scripts/bench.sh --smoke

@@ -30,70 +30,15 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once: the report's many arguments may make its variant large.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Every benchmark and the peers in one run, written to a markdown report and an SVG plot.
     ///
     /// Needs the Trunk build (--dist), `node` with crates/lupa-bench/browser's packages, Chromium,
     /// and a Python with tests/parity/requirements.txt (`scripts/bench.sh` sets all of it up).
-    Report {
-        /// Image sets (folders of HR images) for the quality table.
-        #[arg(long, value_delimiter = ',', default_values = [
-            "../shared/eval/skimage_photo", "../shared/eval/photo_misc", "../shared/eval/skimage_texture",
-            "../shared/eval/anime", "../shared/eval/text_ui"])]
-        sets: Vec<PathBuf>,
-        /// The sets (folder names) that make up "the photo set" of the targets and the plot.
-        #[arg(long, value_delimiter = ',', default_value = "skimage_photo,photo_misc")]
-        photo_sets: Vec<String>,
-        /// Centre crop of every HR image, in pixels (bounds the run time).
-        #[arg(long, default_value_t = 256)]
-        crop: u32,
-        /// Models for the quality table (default: every model in the index).
-        #[arg(long, value_delimiter = ',')]
-        quality_models: Vec<String>,
-        /// The photo the speed runs upscale (resized to each size).
-        #[arg(long, default_value = "../shared/eval/skimage_photo/astronaut.png")]
-        speed_image: PathBuf,
-        /// Models for the speed table.
-        #[arg(long, value_delimiter = ',', default_value = "span-x2,span-x4,realesr-general-x4v3,realesr-animevideov3,realesrgan-x4plus,realcugan-se-x2-no-denoise,realcugan-se-x3-no-denoise,realcugan-se-x4-no-denoise")]
-        speed_models: Vec<String>,
-        /// Square input sides for the speed table.
-        #[arg(long, value_delimiter = ',', default_value = "256,1024")]
-        sizes: Vec<u32>,
-        /// Lupa's backends: native-cpu, native-wgpu, browser-webgpu, browser-cpu.
-        #[arg(long, value_delimiter = ',', default_value = "native-cpu,native-wgpu,browser-webgpu,browser-cpu")]
-        backends: Vec<String>,
-        /// UpscalerJS models (x4).
-        #[arg(long, value_delimiter = ',', default_value = "esrgan-slim,esrgan-medium,esrgan-thick")]
-        upscaler_models: Vec<String>,
-        /// tfjs backends to try for UpscalerJS; the fastest that works runs the rest.
-        #[arg(long, value_delimiter = ',', default_value = "webgl,webgpu,wasm,cpu")]
-        upscaler_backends: Vec<String>,
-        /// Skip a speed measurement estimated to take longer than this, in seconds.
-        #[arg(long, default_value_t = 240.0)]
-        budget: f64,
-        /// Models to profile per convolution (SPAN or SRVGGNetCompact).
-        #[arg(long, value_delimiter = ',', default_value = "span-x4,realesr-general-x4v3")]
-        profile_models: Vec<String>,
-        /// The report.
-        #[arg(long, default_value = "docs/BENCHMARKS.md")]
-        out: PathBuf,
-        /// The plot (SVG).
-        #[arg(long, default_value = "docs/benchmarks.svg")]
-        plot: PathBuf,
-        /// Scratch folder for inputs and outputs.
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
-        /// Folder with index.json and the weights.
-        #[arg(long, default_value = "models")]
-        models_dir: PathBuf,
-        /// The Trunk build of the web app.
-        #[arg(long, default_value = "dist")]
-        dist: PathBuf,
-        /// Python with tests/parity/requirements.txt installed (for ncnn).
-        #[arg(long, default_value = "python3")]
-        python: PathBuf,
-    },
+    Report(report::Config),
     /// PSNR-Y / SSIM-Y table (markdown) of bicubic, Lanczos3 and the given models per image set.
     Quality {
         /// Folders of HR images (PNG or JPEG).
@@ -137,63 +82,24 @@ enum Command {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Report {
-            sets,
-            photo_sets,
-            crop,
-            quality_models,
-            speed_image,
-            speed_models,
-            sizes,
-            backends,
-            upscaler_models,
-            upscaler_backends,
-            budget,
-            profile_models,
-            out,
-            plot,
-            work,
-            models_dir,
-            dist,
-            python,
-        } => {
-            let quality_models = if quality_models.is_empty() {
-                let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
-                index.models.iter().map(|m| m.id.clone()).collect()
-            } else {
-                quality_models
-            };
+        Command::Report(mut config) => {
+            if config.quality_models.is_empty() {
+                let index = ModelIndex::from_json(&std::fs::read_to_string(
+                    config.setup.models_dir.join("index.json"),
+                )?)?;
+                config.quality_models = index.models.iter().map(|m| m.id.clone()).collect();
+            }
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let config = report::Config {
-                sets,
-                photo_sets,
-                crop,
-                quality_models,
-                speed_image,
-                speed_models,
-                sizes,
-                backends,
-                upscaler_models,
-                upscaler_backends,
-                budget_secs: budget,
-                profile_models,
-                out,
-                plot,
-                setup: speed::Setup {
-                    bench_exe: std::env::current_exe()?,
-                    models_dir,
-                    dist,
-                    node_dir: root.join("browser"),
-                    python,
-                    ncnn_script: root.join("peers/ncnn_speed.py"),
-                    work,
-                },
-                command_line: std::env::var("LUPA_BENCH_COMMAND")
-                    .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" ")),
-            };
+            config.setup.bench_exe = std::env::current_exe()?;
+            config.setup.node_dir = root.join("browser");
+            config.setup.ncnn_script = root.join("peers/ncnn_speed.py");
+            config.command_line = std::env::var("LUPA_BENCH_COMMAND")
+                .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
             report::run(&config)
         }
-        Command::Quality { sets, models, crop, models_dir } => quality_table(&sets, &models, crop, &models_dir),
+        Command::Quality { sets, models, crop, models_dir } => {
+            quality_table(&sets, &models, crop, &models_dir)
+        }
         Command::Smart { root } => smart(&root),
         Command::Profile { image, model, size, models_dir } => {
             let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
@@ -276,7 +182,10 @@ fn quality_table(dirs: &[PathBuf], models: &[String], crop: u32, models_dir: &Pa
     let scores = quality::run(&sets, crop, &scales, &loaded, &mut |l| eprintln!("{l}"))?;
     println!("| set | method | scale | PSNR-Y | SSIM-Y | images |\n|---|---|---:|---:|---:|---:|");
     for s in scores {
-        println!("| {} | {} | x{} | {:.2} | {:.4} | {} |", s.set, s.method, s.scale, s.psnr, s.ssim, s.images);
+        println!(
+            "| {} | {} | x{} | {:.2} | {:.4} | {} |",
+            s.set, s.method, s.scale, s.psnr, s.ssim, s.images
+        );
     }
     Ok(())
 }

@@ -14,7 +14,12 @@ pub struct Point {
 }
 
 /// Draws `points` as an SVG scatter plot (log-scaled time) with a horizontal line per baseline.
-pub fn quality_vs_time(path: &Path, title: &str, points: &[Point], baselines: &[(String, f64)]) -> Result<()> {
+pub fn quality_vs_time(
+    path: &Path,
+    title: &str,
+    points: &[Point],
+    baselines: &[(String, f64)],
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
     let (t_min, t_max) = points
         .iter()
@@ -61,14 +66,13 @@ pub fn quality_vs_time(path: &Path, title: &str, points: &[Point], baselines: &[
             .map(|f| f * y_span)
             .find(|dy| {
                 placed.iter().all(|&(x, y)| {
-                    ((p.secs_per_mp / x).ln().abs() / x_span > 0.25) || ((p.psnr + dy - y).abs() > 0.04 * y_span)
+                    ((p.secs_per_mp / x).ln().abs() / x_span > 0.25)
+                        || ((p.psnr + dy - y).abs() > 0.04 * y_span)
                 })
             })
             .unwrap_or(0.04 * y_span);
         placed.push((p.secs_per_mp, p.psnr + dy));
-        chart
-            .draw_series([Circle::new((p.secs_per_mp, p.psnr), 5, colour.filled())])
-            .map_err(|e| err(&e))?;
+        chart.draw_series([Circle::new((p.secs_per_mp, p.psnr), 5, colour.filled())]).map_err(|e| err(&e))?;
         chart
             // Text hangs from its anchor: a little right of and above the point.
             .draw_series([Text::new(

@@ -57,7 +57,13 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
 }
 
 /// Profiles `model` (loaded on `device`, a `flex` device) on `image`, `size`×`size`.
-pub fn profile(model: &SrModel, weights: &[u8], image: &DynamicImage, size: u32, device: &Device) -> Result<Profile> {
+pub fn profile(
+    model: &SrModel,
+    weights: &[u8],
+    image: &DynamicImage,
+    size: u32,
+    device: &Device,
+) -> Result<Profile> {
     if !matches!(model.spec.architecture, Architecture::Span(_) | Architecture::SrVggNetCompact(_)) {
         bail!("{}: only SPAN and SRVGGNetCompact are profiled per convolution", model.spec.id);
     }
@@ -84,7 +90,9 @@ pub fn profile(model: &SrModel, weights: &[u8], image: &DynamicImage, size: u32,
         let w = Tensor::<4>::random([o, i, kh, kw], Distribution::Default, device);
         let b = Tensor::<1>::random([o], Distribution::Default, device);
         let opts = ConvOptions::new([1, 1], [kh / 2, kw / 2], [1, 1], 1);
-        let one = best_of(3, || conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone()).into_data());
+        let one = best_of(3, || {
+            pollster::block_on(conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone()).into_data_async())
+        });
         c.secs = one * c.layers as f64;
     }
     shapes.sort_by(|a, b| b.secs.total_cmp(&a.secs));

@@ -69,21 +69,34 @@ pub fn run(
 ) -> Result<Vec<Score>> {
     let mut scores = Vec::new();
     for set in sets {
-        // (method, scale) → (PSNR sum, SSIM sum, images), in first-seen order.
-        let mut sums: Vec<((String, u32), (f64, f64, usize))> = Vec::new();
-        let mut add = |method: &str, scale: u32, (p, s): (f64, f64)| {
-            let key = (method.to_owned(), scale);
-            match sums.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => *v = (v.0 + p, v.1 + s, v.2 + 1),
-                None => sums.push((key, (p, s, 1))),
-            }
+        // Sums per (method, scale), in first-seen order; divided into means at the end.
+        let mut sums: Vec<Score> = Vec::new();
+        let mut add = |method: &str, scale: u32, (p, s): (f64, f64)| match sums
+            .iter_mut()
+            .find(|t| t.method == method && t.scale == scale)
+        {
+            Some(t) => (t.psnr, t.ssim, t.images) = (t.psnr + p, t.ssim + s, t.images + 1),
+            None => sums.push(Score {
+                set: set.name.clone(),
+                method: method.into(),
+                scale,
+                psnr: p,
+                ssim: s,
+                images: 1,
+            }),
         };
         for path in &set.files {
             let image = image::open(path).with_context(|| format!("reading {}", path.display()))?;
             for &scale in scales {
                 let (hr, lr) = degrade(&image, crop, scale);
-                for (name, filter) in [("bicubic", FilterType::CatmullRom), ("Lanczos3", FilterType::Lanczos3)] {
-                    add(name, scale, score(&hr, &imageops::resize(&lr, hr.width(), hr.height(), filter), scale)?);
+                for (name, filter) in
+                    [("bicubic", FilterType::CatmullRom), ("Lanczos3", FilterType::Lanczos3)]
+                {
+                    add(
+                        name,
+                        scale,
+                        score(&hr, &imageops::resize(&lr, hr.width(), hr.height(), filter), scale)?,
+                    );
                 }
                 for model in models.iter().filter(|m| m.spec.scale == scale) {
                     let sr = upscale(model, &lr)?;
@@ -92,13 +105,10 @@ pub fn run(
             }
             log(&format!("quality: {} / {}", set.name, path.display()));
         }
-        scores.extend(sums.into_iter().map(|((method, scale), (p, s, n))| Score {
-            set: set.name.clone(),
-            method,
-            scale,
-            psnr: p / n as f64,
-            ssim: s / n as f64,
-            images: n,
+        scores.extend(sums.into_iter().map(|t| Score {
+            psnr: t.psnr / t.images as f64,
+            ssim: t.ssim / t.images as f64,
+            ..t
         }));
     }
     Ok(scores)
@@ -114,7 +124,12 @@ pub fn upscale(model: &SrModel, lr: &RgbImage) -> Result<RgbImage> {
 
 /// Writes each set's LR inputs at `scale` as PNG into `dir` (for peers that run elsewhere), and
 /// returns (set, HR, LR path) per image.
-pub fn write_lr(sets: &[ImageSet], crop: u32, scale: u32, dir: &Path) -> Result<Vec<(String, RgbImage, PathBuf)>> {
+pub fn write_lr(
+    sets: &[ImageSet],
+    crop: u32,
+    scale: u32,
+    dir: &Path,
+) -> Result<Vec<(String, RgbImage, PathBuf)>> {
     std::fs::create_dir_all(dir)?;
     let mut out = Vec::new();
     for set in sets {
@@ -130,7 +145,11 @@ pub fn write_lr(sets: &[ImageSet], crop: u32, scale: u32, dir: &Path) -> Result<
 }
 
 /// Mean scores per set of a peer's outputs: `(set, HR, SR)` triples.
-pub fn score_outputs(method: &str, scale: u32, outputs: &[(String, RgbImage, RgbImage)]) -> Result<Vec<Score>> {
+pub fn score_outputs(
+    method: &str,
+    scale: u32,
+    outputs: &[(String, RgbImage, RgbImage)],
+) -> Result<Vec<Score>> {
     let mut sums: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
     for (set, hr, sr) in outputs {
         let (p, s) = score(hr, sr, scale)?;
@@ -155,9 +174,53 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension().is_some_and(|e| matches!(e.to_ascii_lowercase().to_str(), Some("png" | "jpg" | "jpeg")))
+            p.extension()
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().to_str(), Some("png" | "jpg" | "jpeg")))
         })
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> DynamicImage {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/astronaut_128.png");
+        image::open(path).unwrap()
+    }
+
+    #[test]
+    fn degrade_centre_crops_to_a_multiple_of_the_scale_and_downscales() {
+        let image = fixture(); // 128×128
+        let (hr, lr) = degrade(&image, 100, 3);
+        assert_eq!(hr.dimensions(), (99, 99));
+        assert_eq!(lr.dimensions(), (33, 33));
+        // Centred: the crop starts at ((128 − 99) / 2, (128 − 99) / 2) = (14, 14).
+        assert_eq!(hr.get_pixel(0, 0), &image.to_rgb8().get_pixel(14, 14).clone());
+        // No crop needed: the whole image, and bicubic back up scores far above noise.
+        let (hr, lr) = degrade(&image, 256, 2);
+        assert_eq!((hr.dimensions(), lr.dimensions()), ((128, 128), (64, 64)));
+        let up = imageops::resize(&lr, 128, 128, FilterType::CatmullRom);
+        let (p, s) = score(&hr, &up, 2).unwrap();
+        assert!((20.0..40.0).contains(&p) && (0.5..1.0).contains(&s), "{p} {s}");
+    }
+
+    #[test]
+    fn peer_outputs_are_scored_per_set() {
+        let (hr, lr) = degrade(&fixture(), 128, 4);
+        let up = imageops::resize(&lr, hr.width(), hr.height(), FilterType::CatmullRom);
+        let outputs = vec![
+            ("a".to_owned(), hr.clone(), hr.clone()),
+            ("b".to_owned(), hr.clone(), up.clone()),
+            ("b".to_owned(), hr.clone(), up.clone()),
+        ];
+        let scores = score_outputs("peer", 4, &outputs).unwrap();
+        assert_eq!(scores.len(), 2);
+        assert!(scores[0].psnr.is_infinite() && scores[0].images == 1);
+        let (p, s) = score(&hr, &up, 4).unwrap();
+        assert_eq!((scores[1].psnr, scores[1].ssim, scores[1].images), (p, s, 2));
+    }
 }

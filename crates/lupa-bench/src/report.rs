@@ -14,23 +14,64 @@ use crate::profile::{self, Profile};
 use crate::quality::{self, ImageSet, Score};
 use crate::speed::{self, Measurement, Outcome, Runner, Setup};
 
-/// What to run (see `lupa-bench report --help` for the meaning and the defaults).
+/// What to run: `lupa-bench report`'s arguments.
+#[derive(clap::Args)]
 pub struct Config {
+    /// Image sets (folders of HR images) for the quality table.
+    #[arg(long, value_delimiter = ',', default_values = [
+        "../shared/eval/skimage_photo", "../shared/eval/photo_misc", "../shared/eval/skimage_texture",
+        "../shared/eval/anime", "../shared/eval/text_ui"])]
     pub sets: Vec<PathBuf>,
+    /// The sets (folder names) that make up "the photo set" of the targets and the plot.
+    #[arg(long, value_delimiter = ',', default_value = "skimage_photo,photo_misc")]
     pub photo_sets: Vec<String>,
+    /// Centre crop of every HR image, in pixels (bounds the run time).
+    #[arg(long, default_value_t = 256)]
     pub crop: u32,
+    /// Models for the quality table (default: every model in the index).
+    #[arg(long, value_delimiter = ',')]
     pub quality_models: Vec<String>,
+    /// The photo the speed runs upscale (resized to each size).
+    #[arg(long, default_value = "../shared/eval/skimage_photo/astronaut.png")]
     pub speed_image: PathBuf,
+    /// Models for the speed table.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "span-x2,span-x4,realesr-general-x4v3,realesr-animevideov3,realesrgan-x4plus,realcugan-se-x2-no-denoise,realcugan-se-x3-no-denoise,realcugan-se-x4-no-denoise"
+    )]
     pub speed_models: Vec<String>,
+    /// Square input sides for the speed table.
+    #[arg(long, value_delimiter = ',', default_value = "256,1024")]
     pub sizes: Vec<u32>,
+    /// Lupa's backends: native-cpu, native-wgpu, browser-webgpu, browser-cpu.
+    #[arg(long, value_delimiter = ',', default_value = "native-cpu,native-wgpu,browser-webgpu,browser-cpu")]
     pub backends: Vec<String>,
+    /// UpscalerJS models (x4).
+    #[arg(long, value_delimiter = ',', default_value = "esrgan-slim,esrgan-medium,esrgan-thick")]
     pub upscaler_models: Vec<String>,
+    /// tfjs backends to try for UpscalerJS; the fastest that works runs the rest.
+    #[arg(long, value_delimiter = ',', default_value = "webgl,webgpu,wasm,cpu")]
     pub upscaler_backends: Vec<String>,
+    /// Skip a speed measurement estimated to take longer than this, in seconds.
+    #[arg(long = "budget", default_value_t = 240.0)]
     pub budget_secs: f64,
+    /// Models to profile per convolution (SPAN or SRVGGNetCompact).
+    #[arg(long, value_delimiter = ',', default_value = "span-x4,realesr-general-x4v3")]
     pub profile_models: Vec<String>,
+    /// The report.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
     pub out: PathBuf,
+    /// The plot (SVG).
+    #[arg(long, default_value = "docs/benchmarks.svg")]
     pub plot: PathBuf,
+    /// Exit with an error (after writing the report) if any measurement failed.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
     pub setup: Setup,
+    /// How the report says it was made (`LUPA_BENCH_COMMAND`, else the command line).
+    #[arg(skip)]
     pub command_line: String,
 }
 
@@ -54,7 +95,8 @@ pub fn run(config: &Config) -> Result<()> {
     std::fs::create_dir_all(&setup.work)?;
     let index = ModelIndex::from_json(&std::fs::read_to_string(setup.models_dir.join("index.json"))?)?;
     let macs = |id: &str| index.get(id).map(|s| s.macs_per_pixel as f64).ok();
-    let photo = image::open(&config.speed_image).with_context(|| format!("{}", config.speed_image.display()))?;
+    let photo =
+        image::open(&config.speed_image).with_context(|| format!("{}", config.speed_image.display()))?;
 
     // 1. UpscalerJS: which tfjs backend works here, and which is fastest (slim, 64×64).
     let survey = survey(config, &photo)?;
@@ -94,8 +136,16 @@ pub fn run(config: &Config) -> Result<()> {
             });
             let estimate = speed::estimate(&outcomes, runner, model, model_macs.unwrap_or(f64::NAN), size);
             if let Some(estimate_secs) = estimate.filter(|&e| e > config.budget_secs) {
-                log(&format!("speed: {} {model} {size}²: skipped, estimated {estimate_secs:.0} s", runner.label()));
-                outcomes.push(Outcome::Skipped { runner: runner.label(), model: model.clone(), size, estimate_secs });
+                log(&format!(
+                    "speed: {} {model} {size}²: skipped, estimated {estimate_secs:.0} s",
+                    runner.label()
+                ));
+                outcomes.push(Outcome::Skipped {
+                    runner: runner.label(),
+                    model: model.clone(),
+                    size,
+                    estimate_secs,
+                });
                 continue;
             }
             log(&format!("speed: {} {model} {size}²", runner.label()));
@@ -106,7 +156,12 @@ pub fn run(config: &Config) -> Result<()> {
                 }
                 Err(e) => {
                     log(&format!("  failed: {e:#}"));
-                    Outcome::Failed { runner: runner.label(), model: model.clone(), size, error: format!("{e:#}") }
+                    Outcome::Failed {
+                        runner: runner.label(),
+                        model: model.clone(),
+                        size,
+                        error: format!("{e:#}"),
+                    }
                 }
             });
         }
@@ -124,7 +179,8 @@ pub fn run(config: &Config) -> Result<()> {
             Ok(SrModel::load(spec, weights, &device)?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let scales: Vec<u32> = models.iter().map(|m| m.spec.scale).chain([2, 3, 4]).collect::<BTreeSet<_>>().into_iter().collect();
+    let scales: Vec<u32> =
+        models.iter().map(|m| m.spec.scale).chain([2, 3, 4]).collect::<BTreeSet<_>>().into_iter().collect();
     let mut scores = quality::run(&sets, config.crop, &scales, &models, &mut |l| log(l))?;
     if let Some(backend) = &upscaler_backend {
         scores.extend(upscaler_quality(config, &sets, backend)?);
@@ -148,6 +204,19 @@ pub fn run(config: &Config) -> Result<()> {
     std::fs::write(&config.out, text)?;
     draw(config, &outcomes, &scores)?;
     log(&format!("wrote {} and {}", config.out.display(), config.plot.display()));
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Failed { runner, model, size, error } => {
+                Some(format!("{runner} {model} {size}²: {error}"))
+            }
+            _ => None,
+        })
+        .chain(survey.chosen.is_none().then(|| "no UpscalerJS backend works".to_owned()))
+        .collect();
+    if config.strict && !failed.is_empty() {
+        anyhow::bail!("{} failed:\n{}", failed.len(), failed.join("\n"));
+    }
     Ok(())
 }
 
@@ -180,7 +249,10 @@ fn survey(config: &Config, photo: &image::DynamicImage) -> Result<Survey> {
             })
         });
         outputs.push((backend.clone(), image::open(&output).ok().map(|i| i.to_rgb8())));
-        rows.push(SurveyRow { backend: backend.clone(), result: result.map(|m| (m, f64::NAN)).map_err(|e| format!("{e:#}")) });
+        rows.push(SurveyRow {
+            backend: backend.clone(),
+            result: result.map(|m| (m, f64::NAN)).map_err(|e| format!("{e:#}")),
+        });
     }
     let reference = outputs.iter().find(|(b, _)| b == "cpu").and_then(|(_, o)| o.clone());
     for (row, (_, out)) in rows.iter_mut().zip(&outputs) {
@@ -191,7 +263,9 @@ fn survey(config: &Config, photo: &image::DynamicImage) -> Result<Survey> {
     let works = |psnr: f64| reference.is_none() || psnr >= 40.0;
     let chosen = rows
         .iter()
-        .filter_map(|r| r.result.as_ref().ok().filter(|(_, p)| works(*p)).map(|(m, _)| (r.backend.clone(), m.secs)))
+        .filter_map(|r| {
+            r.result.as_ref().ok().filter(|(_, p)| works(*p)).map(|(m, _)| (r.backend.clone(), m.secs))
+        })
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(b, _)| b);
     Ok(Survey { rows, chosen })
@@ -210,13 +284,17 @@ fn upscaler_quality(config: &Config, sets: &[ImageSet], backend: &str) -> Result
         std::fs::create_dir_all(&out_dir)?;
         let inputs: Vec<serde_json::Value> = lr
             .iter()
-            .map(|(_, _, p)| serde_json::json!({ "input": p, "output": out_dir.join(p.file_name().unwrap()) }))
+            .map(
+                |(_, _, p)| serde_json::json!({ "input": p, "output": out_dir.join(p.file_name().unwrap()) }),
+            )
             .collect();
         let job = serde_json::json!({ "runner": "upscalerjs", "backend": backend, "model": model, "warm": warm, "inputs": inputs });
         speed::browser(setup, &job)?;
         let outputs = lr
             .iter()
-            .map(|(set, hr, p)| Ok((set.clone(), hr.clone(), image::open(out_dir.join(p.file_name().unwrap()))?.to_rgb8())))
+            .map(|(set, hr, p)| {
+                Ok((set.clone(), hr.clone(), image::open(out_dir.join(p.file_name().unwrap()))?.to_rgb8()))
+            })
             .collect::<Result<Vec<_>>>()?;
         scores.extend(quality::score_outputs(&format!("UpscalerJS {model}"), 4, &outputs)?);
     }
@@ -252,7 +330,13 @@ fn cpu_peak() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or("");
     let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-    let (lanes, isa) = if has("avx512f") { (16.0, "AVX-512") } else if has("avx2") { (8.0, "AVX2") } else { (4.0, "SSE") };
+    let (lanes, isa) = if has("avx512f") {
+        (16.0, "AVX-512")
+    } else if has("avx2") {
+        (8.0, "AVX2")
+    } else {
+        (4.0, "SSE")
+    };
     let ghz = cpuinfo
         .lines()
         .find(|l| l.starts_with("model name"))
@@ -376,7 +460,11 @@ fn markdown(
         .iter()
         .map(|set| format!("{set} {}", scores.iter().find(|s| &s.set == set).map_or(0, |s| s.images)))
         .collect();
-    writeln!(w, "\nImages per set: {}. GAN models (realesr-general-x4v3, realesrgan-x4plus, realesr-animevideov3) add texture by design and score below the fidelity models here; judge them by eye. The Real-CUGAN denoise variants expect noisy/JPEG input, not this clean bicubic LR.", counts.join(", "))?;
+    writeln!(
+        w,
+        "\nImages per set: {}. GAN models (realesr-general-x4v3, realesrgan-x4plus, realesr-animevideov3) add texture by design and score below the fidelity models here; judge them by eye. The Real-CUGAN denoise variants expect noisy/JPEG input, not this clean bicubic LR.",
+        counts.join(", ")
+    )?;
 
     writeln!(w, "\n## Speed\n")?;
     writeln!(
@@ -389,7 +477,10 @@ fn markdown(
         config.speed_image.display(),
         config.budget_secs
     )?;
-    writeln!(w, "| model | runner | input | output | time | s per output MP | achieved GMAC/s | peak memory |")?;
+    writeln!(
+        w,
+        "| model | runner | input | output | time | s per output MP | achieved GMAC/s | peak memory |"
+    )?;
     writeln!(w, "|---|---|---|---|---:|---:|---:|---:|")?;
     for o in outcomes {
         match o {
@@ -410,9 +501,11 @@ fn markdown(
                 w,
                 "| {model} | {runner} | {size}² | not run: estimated {estimate_secs:.0} s | | | | |"
             )?,
-            Outcome::Failed { runner, model, size, error } => {
-                writeln!(w, "| {model} | {runner} | {size}² | failed: {} | | | | |", error.replace('|', "\\|"))?
-            }
+            Outcome::Failed { runner, model, size, error } => writeln!(
+                w,
+                "| {model} | {runner} | {size}² | failed: {} | | | | |",
+                error.replace('|', "\\|")
+            )?,
         }
     }
 
@@ -427,7 +520,9 @@ fn markdown(
     writeln!(w, "|---|---:|---:|---:|")?;
     for row in &survey.rows {
         match &row.result {
-            Ok((m, psnr)) => writeln!(w, "| {} | {:.2} s | {:.1} dB | {:.0} MB |", m.adapter, m.secs, psnr, m.peak_rss_mb)?,
+            Ok((m, psnr)) => {
+                writeln!(w, "| {} | {:.2} s | {:.1} dB | {:.0} MB |", m.adapter, m.secs, psnr, m.peak_rss_mb)?
+            }
             Err(e) => writeln!(w, "| {} | failed: {} | | |", row.backend, e.replace('|', "\\|"))?,
         }
     }
@@ -498,7 +593,11 @@ fn targets(
 ) -> Result<()> {
     // 1. Precision x4 against every UpscalerJS model on the photo sets.
     let precision = index.get("span-x4").ok().and_then(|_| pooled(scores, "span-x4", 4, &config.photo_sets));
-    writeln!(w, "**Precision x4 (span-x4) beats every UpscalerJS model by ≥ 1.5 dB PSNR-Y on the photo sets ({}).**\n", config.photo_sets.join(", "))?;
+    writeln!(
+        w,
+        "**Precision x4 (span-x4) beats every UpscalerJS model by ≥ 1.5 dB PSNR-Y on the photo sets ({}).**\n",
+        config.photo_sets.join(", ")
+    )?;
     match precision {
         Some((p, s)) => {
             writeln!(w, "| method | PSNR-Y / SSIM-Y | span-x4 ahead by | ≥ 1.5 dB |\n|---|---:|---:|---|")?;
@@ -506,7 +605,11 @@ fn targets(
             for model in &config.upscaler_models {
                 if let Some((q, qs)) = pooled(scores, &format!("UpscalerJS {model}"), 4, &config.photo_sets) {
                     let d = p - q;
-                    writeln!(w, "| UpscalerJS {model} | {q:.2} / {qs:.4} | {d:+.2} dB | {} |", if d >= 1.5 { "met" } else { "**not met**" })?;
+                    writeln!(
+                        w,
+                        "| UpscalerJS {model} | {q:.2} / {qs:.4} | {d:+.2} dB | {} |",
+                        if d >= 1.5 { "met" } else { "**not met**" }
+                    )?;
                 }
             }
         }
@@ -521,7 +624,10 @@ fn targets(
          least the UpscalerJS model's MACs, same input size:\n",
         survey.chosen.as_deref().unwrap_or("none")
     )?;
-    writeln!(w, "| UpscalerJS model (MACs/px) | input | UpscalerJS s/MP | Lupa WebGPU model (MACs/px) | Lupa s/MP | Lupa ÷ UpscalerJS | target |")?;
+    writeln!(
+        w,
+        "| UpscalerJS model (MACs/px) | input | UpscalerJS s/MP | Lupa WebGPU model (MACs/px) | Lupa s/MP | Lupa ÷ UpscalerJS | target |"
+    )?;
     writeln!(w, "|---|---|---:|---|---:|---:|---|")?;
     let webgpu = Runner::Browser("webgpu".into()).label();
     for u in done(outcomes).filter(|m| m.runner.starts_with("UpscalerJS")) {
@@ -544,13 +650,23 @@ fn targets(
                     if r < 1.0 { "met" } else { "**not met**" }
                 )?;
             }
-            None => writeln!(w, "| {} ({:.2} M) | {}² | {:.2} | no Lupa WebGPU run at this size | | | |", u.model, u.macs_per_pixel / 1e6, u.size, u.secs_per_mp())?,
+            None => writeln!(
+                w,
+                "| {} ({:.2} M) | {}² | {:.2} | no Lupa WebGPU run at this size | | | |",
+                u.model,
+                u.macs_per_pixel / 1e6,
+                u.size,
+                u.secs_per_mp()
+            )?,
         }
     }
 
     // 3. Native CPU within 2× of ncnn.
     writeln!(w, "\n**Lupa's native CPU backend within 2× of ncnn's CPU time for the same model.**\n")?;
-    writeln!(w, "| model | input | Lupa native cpu | ncnn CPU | Lupa ÷ ncnn | target |\n|---|---|---:|---:|---:|---|")?;
+    writeln!(
+        w,
+        "| model | input | Lupa native cpu | ncnn CPU | Lupa ÷ ncnn | target |\n|---|---|---:|---:|---:|---|"
+    )?;
     let cpu = Runner::Native("cpu".into()).label();
     for n in done(outcomes).filter(|m| m.runner == Runner::Ncnn.label()) {
         if let Some(l) = find(outcomes, &cpu, &n.model, n.size) {
@@ -586,7 +702,10 @@ fn ratios(w: &mut String, config: &Config, outcomes: &[Outcome]) -> Result<()> {
     for n in done(outcomes).filter(|m| m.runner == ncnn) {
         let cells: Vec<String> = lupa_runners
             .iter()
-            .map(|r| find(outcomes, r, &n.model, n.size).map_or_else(|| "–".into(), |l| format!("{:.1}×", l.secs / n.secs)))
+            .map(|r| {
+                find(outcomes, r, &n.model, n.size)
+                    .map_or_else(|| "–".into(), |l| format!("{:.1}×", l.secs / n.secs))
+            })
             .collect();
         writeln!(w, "| {} | {}² | {} |", n.model, n.size, cells.join(" | "))?;
     }
@@ -597,7 +716,11 @@ fn draw(config: &Config, outcomes: &[Outcome], scores: &[Score]) -> Result<()> {
     let size = config.sizes.first().copied().unwrap_or(256);
     let mut points = Vec::new();
     for m in done(outcomes).filter(|m| m.size == size) {
-        let method = if m.runner.starts_with("UpscalerJS") { format!("UpscalerJS {}", m.model) } else { m.model.clone() };
+        let method = if m.runner.starts_with("UpscalerJS") {
+            format!("UpscalerJS {}", m.model)
+        } else {
+            m.model.clone()
+        };
         let Some((psnr, _)) = pooled(scores, &method, 4, &config.photo_sets) else { continue };
         let lupa = m.runner.starts_with("Lupa");
         // Native CPU and browser CPU for Lupa; the GPU runners are software here and say little.

@@ -80,14 +80,29 @@ pub enum Outcome {
 }
 
 /// The files and programs the runners need.
+#[derive(Debug, Default, clap::Args)]
 pub struct Setup {
-    pub bench_exe: PathBuf,
+    /// Folder with index.json and the weights.
+    #[arg(long, default_value = "models")]
     pub models_dir: PathBuf,
+    /// The Trunk build of the web app.
+    #[arg(long, default_value = "dist")]
     pub dist: PathBuf,
-    pub node_dir: PathBuf,
+    /// Python with tests/parity/requirements.txt installed (for ncnn).
+    #[arg(long, default_value = "python3")]
     pub python: PathBuf,
-    pub ncnn_script: PathBuf,
+    /// Scratch folder for inputs and outputs.
+    #[arg(long, default_value = "target/bench")]
     pub work: PathBuf,
+    /// This program (`speed-one` runs in its own process).
+    #[arg(skip)]
+    pub bench_exe: PathBuf,
+    /// crates/lupa-bench/browser (bench.mjs and its node_modules).
+    #[arg(skip)]
+    pub node_dir: PathBuf,
+    /// crates/lupa-bench/peers/ncnn_speed.py
+    #[arg(skip)]
+    pub ncnn_script: PathBuf,
 }
 
 /// What every runner prints as its last line (JSON): `speed-one`, `browser/bench.mjs` and
@@ -119,7 +134,8 @@ pub fn run_runner(mut command: Command) -> Result<RunnerReport> {
         bail!("{}", tail.into_iter().rev().collect::<Vec<_>>().join(" / "));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).context("no JSON line in the runner's output")?;
+    let line =
+        text.lines().rev().find(|l| l.starts_with('{')).context("no JSON line in the runner's output")?;
     serde_json::from_str(line).with_context(|| format!("runner printed {line}"))
 }
 
@@ -174,7 +190,12 @@ pub fn measure(
         )?,
         Runner::Ncnn => {
             let mut c = Command::new(&setup.python);
-            c.arg(&setup.ncnn_script).args(["--model", model]).arg("--input").arg(input).arg("--warm").arg(warm);
+            c.arg(&setup.ncnn_script)
+                .args(["--model", model])
+                .arg("--input")
+                .arg(input)
+                .arg("--warm")
+                .arg(warm);
             run_runner(c)?
         }
     };
@@ -192,7 +213,13 @@ pub fn measure(
 }
 
 /// The estimated time of `model` (with `macs_per_pixel`) at `size` on `runner`, from what ran.
-pub fn estimate(done: &[Outcome], runner: &Runner, model: &str, macs_per_pixel: f64, size: u32) -> Option<f64> {
+pub fn estimate(
+    done: &[Outcome],
+    runner: &Runner,
+    model: &str,
+    macs_per_pixel: f64,
+    size: u32,
+) -> Option<f64> {
     let label = runner.label();
     let mine = || {
         done.iter().filter_map(|o| match o {
@@ -206,4 +233,41 @@ pub fn estimate(done: &[Outcome], runner: &Runner, model: &str, macs_per_pixel: 
     }
     let best_rate = mine().map(|m| m.gmacs() * 1e9).filter(|r| r.is_finite()).fold(0.0, f64::max);
     (best_rate > 0.0 && macs_per_pixel.is_finite()).then(|| macs_per_pixel * pixels / best_rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(runner: &Runner, model: &str, size: u32, secs: f64, macs: f64) -> Outcome {
+        Outcome::Done(Measurement {
+            runner: runner.label(),
+            adapter: String::new(),
+            model: model.into(),
+            macs_per_pixel: macs,
+            size,
+            output: (size * 4, size * 4),
+            secs,
+            peak_rss_mb: 0.0,
+        })
+    }
+
+    #[test]
+    fn estimates_scale_the_same_model_by_pixels_then_use_the_best_rate() {
+        let cpu = Runner::Native("cpu".into());
+        let gpu = Runner::Native("wgpu".into());
+        // Nothing measured on a runner yet: no estimate, so the first measurement always runs.
+        assert_eq!(estimate(&[], &cpu, "span-x4", 4e5, 256), None);
+        let outcomes = vec![done(&cpu, "span-x4", 256, 4.0, 4e5), done(&cpu, "small", 256, 1.0, 1e5 * 2.0)];
+        // Same model at a smaller size: ×16 pixels → ×16 time.
+        assert_eq!(estimate(&outcomes, &cpu, "span-x4", 4e5, 1024), Some(64.0));
+        // Another model: its MACs at the best rate seen on this runner (small: 13.1 GMAC/s).
+        let best = 2e5 * 65536.0 / 1.0;
+        let e = estimate(&outcomes, &cpu, "big", 1e6, 256).unwrap();
+        assert!((e - 1e6 * 65536.0 / best).abs() < 1e-9, "{e}");
+        // Other runners' times say nothing about this one.
+        assert_eq!(estimate(&outcomes, &gpu, "span-x4", 4e5, 1024), None);
+        // Unknown MACs (a peer's model before its first run): no estimate.
+        assert_eq!(estimate(&outcomes, &cpu, "peer", f64::NAN, 256), None);
+    }
 }
