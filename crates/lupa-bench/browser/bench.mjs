@@ -144,7 +144,9 @@ async function measure(job) {
     try {
       result = await page.evaluate(([name, a]) => window[name](a), [fn, args]);
     } catch (e) {
-      throw new Error(`${e.message}\n${logs.slice(-20).join('\n')}`);
+      // The first line says what went wrong; the console's last lines say where.
+      const recent = logs.slice(-5).map((l) => l.slice(0, 200));
+      throw new Error([e.message.split('\n')[0], ...recent].join('\n'));
     }
     const peakRssMb = workPeakRssMb();
     const results = result.results.map(({ ms, width, height, png }, i) => {

@@ -91,7 +91,8 @@ async function decode(b64) {
 
 /**
  * Upscales `warm`, then each of `inputs` 4x with UpscalerJS `model` on tfjs `backend`
- * (webgl|webgpu|wasm|cpu); whole image, no patches. Times `upscale` until its tensor is read.
+ * (webgl|webgpu|wasm|cpu); whole images up to 256×256, patches above. Times `upscale` until its
+ * tensor is read.
  */
 window.benchUpscaler = async ({ backend, model, warm, inputs }) => {
   const npm = '/npm';
@@ -125,7 +126,11 @@ window.benchUpscaler = async ({ backend, model, warm, inputs }) => {
   const run = async (b64) => {
     const pixels = await decode(b64);
     const started = performance.now();
-    const out = await upscaler.upscale(pixels, { output: 'tensor' });
+    // Whole images above 256×256 run tfjs's wasm heap out of memory ("memory access out of
+    // bounds" at 1024×1024): there UpscalerJS's own tiling runs, 256-px patches with 16 px padding.
+    const [h, w] = pixels.shape;
+    const patches = h * w > 256 * 256 ? { patchSize: 256, padding: 16 } : {};
+    const out = await upscaler.upscale(pixels, { output: 'tensor', ...patches });
     const data = await out.data();
     const ms = performance.now() - started;
     pixels.dispose();

@@ -102,7 +102,7 @@ pub fn run(config: &Config) -> Result<()> {
     let survey = survey(config, &photo)?;
     let upscaler_backend = survey.chosen.clone();
 
-    // 2. Speed, cheapest model first so the budget's estimates have something to go on.
+    // 2. Speed.
     let mut runners: Vec<Runner> = config
         .backends
         .iter()
@@ -113,8 +113,12 @@ pub fn run(config: &Config) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     runners.push(Runner::Ncnn);
+    // Cheapest per output pixel first (SPAN x4 before SPAN x2), so the slow software GPUs spend
+    // their budget on the models that compare with the peers' 4x ones.
+    let per_output_pixel =
+        |id: &str| index.get(id).map_or(0.0, |s| s.macs_per_pixel as f64 / f64::from(s.scale * s.scale));
     let mut speed_models = config.speed_models.clone();
-    speed_models.sort_by(|a, b| macs(a).unwrap_or(0.0).total_cmp(&macs(b).unwrap_or(0.0)));
+    speed_models.sort_by(|a, b| per_output_pixel(a).total_cmp(&per_output_pixel(b)));
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut plan: Vec<(Runner, String, Option<f64>)> = Vec::new();
     for runner in &runners {

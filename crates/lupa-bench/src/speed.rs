@@ -130,8 +130,9 @@ pub fn run_runner(mut command: Command) -> Result<RunnerReport> {
     let out = command.output().with_context(|| format!("starting {:?}", command.get_program()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.trim().lines().rev().take(6).collect();
-        bail!("{}", tail.into_iter().rev().collect::<Vec<_>>().join(" / "));
+        // Runners print what went wrong first, then where.
+        let head: Vec<&str> = err.trim().lines().take(4).collect();
+        bail!("{}", head.join(" / "));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line =
