@@ -30,8 +30,14 @@ if ! cmp -s tests/parity/requirements.txt "$venv/requirements.txt"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/parity/requirements.txt
   cp tests/parity/requirements.txt "$venv/requirements.txt"
 fi
-# UpscalerJS and tfjs, exactly as locked.
-(cd crates/lupa-bench/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# UpscalerJS and tfjs, exactly as locked (npm ci re-extracts ~480 MB: only when the lock changed).
+(
+  cd crates/lupa-bench/browser
+  if ! cmp -s package-lock.json node_modules/.lupa-package-lock.json; then
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    cp package-lock.json node_modules/.lupa-package-lock.json
+  fi
+)
 
 cargo build --workspace --locked
 # The original ncnn files: lupa-import downloads (once) and sha256-checks them into its cache; its

@@ -93,6 +93,7 @@ fn main() -> Result<()> {
             config.setup.bench_exe = std::env::current_exe()?;
             config.setup.node_dir = root.join("browser");
             config.setup.ncnn_script = root.join("peers/ncnn_speed.py");
+            config.setup.time_limit = Some(std::time::Duration::from_secs_f64(3.0 * config.budget_secs));
             config.command_line = std::env::var("LUPA_BENCH_COMMAND")
                 .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
             report::run(&config)

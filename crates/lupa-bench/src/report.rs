@@ -201,6 +201,9 @@ pub fn run(config: &Config) -> Result<()> {
         profiles.push(profile::profile(&model, &weights, &photo, size, &device)?);
     }
 
+    // The raw results too, for anything the tables leave out.
+    let raw = serde_json::json!({ "speed": outcomes, "quality": scores, "profiles": profiles });
+    std::fs::write(setup.work.join("results.json"), serde_json::to_string_pretty(&raw)?)?;
     let text = markdown(config, &index, &survey, &outcomes, &scores, &profiles)?;
     if let Some(dir) = config.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -239,7 +242,7 @@ fn survey(config: &Config, photo: &image::DynamicImage) -> Result<Survey> {
             "runner": "upscalerjs", "backend": backend, "model": model, "warm": warm,
             "inputs": [{ "input": input, "output": output }],
         });
-        let result = speed::browser(setup, &job).and_then(|r| {
+        let result = speed::browser(setup, &job, None).and_then(|r| {
             let res = r.results.first().context("no result")?;
             Ok(Measurement {
                 runner: Runner::UpscalerJs(backend.clone()).label(),
@@ -293,7 +296,7 @@ fn upscaler_quality(config: &Config, sets: &[ImageSet], backend: &str) -> Result
             )
             .collect();
         let job = serde_json::json!({ "runner": "upscalerjs", "backend": backend, "model": model, "warm": warm, "inputs": inputs });
-        speed::browser(setup, &job)?;
+        speed::browser(setup, &job, None)?;
         let outputs = lr
             .iter()
             .map(|(set, hr, p)| {
@@ -477,7 +480,7 @@ fn markdown(
          process (browser runs: a fresh headless Chromium each). Achieved GMAC/s = MACs per input pixel × input \
          pixels ÷ time. Peak memory: the process's peak RSS (VmHWM); in Chromium, the renderer plus the GPU \
          process. Lupa's browser time is the web worker's `run` (decode, tiles, PNG encode); UpscalerJS's is \
-         `upscale` until its output tensor is read. Measurements estimated to take over {:.0} s are skipped.\n",
+         `upscale` until its output tensor is read (whole images up to 256², UpscalerJS's 256-px patches with 16 px padding above: whole 1024² images overflow tfjs's wasm heap). Measurements estimated to take over {:.0} s are skipped, and one still running after three times that is stopped.\n",
         config.speed_image.display(),
         config.budget_secs
     )?;

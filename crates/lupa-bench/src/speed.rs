@@ -13,8 +13,10 @@
 //! model's time at a smaller size by the pixel count, or else uses the best MAC rate seen so far on
 //! that runner.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use image::DynamicImage;
@@ -103,6 +105,9 @@ pub struct Setup {
     /// crates/lupa-bench/peers/ncnn_speed.py
     #[arg(skip)]
     pub ncnn_script: PathBuf,
+    /// A speed measurement running longer than this is stopped (3× the budget).
+    #[arg(skip)]
+    pub time_limit: Option<Duration>,
 }
 
 /// What every runner prints as its last line (JSON): `speed-one`, `browser/bench.mjs` and
@@ -125,28 +130,57 @@ pub struct RunnerResult {
     pub height: u32,
 }
 
-/// Runs `command` and parses the runner report on its last JSON line.
-pub fn run_runner(mut command: Command) -> Result<RunnerReport> {
-    let out = command.output().with_context(|| format!("starting {:?}", command.get_program()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+/// Runs `command` and parses the runner report on its last JSON line. Past `limit`, the command
+/// and everything it started (its process group: Chromium too) are killed.
+pub fn run_runner(mut command: Command, limit: Option<Duration>) -> Result<RunnerReport> {
+    use std::os::unix::process::CommandExt;
+    let program = format!("{:?}", command.get_program());
+    let mut child = command
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().context("no stdout")?));
+    let stderr = read(Box::new(child.stderr.take().context("no stderr")?));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) {
+            // A negative pid names the process group.
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+            bail!("stopped after {:.0} s (3× the budget)", started.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    if !status.success() {
         // Runners print what went wrong first, then where.
         let head: Vec<&str> = err.trim().lines().take(4).collect();
         bail!("{}", head.join(" / "));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
     let line =
-        text.lines().rev().find(|l| l.starts_with('{')).context("no JSON line in the runner's output")?;
+        out.lines().rev().find(|l| l.starts_with('{')).context("no JSON line in the runner's output")?;
     serde_json::from_str(line).with_context(|| format!("runner printed {line}"))
 }
 
 /// `browser/bench.mjs` with `job` (its `dist` filled in).
-pub fn browser(setup: &Setup, job: &serde_json::Value) -> Result<RunnerReport> {
+pub fn browser(setup: &Setup, job: &serde_json::Value, limit: Option<Duration>) -> Result<RunnerReport> {
     let mut job = job.clone();
     job["dist"] = serde_json::json!(setup.dist);
     let mut c = Command::new("node");
     c.arg(setup.node_dir.join("bench.mjs")).arg(job.to_string());
-    run_runner(c)
+    run_runner(c, limit)
 }
 
 /// The square input of side `size` and the 32×32 warm-up image, as PNG files in `setup.work`.
@@ -177,7 +211,7 @@ pub fn measure(
         Runner::Native(backend) => {
             let mut c = Command::new(&setup.bench_exe);
             c.arg("speed-one").arg(input).arg(warm).args([model, backend]).arg(&setup.models_dir);
-            run_runner(c)?
+            run_runner(c, setup.time_limit)?
         }
         Runner::Browser(backend) | Runner::UpscalerJs(backend) => browser(
             setup,
@@ -188,6 +222,7 @@ pub fn measure(
                 "warm": warm,
                 "inputs": [{ "input": input }],
             }),
+            setup.time_limit,
         )?,
         Runner::Ncnn => {
             let mut c = Command::new(&setup.python);
@@ -197,7 +232,7 @@ pub fn measure(
                 .arg(input)
                 .arg("--warm")
                 .arg(warm);
-            run_runner(c)?
+            run_runner(c, setup.time_limit)?
         }
     };
     let result = report.results.first().context("the runner returned no result")?;
