@@ -20,10 +20,12 @@ if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
 # Python with the ncnn runtime (the same pins as the parity fixtures).
 venv="$HOME/.cache/lupa-bench-venv"
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -c 'import ensurepip' 2>/dev/null || {
+  # Debian splits venv (with pip) out of python3.
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
-  }
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
   python3 -m venv "$venv"
 fi
 if ! cmp -s tests/parity/requirements.txt "$venv/requirements.txt"; then
@@ -45,7 +47,8 @@ cargo build --workspace --locked
 work="target/bench"
 [ "$smoke" = 1 ] && work="target/bench-smoke"
 mkdir -p "$work"
-"$CARGO_TARGET_DIR/debug/lupa-import" --out "$work/import" >/dev/null
+# (It downloads with `python3 -m pip`: the virtual environment's, which has pip on any machine.)
+PATH="$venv/bin:$PATH" "$CARGO_TARGET_DIR/debug/lupa-import" --out "$work/import" >/dev/null
 ./scripts/build-web.sh >/dev/null
 # Run a copy: a rebuild during the run must not replace the binary the runs re-execute.
 cp "$CARGO_TARGET_DIR/debug/lupa-bench" "$work/lupa-bench"
