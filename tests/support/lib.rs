@@ -9,7 +9,7 @@ use lupa_core::{ModelIndex, Progress, SrModel, UpscaleOptions};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("..")
 }
 
 /// `tests/fixtures/<rel>`.

@@ -89,7 +89,10 @@ fn main() -> Result<()> {
                 )?)?;
                 config.quality_models = index.models.iter().map(|m| m.id.clone()).collect();
             }
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            // Found at run time (under cargo, or from the repository root as scripts/bench.sh runs
+            // it): a build cache shared by several clones keeps the path of the first one.
+            let root = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| PathBuf::from("crates/lupa-bench"), PathBuf::from);
             config.setup.bench_exe = std::env::current_exe()?;
             config.setup.node_dir = root.join("browser");
             config.setup.ncnn_script = root.join("peers/ncnn_speed.py");

@@ -5,13 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images").join(name)
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../../tests/fixtures/images")
+        .join(name)
 }
 
 fn lupa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lupa"))
         .args(args)
-        .env("LUPA_MODELS", Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+        .env(
+            "LUPA_MODELS",
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../../models"),
+        )
         .output()
         .expect("run lupa")
 }

@@ -243,7 +243,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/images/{name}",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 

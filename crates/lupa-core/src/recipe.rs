@@ -367,8 +367,11 @@ mod tests {
     use super::*;
 
     fn index() -> ModelIndex {
-        let json =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/index.json")).unwrap();
+        let json = std::fs::read_to_string(format!(
+            "{}/../../models/index.json",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        ))
+        .unwrap();
         ModelIndex::from_json(&json).unwrap()
     }
 

@@ -253,12 +253,16 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/images/{name}",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     fn index() -> ModelIndex {
-        let path = format!("{}/../../models/index.json", env!("CARGO_MANIFEST_DIR"));
+        let path =
+            format!("{}/../../models/index.json", std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"));
         ModelIndex::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -278,7 +282,11 @@ mod tests {
             .iter()
             .map(|id| {
                 let spec = spec(id);
-                let path = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), spec.weights.file);
+                let path = format!(
+                    "{}/../../models/{}",
+                    std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"),
+                    spec.weights.file
+                );
                 let device = lupa_core::burn::tensor::Device::flex();
                 (id.clone(), Rc::new(SrModel::load(&spec, std::fs::read(path).unwrap(), &device).unwrap()))
             })
@@ -363,7 +371,11 @@ mod tests {
     fn cancel_between_tiles_stops_with_cancelled() {
         let model = Rc::new({
             let spec = spec("span-x4");
-            let path = format!("{}/../../models/{}", env!("CARGO_MANIFEST_DIR"), spec.weights.file);
+            let path = format!(
+                "{}/../../models/{}",
+                std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"),
+                spec.weights.file
+            );
             SrModel::load(&spec, std::fs::read(path).unwrap(), &lupa_core::burn::tensor::Device::flex())
                 .unwrap()
         });
