@@ -84,9 +84,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Report(mut config) => {
             if config.quality_models.is_empty() {
-                let index = ModelIndex::from_json(&std::fs::read_to_string(
-                    config.setup.models_dir.join("index.json"),
-                )?)?;
+                let index = read_index(&config.setup.models_dir)?;
                 config.quality_models = index.models.iter().map(|m| m.id.clone()).collect();
             }
             // Found at run time (under cargo, or from the repository root as scripts/bench.sh runs
@@ -106,11 +104,8 @@ fn main() -> Result<()> {
         }
         Command::Smart { root } => smart(&root),
         Command::Profile { image, model, size, models_dir } => {
-            let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
-            let spec = index.get(&model)?;
-            let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
             let device = Device::flex();
-            let loaded = SrModel::load(spec, weights.clone(), &device)?;
+            let (loaded, weights) = load_model(&read_index(&models_dir)?, &models_dir, &model, &device)?;
             let photo = image::open(&image).with_context(|| format!("{}", image.display()))?;
             let p = profile::profile(&loaded, &weights, &photo, size, &device)?;
             println!("{}: whole {:.2} s, convolutions {:.2} s", p.model, p.whole_secs, p.conv_secs());
@@ -125,6 +120,26 @@ fn main() -> Result<()> {
     }
 }
 
+/// `models_dir/index.json`.
+pub(crate) fn read_index(models_dir: &Path) -> Result<ModelIndex> {
+    let path = models_dir.join("index.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(ModelIndex::from_json(&text)?)
+}
+
+/// Model `id` of `index` loaded (sha256-checked) from `models_dir` onto `device`, with the bytes of
+/// its weights file (the profile reads the convolution shapes from them).
+pub(crate) fn load_model(
+    index: &ModelIndex,
+    models_dir: &Path,
+    id: &str,
+    device: &Device,
+) -> Result<(SrModel, Vec<u8>)> {
+    let spec = index.get(id)?;
+    let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
+    Ok((SrModel::load(spec, weights.clone(), device)?, weights))
+}
+
 /// Peak resident set size of this process in MB (Linux `VmHWM`), if known.
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -134,7 +149,6 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Path) -> Result<()> {
-    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
     let (device, adapter) = match backend {
         "cpu" => (Device::flex(), "flex".to_owned()),
         "wgpu" => {
@@ -144,8 +158,7 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
         }
         other => anyhow::bail!("unknown backend {other} (cpu or wgpu)"),
     };
-    let spec = index.get(id)?;
-    let model = SrModel::load(spec, std::fs::read(models_dir.join(&spec.weights.file))?, &device)?;
+    let (model, _) = load_model(&read_index(models_dir)?, models_dir, id, &device)?;
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
@@ -170,14 +183,11 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
 }
 
 fn quality_table(dirs: &[PathBuf], models: &[String], crop: u32, models_dir: &Path) -> Result<()> {
-    let index = ModelIndex::from_json(&std::fs::read_to_string(models_dir.join("index.json"))?)?;
+    let index = read_index(models_dir)?;
     let device = Device::flex();
     let loaded = models
         .iter()
-        .map(|id| {
-            let spec = index.get(id)?;
-            Ok(SrModel::load(spec, std::fs::read(models_dir.join(&spec.weights.file))?, &device)?)
-        })
+        .map(|id| load_model(&index, models_dir, id, &device).map(|(m, _)| m))
         .collect::<Result<Vec<_>>>()?;
     let sets = dirs.iter().map(|d| quality::ImageSet::from_dir(d)).collect::<Result<Vec<_>>>()?;
     let mut scales: Vec<u32> = loaded.iter().map(|m| m.spec.scale).collect();
@@ -208,7 +218,7 @@ fn smart(root: &Path) -> Result<()> {
             Some("text_ui") => Content::Text,
             _ => Content::Photo,
         };
-        for file in image_files(&dir)? {
+        for file in quality::image_files(&dir)? {
             let image = image::open(&file).with_context(|| format!("reading {}", file.display()))?;
             let f = features(&image);
             let (got, why) = classify(&f);
@@ -242,8 +252,4 @@ fn smart(root: &Path) -> Result<()> {
         println!("{line}");
     }
     Ok(())
-}
-
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    quality::image_files(dir)
 }

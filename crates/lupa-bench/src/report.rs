@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use lupa_core::ModelIndex;
 use lupa_core::burn::tensor::Device;
-use lupa_core::{ModelIndex, SrModel};
 
 use crate::plot::{self, Point};
 use crate::profile::{self, Profile};
@@ -93,7 +93,7 @@ fn log(line: &str) {
 pub fn run(config: &Config) -> Result<()> {
     let setup = &config.setup;
     std::fs::create_dir_all(&setup.work)?;
-    let index = ModelIndex::from_json(&std::fs::read_to_string(setup.models_dir.join("index.json"))?)?;
+    let index = crate::read_index(&setup.models_dir)?;
     let macs = |id: &str| index.get(id).map(|s| s.macs_per_pixel as f64).ok();
     let photo =
         image::open(&config.speed_image).with_context(|| format!("{}", config.speed_image.display()))?;
@@ -103,15 +103,7 @@ pub fn run(config: &Config) -> Result<()> {
     let upscaler_backend = survey.chosen.clone();
 
     // 2. Speed.
-    let mut runners: Vec<Runner> = config
-        .backends
-        .iter()
-        .map(|b| match b.split_once('-') {
-            Some(("native", be)) => Ok(Runner::Native(be.into())),
-            Some(("browser", be)) => Ok(Runner::Browser(be.into())),
-            _ => anyhow::bail!("unknown backend {b} (native-cpu, native-wgpu, browser-webgpu, browser-cpu)"),
-        })
-        .collect::<Result<_>>()?;
+    let mut runners = lupa_runners(config)?;
     runners.push(Runner::Ncnn);
     // Cheapest per output pixel first (SPAN x4 before SPAN x2), so the slow software GPUs spend
     // their budget on the models that compare with the peers' 4x ones.
@@ -177,11 +169,7 @@ pub fn run(config: &Config) -> Result<()> {
     let models = config
         .quality_models
         .iter()
-        .map(|id| {
-            let spec = index.get(id)?;
-            let weights = std::fs::read(setup.models_dir.join(&spec.weights.file))?;
-            Ok(SrModel::load(spec, weights, &device)?)
-        })
+        .map(|id| crate::load_model(&index, &setup.models_dir, id, &device).map(|(m, _)| m))
         .collect::<Result<Vec<_>>>()?;
     let scales: Vec<u32> =
         models.iter().map(|m| m.spec.scale).chain([2, 3, 4]).collect::<BTreeSet<_>>().into_iter().collect();
@@ -193,9 +181,7 @@ pub fn run(config: &Config) -> Result<()> {
     // 4. Profile.
     let mut profiles = Vec::new();
     for id in &config.profile_models {
-        let spec = index.get(id)?;
-        let weights = std::fs::read(setup.models_dir.join(&spec.weights.file))?;
-        let model = SrModel::load(spec, weights.clone(), &device)?;
+        let (model, weights) = crate::load_model(&index, &setup.models_dir, id, &device)?;
         let size = *config.sizes.first().context("no sizes")?;
         log(&format!("profile: {id} {size}²"));
         profiles.push(profile::profile(&model, &weights, &photo, size, &device)?);
@@ -227,6 +213,19 @@ pub fn run(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Lupa's runners named by `--backends` (`native-cpu`, `native-wgpu`, `browser-webgpu`, `browser-cpu`).
+fn lupa_runners(config: &Config) -> Result<Vec<Runner>> {
+    config
+        .backends
+        .iter()
+        .map(|b| match b.split_once('-') {
+            Some(("native", be)) => Ok(Runner::Native(be.into())),
+            Some(("browser", be)) => Ok(Runner::Browser(be.into())),
+            _ => anyhow::bail!("unknown backend {b} (native-cpu, native-wgpu, browser-webgpu, browser-cpu)"),
+        })
+        .collect()
+}
+
 /// Each tfjs backend on esrgan-slim at 64×64; a backend "works" when its output is within 40 dB
 /// PSNR of tfjs's reference CPU backend. The fastest one that works is chosen.
 fn survey(config: &Config, photo: &image::DynamicImage) -> Result<Survey> {
@@ -242,19 +241,9 @@ fn survey(config: &Config, photo: &image::DynamicImage) -> Result<Survey> {
             "runner": "upscalerjs", "backend": backend, "model": model, "warm": warm,
             "inputs": [{ "input": input, "output": output }],
         });
-        let result = speed::browser(setup, &job, None).and_then(|r| {
-            let res = r.results.first().context("no result")?;
-            Ok(Measurement {
-                runner: Runner::UpscalerJs(backend.clone()).label(),
-                adapter: r.adapter,
-                model: model.into(),
-                macs_per_pixel: r.macs_per_pixel.unwrap_or(f64::NAN),
-                size: 64,
-                output: (res.width, res.height),
-                secs: res.ms / 1000.0,
-                peak_rss_mb: r.peak_rss_mb,
-            })
-        });
+        let runner = Runner::UpscalerJs(backend.clone());
+        let result =
+            speed::browser(setup, &job, None).and_then(|r| r.into_measurement(&runner, model, None, 64));
         outputs.push((backend.clone(), image::open(&output).ok().map(|i| i.to_rgb8())));
         rows.push(SurveyRow {
             backend: backend.clone(),
@@ -694,15 +683,7 @@ fn targets(
 
 fn ratios(w: &mut String, config: &Config, outcomes: &[Outcome]) -> Result<()> {
     let ncnn = Runner::Ncnn.label();
-    let lupa_runners: Vec<String> = config
-        .backends
-        .iter()
-        .map(|b| match b.split_once('-') {
-            Some(("native", be)) => Runner::Native(be.into()).label(),
-            Some((_, be)) => Runner::Browser(be.into()).label(),
-            None => b.clone(),
-        })
-        .collect();
+    let lupa_runners: Vec<String> = lupa_runners(config)?.iter().map(Runner::label).collect();
     writeln!(w, "Time of each Lupa runner ÷ ncnn CPU's time, same model and input (lower is better).\n")?;
     writeln!(w, "| model | input | {} |", lupa_runners.join(" | "))?;
     writeln!(w, "|---|---|{}", "---:|".repeat(lupa_runners.len()))?;

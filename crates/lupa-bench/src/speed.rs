@@ -123,6 +123,30 @@ pub struct RunnerReport {
     pub macs_per_pixel: Option<f64>,
 }
 
+impl RunnerReport {
+    /// The first upscale of the report as a [`Measurement`] of `model` at `size` on `runner`
+    /// (`macs_per_pixel` from the index, else the runner's own count).
+    pub fn into_measurement(
+        self,
+        runner: &Runner,
+        model: &str,
+        macs_per_pixel: Option<f64>,
+        size: u32,
+    ) -> Result<Measurement> {
+        let result = self.results.first().context("the runner returned no result")?;
+        Ok(Measurement {
+            runner: runner.label(),
+            adapter: self.adapter,
+            model: model.to_owned(),
+            macs_per_pixel: macs_per_pixel.or(self.macs_per_pixel).unwrap_or(f64::NAN),
+            size,
+            output: (result.width, result.height),
+            secs: result.ms / 1000.0,
+            peak_rss_mb: self.peak_rss_mb,
+        })
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RunnerResult {
     pub ms: f64,
@@ -235,17 +259,7 @@ pub fn measure(
             run_runner(c, setup.time_limit)?
         }
     };
-    let result = report.results.first().context("the runner returned no result")?;
-    Ok(Measurement {
-        runner: runner.label(),
-        adapter: report.adapter,
-        model: model.to_owned(),
-        macs_per_pixel: macs_per_pixel.or(report.macs_per_pixel).unwrap_or(f64::NAN),
-        size,
-        output: (result.width, result.height),
-        secs: result.ms / 1000.0,
-        peak_rss_mb: report.peak_rss_mb,
-    })
+    report.into_measurement(runner, model, macs_per_pixel, size)
 }
 
 /// The estimated time of `model` (with `macs_per_pixel`) at `size` on `runner`, from what ran.
