@@ -28,7 +28,11 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
   python3 -m venv "$venv"
 fi
-if ! cmp -s tests/parity/requirements.txt "$venv/requirements.txt"; then
+# pip runs only when the requirements differ from the copy stored by the last successful install
+# (or the packages no longer import), so a machine with the venv set up needs no network here.
+if ! cmp -s tests/parity/requirements.txt "$venv/requirements.txt" ||
+   ! "$venv/bin/python" -c 'import ncnn, numpy, PIL, safetensors' 2>/dev/null; then
+  rm -f "$venv/requirements.txt"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/parity/requirements.txt
   cp tests/parity/requirements.txt "$venv/requirements.txt"
 fi
@@ -42,8 +46,9 @@ fi
 )
 
 cargo build --workspace --locked
-# The original ncnn files: lupa-import downloads (once) and sha256-checks them into its cache; its
-# converted output goes to a scratch folder, so models/ is untouched.
+# The original ncnn files: lupa-import downloads them only when missing from its cache
+# (~/.cache/lupa-import) and sha256-checks them; its converted output goes to a scratch folder, so
+# models/ is untouched. Everything else below (the build, Trunk, the report) works offline.
 work="target/bench"
 [ "$smoke" = 1 ] && work="target/bench-smoke"
 mkdir -p "$work"

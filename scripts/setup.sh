@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Lupa's build and tests need on a fresh Debian/Ubuntu machine. Safe to re-run: every
-# step is skipped when already done, so a machine that ran it once only pays for `cargo fetch`.
+# step is skipped when already done, so a machine that ran it once needs no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +50,15 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
 fi
 
 # Fetch every crate once (all targets), so the builds, and Trunk's offline build, need no network.
-cargo fetch --locked >/dev/null
-# The browser tests' npm packages, exactly as locked.
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# Offline first: when every locked crate is already in Cargo's cache this touches no network.
+cargo fetch --locked --offline >/dev/null 2>&1 || cargo fetch --locked >/dev/null
+# The browser tests' npm packages, exactly as locked. `npm ci` deletes and re-extracts
+# node_modules, so it runs only when package-lock.json differs from the copy stored in
+# node_modules by the last successful install (which `npm ci` itself removes first).
+(
+  cd tests/browser
+  if ! cmp -s package-lock.json node_modules/.lupa-package-lock.json; then
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    cp package-lock.json node_modules/.lupa-package-lock.json
+  fi
+)

@@ -6,8 +6,10 @@ use std::ops::ControlFlow;
 use lupa_core::burn::tensor::Device;
 use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
+use lupa_core::image::Rgb32FImage;
+use lupa_core::tiling::TilePlan;
 use lupa_core::{LupaError, Progress, UpscaleJob, UpscaleOptions};
-use lupa_tests::{load, open, samples, upscale};
+use lupa_tests::{load, open, samples, upscale, upscale_with};
 
 /// A 96×80 crop of the astronaut photo: big enough for several tiles, small enough for the CPU.
 fn photo() -> DynamicImage {
@@ -114,7 +116,7 @@ fn sixteen_bit_keeps_sixteen_bits() {
 fn progress_is_reported_per_tile_and_cancel_stops() {
     let model = load("span-x2", &Device::flex());
     let image = photo();
-    let options = UpscaleOptions { tile_size: 32, overlap: Some(4) };
+    let options = UpscaleOptions { tile_size: 32, overlap: Some(4), ensemble: false };
     let mut seen = Vec::new();
     let mut record = |p: Progress| {
         seen.push((p.tiles_done, p.tiles_total));
@@ -144,29 +146,96 @@ fn one_pixel_image_upscales() {
 
 /// Real-CUGAN's tiles share the SE means of the downscaled whole image, so they agree exactly with
 /// a whole-image run given the same means; against whole-image means the result differs a little
-/// everywhere (printed), never at the seams. Tiles start at even offsets (multiples of 4 at 3x):
-/// the stride-2 layers are not shift-invariant.
+/// everywhere, never more at the seams (asserted: the mean difference in bands around the tile
+/// boundaries is at most [`SEAM_FACTOR`] times the mean elsewhere). Tiles start at even offsets
+/// (multiples of 4 at 3x): the stride-2 layers are not shift-invariant.
 fn assert_realcugan_tiles_agree(id: &str) {
     let model = load(id, &Device::flex());
     let image: DynamicImage = photo().to_rgb32f().into();
+    let options = |tile_size| UpscaleOptions { tile_size, overlap: None, ensemble: false };
     let run = |job: UpscaleJob| pollster::block_on(job.run(async |_| ControlFlow::Continue(()))).unwrap();
-    let tiled_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 36, overlap: None }).unwrap();
-    assert!(tiled_job.plan().tiles.len() >= 6);
+    let tiled_job = UpscaleJob::new(&model, &image, options(36)).unwrap();
+    let plan = tiled_job.plan().clone();
+    assert!(plan.tiles.len() >= 6);
     let context = tiled_job.context().cloned();
     assert!(context.is_some(), "{id}: a tiled Real-CUGAN run needs whole-image SE means");
     let tiled = samples(&run(tiled_job));
-    let whole_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 0, overlap: None }).unwrap();
+    let whole_job = UpscaleJob::new(&model, &image, options(0)).unwrap();
     assert!(whole_job.context().is_none());
     let exact = samples(&run(whole_job));
-    let whole_job = UpscaleJob::new(&model, &image, UpscaleOptions { tile_size: 0, overlap: None }).unwrap();
+    let whole_job = UpscaleJob::new(&model, &image, options(0)).unwrap();
     let same_means = samples(&run(whole_job.with_context(context)));
     let max = max_abs_diff(&same_means, &tiled);
+    let seams = seam_errors(&plan, &exact, &tiled);
     println!(
-        "{id}: tiled vs whole with the same SE means max |diff| {:.4}/255; vs whole-image means PSNR {:.1} dB",
+        "{id}: tiled vs whole with the same SE means max |diff| {:.4}/255; vs whole-image means PSNR \
+         {:.1} dB, mean |diff| {:.4}/255 within {} px of the {} seams ({} px), {:.4}/255 elsewhere ({} px)",
         max * 255.0,
-        psnr(&exact, &tiled, 1.0)
+        psnr(&exact, &tiled, 1.0),
+        seams.seam_mean * 255.0,
+        seams.band,
+        seams.lines,
+        seams.seam_pixels,
+        seams.interior_mean * 255.0,
+        seams.interior_pixels,
     );
     assert!(max <= 1.0 / 255.0, "{id}: tiles differ from the whole image by {:.3}/255", max * 255.0);
+    assert!(seams.lines >= 2 && seams.seam_pixels > 0 && seams.interior_pixels > 0);
+    assert!(
+        seams.seam_mean <= SEAM_FACTOR * seams.interior_mean,
+        "{id}: against whole-image means the tiles differ more at the seams ({:.4}/255) than \
+         elsewhere ({:.4}/255): a seam",
+        seams.seam_mean * 255.0,
+        seams.interior_mean * 255.0
+    );
+}
+
+/// A seam may raise the difference near the tile boundaries at most this much over the rest.
+const SEAM_FACTOR: f64 = 1.5;
+
+/// The per-pixel difference of two outputs (RGBA samples), near tile boundaries and elsewhere.
+struct SeamErrors {
+    /// Half-width of the bands around each boundary, in output pixels.
+    band: u32,
+    /// Interior tile boundaries (vertical and horizontal lines).
+    lines: usize,
+    seam_mean: f64,
+    seam_pixels: usize,
+    interior_mean: f64,
+    interior_pixels: usize,
+}
+
+/// Mean over RGB of |a − b| per output pixel, averaged separately over the pixels within two input
+/// pixels (times the scale) of a tile boundary of `plan` (from its tiles' output rectangles) and
+/// over all the others.
+fn seam_errors(plan: &TilePlan, a: &[f32], b: &[f32]) -> SeamErrors {
+    let (w, h) = (plan.output_width(), plan.output_height());
+    assert_eq!(a.len(), (w * h * 4) as usize);
+    let mut xs: Vec<u32> = plan.tiles.iter().map(|t| t.output.x).filter(|&x| x > 0).collect();
+    let mut ys: Vec<u32> = plan.tiles.iter().map(|t| t.output.y).filter(|&y| y > 0).collect();
+    for v in [&mut xs, &mut ys] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    let band = 2 * plan.scale;
+    let near = |p: u32, lines: &[u32]| lines.iter().any(|&l| p + band >= l && p < l + band);
+    let (mut seam, mut interior) = ((0.0, 0), (0.0, 0));
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let d = (0..3).map(|c| f64::from((a[i + c] - b[i + c]).abs())).sum::<f64>() / 3.0;
+            let acc = if near(x, &xs) || near(y, &ys) { &mut seam } else { &mut interior };
+            *acc = (acc.0 + d, acc.1 + 1);
+        }
+    }
+    SeamErrors {
+        band,
+        lines: xs.len() + ys.len(),
+        seam_mean: seam.0 / seam.1.max(1) as f64,
+        seam_pixels: seam.1,
+        interior_mean: interior.0 / interior.1.max(1) as f64,
+        interior_pixels: interior.1,
+    }
 }
 
 #[test]
@@ -182,4 +251,38 @@ fn tiled_realcugan_x3_agrees() {
 #[test]
 fn tiled_realcugan_x4_agrees() {
     assert_realcugan_tiles_agree("realcugan-se-x4-conservative");
+}
+
+/// `image` mirrored about its main diagonal.
+fn transpose(image: &Rgb32FImage) -> Rgb32FImage {
+    ImageBuffer::from_fn(image.height(), image.width(), |x, y| *image.get_pixel(y, x))
+}
+
+/// The geometric self-ensemble averages over the 8 flips and rotations, so its result is exactly
+/// equivariant to them (here: the transpose), which a plain run is not; and it stays close to the
+/// plain result.
+#[test]
+fn self_ensemble_is_equivariant_and_close_to_plain() {
+    let model = load("span-x2", &Device::flex());
+    // A square 64×64 crop of the photo, in float so nothing is hidden by 8-bit rounding.
+    let input = open("images/astronaut_128.png").crop_imm(40, 32, 64, 64).to_rgb32f();
+    let run = |image: &Rgb32FImage, ensemble: bool| {
+        let options = UpscaleOptions { tile_size: 0, overlap: None, ensemble };
+        upscale_with(&model, &DynamicImage::ImageRgb32F(image.clone()), options).to_rgb32f()
+    };
+    let equivariance = |ensemble: bool| {
+        let out = run(&input, ensemble);
+        let of_transposed = run(&transpose(&input), ensemble);
+        (max_abs_diff(transpose(&out).as_raw(), of_transposed.as_raw()), out)
+    };
+    let (ensemble_diff, ensembled) = equivariance(true);
+    let (plain_diff, plain) = equivariance(false);
+    let db = psnr(plain.as_raw(), ensembled.as_raw(), 1.0);
+    println!(
+        "span-x2 64×64: f(xᵀ) vs f(x)ᵀ max |diff| {ensemble_diff:.2e} with the self-ensemble, \
+         {plain_diff:.2e} without; ensemble vs plain PSNR {db:.1} dB"
+    );
+    assert!(ensemble_diff <= 1e-4, "the self-ensemble is not transpose-equivariant: {ensemble_diff:.2e}");
+    assert!(plain_diff > 1e-2, "a plain run is (nearly) transpose-equivariant ({plain_diff:.2e}): the check proves nothing");
+    assert!(db > 35.0, "the self-ensemble moved the result too far from the plain one: {db:.1} dB");
 }

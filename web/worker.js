@@ -1,24 +1,34 @@
-// Lupa's engine worker: runs the wasm engine (crates/lupa-web) off the main thread.
+// Lupa's engine worker: runs the wasm engine (crates/lupa-web) off the main thread. Driven by
+// lupa.js, which sends one message at a time (all but 'cancel') and waits for its reply.
 //
-// Messages in:  {type: 'init', index, backend}    index: text of models/index.json
+// Messages in:  {type: 'init', index, backend}    index: text of models/index.json;
+//                                                 backend: 'auto' | 'webgpu' | 'cpu'
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
 //               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
-//                                                 request: the job (see crates/lupa-web engine.rs)
-//               {type: 'run', input, request, tile}
+//                                                 request: the job (JobRequest in lupa.d.ts)
+//               {type: 'run', input, request, tile}   tile: tile side in input pixels, 0: automatic
 //               {type: 'zip', names, files}       files: ArrayBuffers
-//               {type: 'cancel'}
-// Messages out: {type: 'ready', info} | {type: 'loaded', id} | {type: 'planned', plan}
-//               {type: 'progress', done, total, pass, passes}
+//               {type: 'cancel'}                  stops the running job before its next tile
+// Messages out: {type: 'ready', info, catalogue}  BackendInfo and the modes-as-data catalogue
+//               {type: 'loaded', id}
+//               {type: 'planned', plan}           JobPlan
+//               {type: 'progress', requestId, done, total, pass, passes}   during a 'run'
 //               {type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms}
-//               {type: 'zipped', zip} | {type: 'cancelled'}
-//               {type: 'error', message, request} | {type: 'panic', message}
-// Every message in may carry a `requestId`; the reply to it (all but 'progress') carries the same one.
-// After 'panic' the engine is dead: the page must start a new worker.
+//                                                 bytes: ArrayBuffer of the encoded file;
+//                                                 ms: the time run_job took
+//               {type: 'zipped', zip}             zip: ArrayBuffer
+//               {type: 'error', error: {kind, message}, request}   request: the failed message's type
+//               {type: 'panic', message}
+// Every message in may carry a `requestId`; every reply to it carries the same one. A cancelled run
+// ends with an 'error' of kind 'cancelled'. After 'panic' the engine is dead: the page must start a
+// new worker.
 import init, * as lupa from './lupa-web.js';
 
 self.lupaReportPanic = (message) => postMessage({ type: 'panic', message });
 
-const ready = init({ module_or_path: new URL('./lupa-web_bg.wasm', import.meta.url) });
+const ready = init({ module_or_path: new URL('./lupa-web_bg.wasm', import.meta.url) }).catch((e) => {
+  throw Object.assign(new Error(`the engine failed to load: ${e?.message ?? e}`), { kind: 'backend' });
+});
 
 // wgpu leaves the adapter name empty on the web; WebGPU's GPUAdapterInfo has the details. Burn asks
 // for the high-performance adapter, and so does this.
@@ -33,15 +43,23 @@ async function describeAdapter(fallback) {
   }
 }
 
-function errorText(e) {
-  if (e instanceof Error) return e.message;
-  return String(e);
+// The engine throws Errors with a `kind` (see lupa.d.ts); anything else is the backend's fault.
+function errorOf(e) {
+  const message = e instanceof Error ? e.message : String(e);
+  return { kind: typeof e?.kind === 'string' ? e.kind : 'backend', message };
+}
+
+// The ArrayBuffer of `view`, without a copy when the view covers all of it.
+function bufferOf(view) {
+  const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  return whole ? view.buffer : view.slice().buffer;
 }
 
 self.onmessage = async ({ data }) => {
-  const reply = (message, transfer = []) => postMessage({ ...message, requestId: data.requestId }, transfer);
+  const { requestId } = data;
+  const reply = (message, transfer = []) => postMessage({ ...message, requestId }, transfer);
   if (data.type === 'cancel') {
-    // Handled at once, even while an upscale is running: the engine checks between tiles.
+    // Handled at once, even while a job runs: the engine checks between tiles.
     lupa.cancel();
     return;
   }
@@ -51,7 +69,8 @@ self.onmessage = async ({ data }) => {
       case 'init': {
         const info = JSON.parse(await lupa.start_engine(data.index, data.backend));
         if (info.backend === 'webgpu') info.adapter = await describeAdapter(info.adapter);
-        reply({ type: 'ready', info });
+        const catalogue = JSON.parse(lupa.catalogue());
+        reply({ type: 'ready', info, catalogue });
         break;
       }
       case 'load':
@@ -65,25 +84,24 @@ self.onmessage = async ({ data }) => {
       }
       case 'run': {
         const started = performance.now();
+        const onProgress = (done, total, pass, passes) => reply({ type: 'progress', done, total, pass, passes });
         const result = await lupa.run_job(new Uint8Array(data.input), JSON.stringify(data.request),
-          data.tile ?? 0, (done, total, pass, passes) => postMessage({ type: 'progress', done, total, pass, passes }));
+          data.tile ?? 0, onProgress);
         const ms = performance.now() - started;
-        const bytes = result.bytes.buffer;
-        reply({ type: 'done', bytes, mime: result.mime, extension: result.extension, width: result.width,
-          height: result.height, tiles: result.tiles, explanation: result.explanation, ms }, [bytes]);
+        const bytes = bufferOf(result.bytes);
+        const { mime, extension, width, height, tiles, explanation } = result;
+        reply({ type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms }, [bytes]);
         break;
       }
       case 'zip': {
-        const zip = lupa.zip_files(data.names, data.files.map((f) => new Uint8Array(f))).buffer;
+        const zip = bufferOf(lupa.zip_files(data.names, data.files.map((f) => new Uint8Array(f))));
         reply({ type: 'zipped', zip }, [zip]);
         break;
       }
       default:
-        throw new Error(`unknown message type ${data.type}`);
+        throw Object.assign(new Error(`unknown message type ${data.type}`), { kind: 'backend' });
     }
   } catch (e) {
-    const message = errorText(e);
-    if (data.type === 'run' && message === 'cancelled') reply({ type: 'cancelled' });
-    else reply({ type: 'error', message, request: data.type });
+    reply({ type: 'error', error: errorOf(e), request: data.type });
   }
 };

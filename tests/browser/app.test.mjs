@@ -108,7 +108,8 @@ async function launch(extraArgs) {
   return launched;
 }
 
-async function openApp(backend, extra = '', ctx = context) {
+// Opens the app and waits until its engine has started or failed to; the page either way.
+async function openPage(backend, extra = '', ctx = context) {
   const page = await ctx.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
@@ -116,8 +117,13 @@ async function openApp(backend, extra = '', ctx = context) {
   page.logs = logs;
   await page.goto(`${base}/?backend=${backend}${extra}`);
   await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: 5 * 60 * 1000 });
+  return page;
+}
+
+async function openApp(backend, extra = '', ctx = context) {
+  const page = await openPage(backend, extra, ctx);
   const state = await page.getAttribute('body', 'data-state');
-  assert.equal(state, 'ready', `engine did not start: ${await page.textContent('#status')}\n${logs.join('\n')}`);
+  assert.equal(state, 'ready', `engine did not start: ${await page.textContent('#status')}\n${page.logs.join('\n')}`);
   return page;
 }
 
@@ -229,7 +235,74 @@ test('cancel stops an upscale between tiles', async () => {
   assert.equal(await page.getAttribute('body', 'data-state'), 'cancelled');
   const [done, total] = await page.$eval('#progress', (p) => [Number(p.dataset.done), Number(p.dataset.total)]);
   assert.ok(done < total, `cancelled at ${done} of ${total} tiles`);
+  assert.equal(await page.$eval('#queue li', (li) => li.dataset.errorKind), 'cancelled', 'the row says why it stopped');
   await page.close();
+});
+
+test('every kind of error reaches the page with its kind', async () => {
+  const kindOf = (page, selector) => page.$eval(selector, (el) => el.dataset.errorKind ?? '');
+  const failedWith = async (page, kind) => {
+    await page.waitForSelector('body[data-state="error"]', { timeout: 5 * 60 * 1000 });
+    const status = await page.textContent('#status');
+    assert.equal(await kindOf(page, 'body'), kind, `${status}\n${page.logs.join('\n')}`);
+    return status;
+  };
+  const planSays = async (page, kind) => {
+    await page.waitForSelector('#plan[data-error-kind]', { timeout: 2 * 60 * 1000 });
+    assert.equal(await kindOf(page, '#plan'), kind, await page.textContent('#plan'));
+    assert.match(await page.textContent('#plan'), /^This will not work: /);
+  };
+
+  // bad-input: a text file named like an image, in the plan, the status and its row.
+  let page = await openApp('cpu');
+  await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('just text') });
+  await planSays(page, 'bad-input');
+  await page.click('#go');
+  await failedWith(page, 'bad-input');
+  assert.equal(await kindOf(page, '#queue li'), 'bad-input');
+  await page.close();
+
+  // limit: a 4097×4097 image at 8x is 32776×32776, more than the browser engine can hold.
+  const blank = new PNG({ width: 4097, height: 4097 });
+  const big = PNG.sync.write(blank, { colorType: 2, filterType: 0 });
+  page = await openApp('cpu', '&mode=precision&size=8');
+  await page.setInputFiles('#file', { name: 'blank.png', mimeType: 'image/png', buffer: big });
+  await planSays(page, 'limit');
+  await page.click('#go');
+  await failedWith(page, 'limit');
+  assert.equal(await kindOf(page, '#queue li'), 'limit');
+  await page.close();
+
+  // In a fresh profile (nothing cached), without WebGPU:
+  const fresh = await launch([]);
+
+  // weights: files that are not the weights the registry promises are refused, and not cached.
+  await fresh.route('**/*.safetensors', (r) => r.fulfill({ status: 200, body: Buffer.from('not weights') }));
+  page = await openApp('cpu', '&mode=precision&size=2', fresh);
+  await page.setInputFiles('#file', PHOTO);
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await page.click('#go');
+  await failedWith(page, 'weights');
+  assert.equal(await kindOf(page, '#queue li'), 'weights');
+  const cached = await page.evaluate(async () => (await (await caches.open('lupa-models-v1')).keys()).length);
+  assert.equal(cached, 0, 'refused weights must not be cached');
+  await page.close();
+  await fresh.unroute('**/*.safetensors');
+
+  // backend: WebGPU asked for where there is none; the engine does not start.
+  page = await openPage('webgpu', '', fresh);
+  const status = await failedWith(page, 'backend');
+  assert.match(status, /WebGPU/);
+  assert.equal(await page.isEnabled('#go'), false);
+  await page.close();
+
+  // registry: a models/index.json of a format the engine does not know (checked in wasm).
+  const future = JSON.stringify({ format_version: 99, models: [] });
+  await fresh.route('**/models/index.json', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: future }));
+  page = await openPage('cpu', '', fresh);
+  assert.match(await failedWith(page, 'registry'), /format_version 99/);
+  await page.close();
+  await fresh.unroute('**/models/index.json');
 });
 
 // ---- features, on the wasm CPU backend ------------------------------------------------------

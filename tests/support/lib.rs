@@ -52,14 +52,13 @@ pub fn forward_raw(model: &SrModel, image: &Rgb32FImage) -> Vec<f32> {
 
 /// Runs the full pipeline with the given tiling, without progress reporting.
 pub fn upscale(model: &SrModel, image: &DynamicImage, tile_size: u32, overlap: Option<u32>) -> DynamicImage {
+    upscale_with(model, image, UpscaleOptions { tile_size, overlap, ensemble: false })
+}
+
+/// Runs the full pipeline with `options`, without progress reporting.
+pub fn upscale_with(model: &SrModel, image: &DynamicImage, options: UpscaleOptions) -> DynamicImage {
     let mut ignore = |_: Progress| ControlFlow::Continue(());
-    pollster::block_on(lupa_core::upscale_image(
-        model,
-        image,
-        UpscaleOptions { tile_size, overlap },
-        &mut ignore,
-    ))
-    .expect("upscale")
+    pollster::block_on(lupa_core::upscale_image(model, image, options, &mut ignore)).expect("upscale")
 }
 
 /// The f32 samples of an image (any colour type), interleaved.

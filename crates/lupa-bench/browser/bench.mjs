@@ -1,8 +1,9 @@
 // Browser measurements, in a fresh headless Chromium: Lupa's web worker or UpscalerJS upscaling
 // PNGs one after the other, after a warm-up on a small one. Prints one JSON line:
 //   {adapter, peakRssMb, results: [{ms, width, height}, ...], macsPerPixel (UpscalerJS only)}
-// where ms is the page's performance.now() around each upscale and peakRssMb the peak resident size
-// of Chromium's renderer plus its GPU process over the whole launch (see workPeakRssMb).
+// where ms is the time of each upscale (Lupa: the worker's performance.now() around the engine's run;
+// UpscalerJS: the page's around upscale() until the tensor is read) and peakRssMb the peak resident
+// size of Chromium's renderer plus its GPU process over the whole launch (see workPeakRssMb).
 //
 //   node bench.mjs '{"runner":"lupa","backend":"webgpu","model":"span-x4","warm":"warm.png",
 //                    "inputs":[{"input":"in.png","output":"out.png"}],"dist":"../../../dist"}'
@@ -24,7 +25,8 @@ import { createStaticServer } from '../../../scripts/static-server.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.LUPA_CHROMIUM ?? '/usr/bin/chromium';
 
-/** Serves page.js at /, the Trunk build under /lupa/ and node_modules under /npm/. */
+/** Serves page.js (an ES module importing /lupa/lupa.js) at /, the Trunk build under /lupa/ and
+ * node_modules under /npm/. */
 function createServer(dist) {
   const lupa = createStaticServer(dist);
   const npm = createStaticServer(path.join(HERE, 'node_modules'));
@@ -34,7 +36,7 @@ function createServer(dist) {
   return http.createServer((req, res) => {
     if (req.url === '/' || req.url === '/index.html') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><meta charset="utf-8"><title>Lupa bench</title><script src="/page.js"></script>');
+      res.end('<!doctype html><meta charset="utf-8"><title>Lupa bench</title><script type="module" src="/page.js"></script>');
     } else if (req.url === '/page.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
       res.end(fs.readFileSync(path.join(HERE, 'page.js')));

@@ -1,6 +1,9 @@
-// The benchmark page: one upscale by Lupa (its real web worker from the Trunk build) or by
-// UpscalerJS, timed in the page with performance.now(). Driven by bench.mjs through
-// `page.evaluate`; the server maps /lupa/ to the Trunk build and /npm/ to this folder's node_modules.
+// The benchmark page (an ES module): one upscale by Lupa (its real bridge and web worker from the
+// Trunk build, timed in the worker) or by UpscalerJS (timed in the page with performance.now()).
+// Driven by bench.mjs through `page.evaluate`; the server maps /lupa/ to the Trunk build and /npm/ to
+// this folder's node_modules.
+
+import { Upscaler } from '/lupa/lupa.js';
 
 const b64ToBytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 
@@ -16,54 +19,30 @@ async function bytesToB64(bytes) {
 
 // --- Lupa -----------------------------------------------------------------------------------
 
-function startWorker() {
-  const worker = new Worker('/lupa/worker.js', { type: 'module' });
-  let next = 0;
-  const waiting = new Map();
-  worker.onmessage = ({ data }) => {
-    if (data.type === 'panic') {
-      for (const { reject } of waiting.values()) reject(new Error(`engine panicked: ${data.message}`));
-      waiting.clear();
-      return;
-    }
-    const entry = waiting.get(data.requestId);
-    if (!entry || data.type === 'progress') return;
-    waiting.delete(data.requestId);
-    if (data.type === 'error') entry.reject(new Error(data.message));
-    else entry.resolve(data);
-  };
-  return (message, transfer = []) => new Promise((resolve, reject) => {
-    const requestId = next++;
-    waiting.set(requestId, { resolve, reject });
-    worker.postMessage({ ...message, requestId }, transfer);
-  });
-}
-
 /**
  * Upscales `warm`, then each of `inputs` (PNG bytes, base64) with model `id` on `backend`
- * (webgpu|cpu). Returns the adapter and, per input, the time in ms, the size and the PNG (base64).
+ * (webgpu|cpu), through Lupa's own bridge (lupa.js). Returns the adapter and, per input, the time
+ * in ms (the worker's, around the engine's run), the size and the PNG (base64).
  */
 window.benchLupa = async ({ backend, id, warm, inputs }) => {
-  const call = startWorker();
-  const indexText = await (await fetch('/lupa/models/index.json')).text();
-  const spec = JSON.parse(indexText).models.find((m) => m.id === id);
-  if (!spec) throw new Error(`no model ${id} in the Lupa build`);
-  const { info } = await call({ type: 'init', index: indexText, backend });
-  const weights = await (await fetch(`/lupa/models/${spec.weights.file}`)).arrayBuffer();
-  await call({ type: 'load', id, weights }, [weights]);
-  const request = { mode: 'precision', model: id, scale: spec.scale, format: 'png' };
-  const run = (b64) => {
-    const buffer = b64ToBytes(b64).buffer;
-    return call({ type: 'run', input: buffer, request, tile: 0 }, [buffer]);
-  };
-  await run(warm);
-  const results = [];
-  for (const input of inputs) {
-    const done = await run(input);
-    const png = await bytesToB64(new Uint8Array(done.bytes));
-    results.push({ ms: done.ms, width: done.width, height: done.height, png });
+  const upscaler = await Upscaler.create({ base: '/lupa/', backend });
+  try {
+    const spec = upscaler.index.models.find((m) => m.id === id);
+    if (!spec) throw new Error(`no model ${id} in the Lupa build`);
+    await upscaler.warmup(id);
+    const request = { mode: 'precision', model: id, scale: spec.scale, format: 'png' };
+    await upscaler.upscale(b64ToBytes(warm), request);
+    const results = [];
+    for (const input of inputs) {
+      const done = await upscaler.upscale(b64ToBytes(input), request);
+      const png = await bytesToB64(new Uint8Array(done.bytes));
+      results.push({ ms: done.ms, width: done.width, height: done.height, png });
+    }
+    const { backend: used, adapter } = upscaler.backend;
+    return { adapter: `${used} (${adapter})`, results };
+  } finally {
+    upscaler.dispose();
   }
-  return { adapter: `${info.backend} (${info.adapter})`, results };
 };
 
 // --- UpscalerJS -----------------------------------------------------------------------------

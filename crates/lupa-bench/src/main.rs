@@ -4,13 +4,15 @@
 //!   ncnn runtime) in one run, written to docs/BENCHMARKS.md with a plot (`scripts/bench.sh`).
 //! - `lupa-bench quality`: PSNR-Y / SSIM-Y of bicubic, Lanczos3 and Lupa's models per image set
 //!   under the standard protocol ([`quality`]).
-//! - `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder.
+//! - `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder, and on
+//!   held-out images (`lupa-bench fetch-held-out`) not used to choose its thresholds ([`smart`]).
 //! - `lupa-bench profile`: each convolution of a model timed alone against the whole upscale.
 
 mod plot;
 mod profile;
 mod quality;
 mod report;
+mod smart;
 mod speed;
 
 use std::path::{Path, PathBuf};
@@ -47,21 +49,46 @@ enum Command {
         /// Comma-separated model ids.
         #[arg(long, value_delimiter = ',', default_value = "span-x2,span-x4")]
         models: Vec<String>,
+        /// Comma-separated model ids also run with the geometric self-ensemble (8× the cost), as
+        /// "`id` + self-ensemble" rows.
+        #[arg(long, value_delimiter = ',')]
+        ensemble_models: Vec<String>,
         /// Centre crop of every HR image, in pixels.
         #[arg(long, default_value_t = 256)]
         crop: u32,
+        /// Only the first N images (in file-name order) of each set, to bound the run time.
+        #[arg(long)]
+        max_images: Option<usize>,
         /// Folder with index.json and the weights.
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
-    /// Confusion table (markdown) of the Smart-mode classifier on a folder of labelled folders.
+    /// Confusion table (markdown) of the Smart-mode classifier on a folder of labelled folders,
+    /// then on each held-out folder.
     ///
-    /// Sub-folder names are labels: `anime` is an illustration, `text_ui` text, anything else a
-    /// photo (the layout of ../shared/eval).
+    /// Sub-folder names are labels: `anime` or `illustration` is an illustration, `text_ui` or
+    /// `text` text, anything else a photo (the layout of ../shared/eval).
     Smart {
-        /// Folder whose sub-folders hold the images.
+        /// Folder whose sub-folders hold the images the thresholds were chosen on.
         #[arg(default_value = EVAL)]
         root: PathBuf,
+        /// Folders laid out the same way with images NOT used to choose the thresholds
+        /// (`lupa-bench fetch-held-out` makes one).
+        #[arg(long)]
+        held_out: Vec<PathBuf>,
+    },
+    /// Writes the held-out images for `smart --held-out` (other files of the Debian packages the
+    /// evaluation set drew from, sha256-pinned) into labelled folders; downloads with apt-get.
+    FetchHeldOut {
+        /// Where the labelled folders go.
+        #[arg(long, default_value = "target/smart-held-out")]
+        out: PathBuf,
+        /// Where the .deb packages are downloaded and unpacked (once).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// The evaluation set's manifest: a listed file cannot be held out.
+        #[arg(long, default_value = "../shared/eval/manifest.csv")]
+        manifest: PathBuf,
     },
     /// Each convolution of a model timed alone on `flex`, against the whole upscale (markdown).
     Profile {
@@ -99,10 +126,17 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
             report::run(&config)
         }
-        Command::Quality { sets, models, crop, models_dir } => {
-            quality_table(&sets, &models, crop, &models_dir)
+        Command::Quality { sets, models, ensemble_models, crop, max_images, models_dir } => {
+            quality_table(&sets, &models, &ensemble_models, crop, max_images, &models_dir)
         }
-        Command::Smart { root } => smart(&root),
+        Command::Smart { root, held_out } => smart::run(&root, &held_out),
+        Command::FetchHeldOut { out, cache, manifest } => {
+            let cache = cache.unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+                home.join(".cache/lupa-bench-held-out")
+            });
+            smart::fetch(&out, &cache, &manifest)
+        }
         Command::Profile { image, model, size, models_dir } => {
             let device = Device::flex();
             let (loaded, weights) = load_model(&read_index(&models_dir)?, &models_dir, &model, &device)?;
@@ -163,7 +197,8 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
     let limits = lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024 };
-    let options = UpscaleOptions { tile_size: lupa_core::auto_tile_size(&model.spec, limits), overlap: None };
+    let options =
+        UpscaleOptions { tile_size: lupa_core::auto_tile_size(&model.spec, limits), overlap: None, ensemble: false };
     let run = |image: &DynamicImage| -> Result<(f64, DynamicImage)> {
         let mut ignore = |_: Progress| std::ops::ControlFlow::Continue(());
         let started = std::time::Instant::now();
@@ -182,74 +217,41 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
     Ok(())
 }
 
-fn quality_table(dirs: &[PathBuf], models: &[String], crop: u32, models_dir: &Path) -> Result<()> {
-    let index = read_index(models_dir)?;
-    let device = Device::flex();
-    let loaded = models
-        .iter()
-        .map(|id| load_model(&index, models_dir, id, &device).map(|(m, _)| m))
-        .collect::<Result<Vec<_>>>()?;
-    let sets = dirs.iter().map(|d| quality::ImageSet::from_dir(d)).collect::<Result<Vec<_>>>()?;
-    let mut scales: Vec<u32> = loaded.iter().map(|m| m.spec.scale).collect();
-    scales.sort_unstable();
-    scales.dedup();
-    let scores = quality::run(&sets, crop, &scales, &loaded, &mut |l| eprintln!("{l}"))?;
-    println!("| set | method | scale | PSNR-Y | SSIM-Y | images |\n|---|---|---:|---:|---:|---:|");
-    for s in scores {
-        println!(
-            "| {} | {} | x{} | {:.2} | {:.4} | {} |",
-            s.set, s.method, s.scale, s.psnr, s.ssim, s.images
-        );
-    }
-    Ok(())
+/// Models `ids` of `index`, loaded from `models_dir` onto `device`.
+pub(crate) fn load_models(index: &ModelIndex, models_dir: &Path, ids: &[String], device: &Device) -> Result<Vec<SrModel>> {
+    ids.iter().map(|id| load_model(index, models_dir, id, device).map(|(m, _)| m)).collect()
 }
 
-fn smart(root: &Path) -> Result<()> {
-    use lupa_core::smart::{Content, classify, features};
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(root)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
-    dirs.sort();
-    let index = |c: Content| Content::ALL.iter().position(|&k| k == c).expect("listed");
-    let mut table = [[0u32; 3]; 3];
-    let mut wrong = Vec::new();
-    for dir in dirs {
-        let label = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("anime") => Content::Illustration,
-            Some("text_ui") => Content::Text,
-            _ => Content::Photo,
-        };
-        for file in quality::image_files(&dir)? {
-            let image = image::open(&file).with_context(|| format!("reading {}", file.display()))?;
-            let f = features(&image);
-            let (got, why) = classify(&f);
-            table[index(label)][index(got)] += 1;
-            if got != label {
-                wrong.push(format!(
-                    "- `{}`: {} taken for {} ({why}; flat {:.3}, top8 {:.3}, strong edges {:.3}, saturation {:.3})",
-                    file.display(),
-                    label.name(),
-                    got.name(),
-                    f.flat,
-                    f.top8,
-                    f.strong_edges,
-                    f.saturation
-                ));
-            }
-        }
-    }
-    println!("| label \\ predicted | {} |", Content::ALL.map(Content::name).join(" | "));
-    println!("|---|---:|---:|---:|");
-    for (label, row) in Content::ALL.iter().zip(table) {
-        println!("| {} | {} |", label.name(), row.map(|n| n.to_string()).join(" | "));
-    }
-    let correct: u32 = (0..3).map(|i| table[i][i]).sum();
-    let total: u32 = table.iter().flatten().sum();
+fn quality_table(
+    dirs: &[PathBuf],
+    models: &[String],
+    ensemble_models: &[String],
+    crop: u32,
+    max_images: Option<usize>,
+    models_dir: &Path,
+) -> Result<()> {
+    let index = read_index(models_dir)?;
+    let device = Device::flex();
+    let plain = load_models(&index, models_dir, models, &device)?;
+    let ensembled = load_models(&index, models_dir, ensemble_models, &device)?;
+    let runs = quality::Run::all(&plain, &ensembled);
+    let sets = dirs
+        .iter()
+        .map(|d| quality::ImageSet::from_dir(d).map(|s| s.first(max_images)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut scales: Vec<u32> = runs.iter().map(|r| r.model.spec.scale).collect();
+    scales.sort_unstable();
+    scales.dedup();
+    let scores = quality::run(&sets, crop, &scales, &runs, &mut |l| eprintln!("{l}"))?;
     println!(
-        "\n{correct} of {total} correct ({:.0} %).",
-        f64::from(correct) * 100.0 / f64::from(total.max(1))
+        "| set | method | scale | PSNR-Y | SSIM-Y | images | s per image |\n|---|---|---:|---:|---:|---:|---:|"
     );
-    for line in wrong {
-        println!("{line}");
+    for s in scores {
+        let secs = s.secs.map_or_else(|| "–".into(), |t| format!("{:.2}", t / s.images as f64));
+        println!(
+            "| {} | {} | x{} | {:.2} | {:.4} | {} | {secs} |",
+            s.set, s.method, s.scale, s.psnr, s.ssim, s.images
+        );
     }
     Ok(())
 }

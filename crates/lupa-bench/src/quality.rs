@@ -5,10 +5,15 @@
 //! `imresize`) rounded to 8 bits, each method's output is rounded to 8 bits, and PSNR and SSIM
 //! (Wang et al. 2004) are taken on BT.601 Y with `scale` pixels shaved from every border.
 //! To bound the run time every image is first centre-cropped to at most `crop`×`crop` pixels.
+//!
+//! Lupa's models run plain or with the geometric self-ensemble ([`Run::ensemble`]: the mean of the
+//! model over the 8 flips and rotations of the input, 8× the cost), reported as
+//! "`id` + self-ensemble".
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use image::imageops::{self, FilterType};
@@ -30,6 +35,14 @@ impl ImageSet {
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
         Ok(Self { name, files: image_files(dir)? })
     }
+
+    /// The first `n` images (in file-name order), to bound a run's time.
+    pub fn first(mut self, n: Option<usize>) -> Self {
+        if let Some(n) = n {
+            self.files.truncate(n);
+        }
+        self
+    }
 }
 
 /// Mean scores of one method at one scale on one image set.
@@ -41,6 +54,33 @@ pub struct Score {
     pub psnr: f64,
     pub ssim: f64,
     pub images: usize,
+    /// Seconds spent upscaling the set's images, for the methods run in this process.
+    pub secs: Option<f64>,
+}
+
+/// What a Lupa model's row is called when it runs with the self-ensemble: "`id` + self-ensemble".
+pub const ENSEMBLE_SUFFIX: &str = " + self-ensemble";
+
+/// One of Lupa's models as the benchmark runs it.
+#[derive(Clone, Copy)]
+pub struct Run<'m> {
+    pub model: &'m SrModel,
+    /// With the geometric self-ensemble (`UpscaleOptions::ensemble`).
+    pub ensemble: bool,
+}
+
+impl Run<'_> {
+    /// The model's id, with [`ENSEMBLE_SUFFIX`] for the self-ensemble.
+    pub fn method(&self) -> String {
+        let id = &self.model.spec.id;
+        if self.ensemble { format!("{id}{ENSEMBLE_SUFFIX}") } else { id.clone() }
+    }
+
+    /// Every model plain, then the `ensemble` ones (by id) with the self-ensemble.
+    pub fn all<'m>(plain: &'m [SrModel], ensemble: &'m [SrModel]) -> Vec<Run<'m>> {
+        let runs = |models: &'m [SrModel], ensemble| models.iter().map(move |model| Run { model, ensemble });
+        runs(plain, false).chain(runs(ensemble, true)).collect()
+    }
 }
 
 /// An HR image of the set after the centre crop, cropped to a multiple of `scale`, and its LR.
@@ -58,24 +98,27 @@ pub fn score(hr: &RgbImage, sr: &RgbImage, scale: u32) -> Result<(f64, f64)> {
     Ok((psnr_y(hr, sr, scale)?, ssim_y(hr, sr, scale)?))
 }
 
-/// Bicubic and Lanczos3 at `scales`, and every model at its own scale, on every image of `sets`.
+/// Bicubic and Lanczos3 at `scales`, and every model run at its own scale, on every image of `sets`.
 /// `log` gets one line per image.
 pub fn run(
     sets: &[ImageSet],
     crop: u32,
     scales: &[u32],
-    models: &[SrModel],
+    runs: &[Run],
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<Score>> {
     let mut scores = Vec::new();
     for set in sets {
         // Sums per (method, scale), in first-seen order; divided into means at the end.
         let mut sums: Vec<Score> = Vec::new();
-        let mut add = |method: &str, scale: u32, (p, s): (f64, f64)| match sums
+        let mut add = |method: &str, scale: u32, (p, s): (f64, f64), secs: f64| match sums
             .iter_mut()
             .find(|t| t.method == method && t.scale == scale)
         {
-            Some(t) => (t.psnr, t.ssim, t.images) = (t.psnr + p, t.ssim + s, t.images + 1),
+            Some(t) => {
+                (t.psnr, t.ssim, t.images) = (t.psnr + p, t.ssim + s, t.images + 1);
+                t.secs = t.secs.map(|t| t + secs);
+            }
             None => sums.push(Score {
                 set: set.name.clone(),
                 method: method.into(),
@@ -83,6 +126,7 @@ pub fn run(
                 psnr: p,
                 ssim: s,
                 images: 1,
+                secs: Some(secs),
             }),
         };
         for path in &set.files {
@@ -92,15 +136,15 @@ pub fn run(
                 for (name, filter) in
                     [("bicubic", FilterType::CatmullRom), ("Lanczos3", FilterType::Lanczos3)]
                 {
-                    add(
-                        name,
-                        scale,
-                        score(&hr, &imageops::resize(&lr, hr.width(), hr.height(), filter), scale)?,
-                    );
+                    let started = Instant::now();
+                    let sr = imageops::resize(&lr, hr.width(), hr.height(), filter);
+                    add(name, scale, score(&hr, &sr, scale)?, started.elapsed().as_secs_f64());
                 }
-                for model in models.iter().filter(|m| m.spec.scale == scale) {
-                    let sr = upscale(model, &lr)?;
-                    add(&model.spec.id, scale, score(&hr, &sr, scale)?);
+                for run in runs.iter().filter(|r| r.model.spec.scale == scale) {
+                    let started = Instant::now();
+                    let sr = upscale(run.model, &lr, run.ensemble)?;
+                    let secs = started.elapsed().as_secs_f64();
+                    add(&run.method(), scale, score(&hr, &sr, scale)?, secs);
                 }
             }
             log(&format!("quality: {} / {}", set.name, path.display()));
@@ -114,10 +158,10 @@ pub fn run(
     Ok(scores)
 }
 
-/// `model` on `lr`, whole image in 256-px tiles, rounded to 8 bits.
-pub fn upscale(model: &SrModel, lr: &RgbImage) -> Result<RgbImage> {
+/// `model` on `lr` (with the self-ensemble if `ensemble`), in 256-px tiles, rounded to 8 bits.
+pub fn upscale(model: &SrModel, lr: &RgbImage, ensemble: bool) -> Result<RgbImage> {
     let mut ignore = |_: Progress| ControlFlow::Continue(());
-    let options = UpscaleOptions { tile_size: 256, overlap: None };
+    let options = UpscaleOptions { tile_size: 256, overlap: None, ensemble };
     let input = DynamicImage::ImageRgb8(lr.clone());
     Ok(pollster::block_on(lupa_core::upscale_image(model, &input, options, &mut ignore))?.to_rgb8())
 }
@@ -165,6 +209,7 @@ pub fn score_outputs(
             psnr: p / n as f64,
             ssim: s / n as f64,
             images: n,
+            secs: None,
         })
         .collect())
 }
@@ -206,6 +251,25 @@ mod tests {
         let up = imageops::resize(&lr, 128, 128, FilterType::CatmullRom);
         let (p, s) = score(&hr, &up, 2).unwrap();
         assert!((20.0..40.0).contains(&p) && (0.5..1.0).contains(&s), "{p} {s}");
+    }
+
+    #[test]
+    fn the_self_ensemble_gets_its_own_row_close_to_the_plain_one() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let index = crate::read_index(&models).unwrap();
+        let device = lupa_core::burn::tensor::Device::flex();
+        let plain = crate::load_models(&index, &models, &["span-x2".to_owned()], &device).unwrap();
+        let runs = Run::all(&plain, &plain);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images");
+        let set = ImageSet { name: "fixture".into(), files: vec![dir.join("astronaut_128.png")] };
+        let scores = run(&[set], 48, &[2], &runs, &mut |_| {}).unwrap();
+        let methods: Vec<&str> = scores.iter().map(|s| s.method.as_str()).collect();
+        assert_eq!(methods, ["bicubic", "Lanczos3", "span-x2", "span-x2 + self-ensemble"]);
+        let (plain, ensemble) = (&scores[2], &scores[3]);
+        assert!(ensemble.secs.is_some() && plain.secs.is_some());
+        // Same model, same input: the mean over the 8 transforms scores within a dB of one run.
+        assert!((ensemble.psnr - plain.psnr).abs() < 1.0, "{} vs {}", ensemble.psnr, plain.psnr);
+        assert!(ensemble.psnr > scores[0].psnr, "the ensemble beats bicubic");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct Config {
     /// Models for the quality table (default: every model in the index).
     #[arg(long, value_delimiter = ',')]
     pub quality_models: Vec<String>,
+    /// Models also run with the geometric self-ensemble in the quality table (8× the cost), as
+    /// "`id` + self-ensemble" rows.
+    #[arg(long, value_delimiter = ',', default_value = "span-x4")]
+    pub ensemble_models: Vec<String>,
     /// The photo the speed runs upscale (resized to each size).
     #[arg(long, default_value = "../shared/eval/skimage_photo/astronaut.png")]
     pub speed_image: PathBuf,
@@ -166,14 +170,12 @@ pub fn run(config: &Config) -> Result<()> {
     // 3. Quality: bicubic, Lanczos3 and Lupa's models in this process (flex); UpscalerJS in Chromium.
     let sets = config.sets.iter().map(|d| ImageSet::from_dir(d)).collect::<Result<Vec<_>>>()?;
     let device = Device::flex();
-    let models = config
-        .quality_models
-        .iter()
-        .map(|id| crate::load_model(&index, &setup.models_dir, id, &device).map(|(m, _)| m))
-        .collect::<Result<Vec<_>>>()?;
+    let models = crate::load_models(&index, &setup.models_dir, &config.quality_models, &device)?;
+    let ensembled = crate::load_models(&index, &setup.models_dir, &config.ensemble_models, &device)?;
+    let runs = quality::Run::all(&models, &ensembled);
     let scales: Vec<u32> =
         models.iter().map(|m| m.spec.scale).chain([2, 3, 4]).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut scores = quality::run(&sets, config.crop, &scales, &models, &mut |l| log(l))?;
+    let mut scores = quality::run(&sets, config.crop, &scales, &runs, &mut |l| log(l))?;
     if let Some(backend) = &upscaler_backend {
         scores.extend(upscaler_quality(config, &sets, backend)?);
     }
@@ -432,9 +434,11 @@ fn markdown(
     }
     methods.sort_by_key(|(scale, _)| *scale);
     for (scale, method) in &methods {
+        // The self-ensemble runs its model 8 times.
+        let (id, runs) = method.strip_suffix(quality::ENSEMBLE_SUFFIX).map_or((method.as_str(), 1.0), |id| (id, 8.0));
         let macs = index
-            .get(method)
-            .map(|s| format!("{:.2} M", s.macs_per_pixel as f64 / 1e6))
+            .get(id)
+            .map(|s| format!("{:.2} M", runs * s.macs_per_pixel as f64 / 1e6))
             .ok()
             .or_else(|| {
                 let id = method.strip_prefix("UpscalerJS ")?;
@@ -458,7 +462,9 @@ fn markdown(
         .collect();
     writeln!(
         w,
-        "\nImages per set: {}. GAN models (realesr-general-x4v3, realesrgan-x4plus, realesr-animevideov3) add texture by design and score below the fidelity models here; judge them by eye. The Real-CUGAN denoise variants expect noisy/JPEG input, not this clean bicubic LR.",
+        "\nImages per set: {}. GAN models (realesr-general-x4v3, realesrgan-x4plus, realesr-animevideov3) add texture by design and score below the fidelity models here; judge them by eye. The Real-CUGAN denoise variants expect noisy/JPEG input, not this clean bicubic LR. \
+         \"+ self-ensemble\" rows: the same model averaged over the 8 flips and rotations of the input \
+         (`UpscaleOptions::ensemble`), 8× its MACs.",
         counts.join(", ")
     )?;
 

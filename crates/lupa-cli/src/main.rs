@@ -1,4 +1,8 @@
 //! `lupa`: upscale images with real super-resolution models, on wgpu or the CPU.
+//!
+//! The command is I/O around `lupa_core::Job`: flags become a `JobRequest`, files are read and
+//! written here, and the core plans and runs each job. How the crates fit together:
+//! `ARCHITECTURE.md` at the repository's root.
 
 mod device;
 mod upscale;
@@ -32,6 +36,12 @@ enum Command {
     Upscale(UpscaleArgs),
     /// List the models in the registry.
     Models,
+    /// List the modes (the README's table is this command's `--markdown` output).
+    Modes {
+        /// As the Markdown table the README holds.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -40,14 +50,16 @@ struct UpscaleArgs {
     #[arg(required = true)]
     inputs: Vec<String>,
     /// Output file (one input) or directory (several). The extension picks the format: .png, .jpg,
-    /// .webp (lossless) or .bmp.
+    /// .webp (lossless), .avif or .bmp.
     #[arg(short, long)]
     output: PathBuf,
-    /// precision (SPAN: no invented detail), creative (GAN texture), maximum-detail (largest GAN),
-    /// illustration (Real-CUGAN: drawings, anime), smart (recognises photo, illustration or text
-    /// and picks mode, scale and denoise; --scale, --fit and --denoise still override).
-    #[arg(long, default_value = "precision")]
+    /// What kind of result (`lupa modes` describes each).
+    #[arg(long, default_value = "precision", value_parser = mode_names())]
     mode: String,
+    /// Maximum fidelity (Precision only): average the model over the 8 flips and rotations of the
+    /// image (geometric self-ensemble); 8× the time.
+    #[arg(long)]
+    max_fidelity: bool,
     /// Model id (see `lupa models`); overrides the mode's choice.
     #[arg(long)]
     model: Option<String>,
@@ -63,8 +75,8 @@ struct UpscaleArgs {
     denoise: Option<u8>,
     /// Crop to X,Y,W,H (input pixels) before upscaling.
     #[arg(long, value_parser = upscale::parse_crop, value_name = "X,Y,W,H")]
-    crop: Option<upscale::Crop>,
-    /// JPEG quality, 1-100 [default: 90]
+    crop: Option<lupa_core::tiling::Rect>,
+    /// JPEG or AVIF quality, 1-100 [default: 90 for JPEG, 80 for AVIF]
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: Option<u8>,
     /// Compute backend.
@@ -81,6 +93,12 @@ struct UpscaleArgs {
     quiet: bool,
 }
 
+/// The `--mode` values with their descriptions, from the core's catalogue.
+fn mode_names() -> clap::builder::PossibleValuesParser {
+    let modes = lupa_core::catalogue().modes;
+    modes.into_iter().map(|m| clap::builder::PossibleValue::new(m.id).help(m.description)).collect::<Vec<_>>().into()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -93,17 +111,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // The modes are the core's data; everything else reads the registry.
+    if let Command::Modes { markdown } = cli.command {
+        list_modes(markdown);
+        return Ok(ExitCode::SUCCESS);
+    }
     let models_dir = models_dir(cli.models)?;
     let index_path = models_dir.join("index.json");
     let json = std::fs::read_to_string(&index_path)
         .with_context(|| format!("cannot read the model registry {}", index_path.display()))?;
     let index = ModelIndex::from_json(&json)?;
     match cli.command {
-        Command::Models => {
+        Command::Upscale(args) => upscale::run(&index, &models_dir, args),
+        Command::Models | Command::Modes { .. } => {
             list_models(&index);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Upscale(args) => upscale::run(&index, &models_dir, args),
+    }
+}
+
+fn list_modes(markdown: bool) {
+    if markdown {
+        print!("{}", lupa_core::job::modes_markdown());
+    } else {
+        for m in lupa_core::catalogue().modes {
+            println!("{:<16} {}", m.id, m.description);
+        }
     }
 }
 

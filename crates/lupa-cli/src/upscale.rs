@@ -1,5 +1,6 @@
-//! `lupa upscale`: expand the inputs, then per file decode → crop → model passes → resize → encode
-//! once, written atomically.
+//! `lupa upscale`: the command's I/O around [`lupa_core::Job`]: expand the inputs, name the
+//! outputs, load weights from the models folder, draw progress, and write each result atomically.
+//! The job itself (decode, crop, Smart, recipe, passes, encode) is the core's.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -9,9 +10,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use lupa_core::codec::{self, OutputFormat};
-use lupa_core::recipe::{self, Ask, Mode, Recipe, Target};
-use lupa_core::{ModelIndex, Pass, RecipeProgress, SrModel, TileLimits, UpscaleOptions};
+use lupa_core::codec::OutputFormat;
+use lupa_core::recipe::{Mode, Target};
+use lupa_core::tiling::Rect;
+use lupa_core::{Encoded, Job, JobRequest, Limits, ModelIndex, RecipeProgress, SrModel, TileLimits};
 
 use crate::UpscaleArgs;
 use crate::device::{self, Chosen};
@@ -23,24 +25,15 @@ const MAX_AUTO_TILE: u32 = 512;
 /// Extensions taken from a directory given as input.
 const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "bmp"];
 
-/// A crop rectangle in input pixels, `X,Y,W,H`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crop {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-/// Parses `X,Y,W,H`.
-pub fn parse_crop(s: &str) -> Result<Crop, String> {
+/// Parses a crop rectangle `X,Y,W,H` (input pixels).
+pub fn parse_crop(s: &str) -> Result<Rect, String> {
     let v: Vec<u32> = s
         .split(',')
         .map(|p| p.trim().parse::<u32>())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("`{s}`: {e}"))?;
     match v[..] {
-        [x, y, width, height] if width > 0 && height > 0 => Ok(Crop { x, y, width, height }),
+        [x, y, width, height] if width > 0 && height > 0 => Ok(Rect { x, y, width, height }),
         _ => Err(format!("`{s}`: expected X,Y,W,H with W and H above 0")),
     }
 }
@@ -138,6 +131,7 @@ struct Models<'a> {
 
 impl Models<'_> {
     fn load(&mut self, id: &str) -> Result<()> {
+        // The registry's check (size, sha256, names, shapes) is `SrModel::load`'s.
         if !self.loaded.contains_key(id) {
             let spec = self.index.get(id)?;
             let path = self.dir.join(&spec.weights.file);
@@ -151,44 +145,53 @@ impl Models<'_> {
 
 /// Runs `lupa upscale`.
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
-    // `None`: Smart mode decides per file.
-    let mode: Option<Mode> = if args.mode == "smart" { None } else { Some(args.mode.parse()?) };
-    let given = match (args.fit, args.scale) {
-        (Some((width, height)), _) => Some(Target::Fit { width, height }),
-        (None, Some(s)) => Some(Target::Scale(s)),
-        (None, None) => None,
+    let limits = Limits {
+        tile_size: args.tile,
+        overlap: args.overlap,
+        tiles: TileLimits { memory_budget: DEFAULT_TILE_BUDGET, max_buffer: None, max_side: MAX_AUTO_TILE },
+        ..Limits::default()
     };
-    // Known before any file is read, for the output names.
-    let target =
-        Ask { mode, model: args.model.as_deref(), target: given, denoise: args.denoise }.size(index)?;
-    if let Some(Target::Scale(s)) = target
-        && !recipe::SCALES.contains(&s)
-    {
-        bail!("scale {s}x is not supported; choose 2, 3, 4 or 8");
-    }
-    if let Some(id) = &args.model {
-        index.get(id)?;
-    }
+    let mut request = JobRequest {
+        // "smart" leaves the mode, and what else is not given, to Smart mode, per file.
+        mode: if args.mode == "smart" { None } else { Some(args.mode.parse::<Mode>()?) },
+        model: args.model.clone(),
+        target: match (args.fit, args.scale) {
+            (Some((width, height)), _) => Some(Target::Fit { width, height }),
+            (None, Some(s)) => Some(Target::Scale(s)),
+            (None, None) => None,
+        },
+        denoise: args.denoise,
+        crop: args.crop,
+        ensemble: args.max_fidelity,
+        format: OutputFormat::Png,
+        limits,
+    };
+    request.check(index)?;
     let inputs = expand_inputs(&args.inputs)?;
-    let outputs = output_paths(&inputs, &args.output, target)?;
+    // Known before any file is read, for the output names.
+    let outputs = output_paths(&inputs, &args.output, request.size(index)?)?;
     for out in &outputs {
         output_format(out, args.quality)?;
     }
 
     let chosen = device::choose(args.backend)?;
     eprintln!("backend {}", chosen.description);
+    request.limits.tiles.max_buffer = chosen.max_buffer;
     let mut models = Models { index, dir: models_dir, chosen: &chosen, loaded: HashMap::new() };
 
     let mut failures = 0;
     for (input, output) in inputs.iter().zip(&outputs) {
         let started = Instant::now();
-        match upscale_file(&mut models, &args, mode, target, input, output) {
-            Ok((recipe, w, h)) => eprintln!(
-                "{} -> {} ({w}×{h}, {:.1} s): {}",
+        let request = JobRequest { format: output_format(output, args.quality)?, ..request.clone() };
+        match upscale_file(&mut models, request, args.quiet, input, output) {
+            Ok(done) => eprintln!(
+                "{} -> {} ({}×{}, {:.1} s): {}",
                 input.display(),
                 output.display(),
+                done.width,
+                done.height,
                 started.elapsed().as_secs_f64(),
-                recipe.explanation
+                done.explanation
             ),
             Err(e) => {
                 failures += 1;
@@ -206,48 +209,23 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Decodes, crops, upscales, resizes and encodes one file. The result is written to a temporary
-/// file beside `output` and renamed into place only when complete, so a failure leaves nothing.
+/// Runs one file's job with a progress bar. The result is written to a temporary file beside
+/// `output` and renamed into place only when complete, so a failure leaves nothing.
 fn upscale_file(
     models: &mut Models,
-    args: &UpscaleArgs,
-    mode: Option<Mode>,
-    target: Option<Target>,
+    request: JobRequest,
+    quiet: bool,
     input: &Path,
     output: &Path,
-) -> Result<(Recipe, u32, u32)> {
-    let format = output_format(output, args.quality)?;
+) -> Result<Encoded> {
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let decoded = codec::decode(&bytes).context("cannot decode this file")?;
-    let mut image = decoded.image;
-    if let Some(c) = args.crop {
-        image = recipe::crop(&image, c.x, c.y, c.width, c.height)?;
-    }
-
-    let ask = Ask { mode, model: args.model.as_deref(), target, denoise: args.denoise };
-    let (recipe, _) = recipe::plan_image(models.index, &ask, &image, Some(decoded.format))?;
-    for id in recipe.models() {
+    let job = Job::prepare(models.index, &bytes, request)?;
+    drop(bytes);
+    for id in &job.plan.models {
         models.load(id)?;
     }
-    let passes: Vec<Pass> = recipe
-        .models()
-        .enumerate()
-        .map(|(i, id)| {
-            let model = &models.loaded[id];
-            let tile_size = args.tile.unwrap_or_else(|| {
-                let limits = TileLimits {
-                    memory_budget: DEFAULT_TILE_BUDGET,
-                    max_buffer: models.chosen.max_buffer,
-                    max_side: MAX_AUTO_TILE,
-                };
-                lupa_core::auto_tile_size(&model.spec, limits)
-            });
-            let options = UpscaleOptions { tile_size, overlap: args.overlap };
-            Pass { model, options, then_resize_to: recipe.resize_after(i) }
-        })
-        .collect();
 
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(1000) };
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(1000) };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed} (eta {eta})")
             .expect("valid template")
@@ -261,13 +239,10 @@ fn upscale_file(
         bar.set_position((p.fraction() * 1000.0) as u64);
         ControlFlow::Continue(())
     };
-    let result = pollster::block_on(lupa_core::run_passes(&passes, image, recipe.resize_to, report))?;
+    let done = pollster::block_on(job.run(|id| models.loaded.get(id), report))?;
     bar.finish_and_clear();
-
-    let (w, h) = (result.width(), result.height());
-    let encoded = codec::encode(result, format, &decoded.metadata)?;
-    write_atomically(output, &encoded)?;
-    Ok((recipe, w, h))
+    write_atomically(output, &done.bytes)?;
+    Ok(done)
 }
 
 fn write_atomically(output: &Path, bytes: &[u8]) -> Result<()> {
@@ -288,7 +263,7 @@ mod tests {
 
     #[test]
     fn parses_crops_and_sizes() {
-        assert_eq!(parse_crop("10, 20,30,40").unwrap(), Crop { x: 10, y: 20, width: 30, height: 40 });
+        assert_eq!(parse_crop("10, 20,30,40").unwrap(), Rect { x: 10, y: 20, width: 30, height: 40 });
         assert!(parse_crop("1,2,3").is_err());
         assert!(parse_crop("1,2,0,4").is_err());
         assert_eq!(parse_size("1920x1080").unwrap(), (1920, 1080));

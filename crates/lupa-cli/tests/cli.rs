@@ -394,3 +394,49 @@ fn denoise_cleans_jpeg_blocks_before_upscaling() {
     assert!(scores[0] > 1.3, "without clean-up the blocks are enlarged ({:.2})", scores[0]);
     assert!(scores[1] < 1.15, "the clean-up removes them ({:.2})", scores[1]);
 }
+
+/// The modes come from the core's catalogue: `--help` lists them with their descriptions, and the
+/// README's table is exactly `lupa modes --markdown`.
+#[test]
+fn modes_are_the_catalogue_in_the_help_and_the_readme() {
+    let help = lupa(&["upscale", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let table = lupa(&["modes", "--markdown"]);
+    assert!(table.status.success());
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    for line in table.lines().skip(2) {
+        let id = line.split('`').nth(1).expect("an id in backticks");
+        assert!(help.contains(id), "`{id}` missing from --help:\n{help}");
+    }
+    let readme = std::fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../../README.md"),
+    )
+    .unwrap();
+    let begin = readme.find("<!-- modes:begin").expect("README has the modes table");
+    let block = &readme[begin..readme.find("<!-- modes:end -->").expect("end marker")];
+    let block = &block[block.find('\n').unwrap() + 1..];
+    assert_eq!(block, table, "README's mode table is stale: paste `lupa modes --markdown`");
+}
+
+/// `--max-fidelity` averages the 8 flips and rotations: a result close to plain Precision but not
+/// the same, and refused outside Precision.
+#[test]
+fn max_fidelity_is_a_close_variant_of_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_face_40x32.png");
+    let (plain, ensemble) = (dir.path().join("plain.png"), dir.path().join("ensemble.png"));
+    upscale_ok(&input, &plain, &["--scale", "2"]);
+    upscale_ok(&input, &ensemble, &["--scale", "2", "--max-fidelity"]);
+    let (a, b) = (image::open(&plain).unwrap().to_rgb8(), image::open(&ensemble).unwrap().to_rgb8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
+        / a.as_raw().len() as f64;
+    let db = 10.0 * (255.0f64.powi(2) / mse).log10();
+    assert!(mse > 0.0 && db > 35.0, "ensemble vs plain PSNR {db:.1} dB");
+    let out = dir.path().join("out.png");
+    assert_fails(
+        &["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--mode", "creative", "--max-fidelity"],
+        dir.path(),
+        "Precision mode only",
+    );
+}

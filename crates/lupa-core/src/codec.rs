@@ -48,15 +48,13 @@ pub struct Decoded {
 /// Decodes an image file (PNG, JPEG, WebP or BMP), detecting the format from its bytes.
 ///
 /// # Errors
-/// [`LupaError::BadInput`] with a sentence for the user when the bytes are empty, not a supported
+/// [`LupaError::Decode`] with the decoder's reason when the bytes are empty, not a supported
 /// format, or damaged.
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
+    let unreadable = |e: &dyn std::fmt::Display| LupaError::Decode { reason: e.to_string() };
     if bytes.is_empty() {
-        return Err(LupaError::BadInput("the file is empty".into()));
+        return Err(unreadable(&"the file is empty"));
     }
-    let unreadable = |e: &dyn std::fmt::Display| {
-        LupaError::BadInput(format!("cannot read this file as an image (PNG, JPEG, WebP or BMP): {e}"))
-    };
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(&e))?;
     let format = reader.format().ok_or_else(|| unreadable(&"unknown format"))?;
     let mut decoder = reader.into_decoder().map_err(|e| unreadable(&e))?;
@@ -130,6 +128,43 @@ impl OutputFormat {
         }
     }
 
+    /// Every format Lupa writes, at its default quality, in the order front ends list them.
+    pub const ALL: [OutputFormat; 5] = [
+        Self::Png,
+        Self::Jpeg { quality: DEFAULT_JPEG_QUALITY },
+        Self::WebP,
+        Self::Avif { quality: DEFAULT_AVIF_QUALITY },
+        Self::Bmp,
+    ];
+
+    /// The format's id in job requests (`png`, `jpeg`, `webp`, `avif`, `bmp`);
+    /// [`OutputFormat::from_extension`] takes it too.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg { .. } => "jpeg",
+            other => other.extension(),
+        }
+    }
+
+    /// The format's name for people, e.g. `WebP (lossless)`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Png => "PNG",
+            Self::Jpeg { .. } => "JPEG",
+            Self::WebP => "WebP (lossless)",
+            Self::Avif { .. } => "AVIF",
+            Self::Bmp => "BMP",
+        }
+    }
+
+    /// The quality of a lossy format; `None` for lossless ones.
+    pub fn quality(self) -> Option<u8> {
+        match self {
+            Self::Jpeg { quality } | Self::Avif { quality } => Some(quality),
+            _ => None,
+        }
+    }
+
     /// The file extension.
     pub fn extension(self) -> &'static str {
         match self {
@@ -194,7 +229,7 @@ impl OutputFormat {
 /// Encodes `image` as `format`, carrying the metadata the format can hold.
 ///
 /// # Errors
-/// [`LupaError::BadInput`] with the encoder's message.
+/// [`LupaError::Encode`] with the encoder's message.
 pub fn encode(image: DynamicImage, format: OutputFormat, metadata: &Metadata) -> Result<Vec<u8>> {
     let image = format.fit(image);
     let mut out = Vec::new();
@@ -216,9 +251,7 @@ pub fn encode(image: DynamicImage, format: OutputFormat, metadata: &Metadata) ->
         }
         OutputFormat::Bmp => write(BmpEncoder::new(&mut sink), &image, metadata, format),
     };
-    written.map_err(|e| {
-        LupaError::BadInput(format!("{} encoding failed: {e}", format.extension().to_uppercase()))
-    })?;
+    written.map_err(|e| LupaError::Encode { format: format.label(), reason: e.to_string() })?;
     Ok(out)
 }
 

@@ -2,14 +2,20 @@
 //! upscale pipeline, independent of the backend (the [`burn::tensor::Device`] picks wgpu or the CPU
 //! at run time) and of any I/O.
 //!
-//! Flow: a front end decodes a file into an [`image::DynamicImage`], looks a [`ModelSpec`] up in the
-//! [`ModelIndex`], loads its weights with [`SrModel::load`] and calls [`upscale_image`].
+//! Flow: a front end builds a [`JobRequest`] (what the user asks), calls [`Job::prepare`] with the
+//! file's bytes (decode, crop, Smart mode, recipe, size guard), loads the weights of every model
+//! the [`JobPlan`] lists with [`SrModel::load`], and awaits [`Job::run`] (model passes tile by
+//! tile, one resize, one encode). Errors are [`LupaError`]s with a stable [`ErrorKind`].
+//!
+//! The crates, the web modules and how a job flows through them: `ARCHITECTURE.md` at the
+//! repository's root.
 
 #![warn(missing_docs)]
 
 pub mod arch;
 pub mod codec;
 mod error;
+pub mod job;
 pub mod metrics;
 mod model;
 mod pipeline;
@@ -19,7 +25,8 @@ pub mod smart;
 pub mod tiling;
 
 pub use burn;
-pub use error::{LupaError, Result};
+pub use error::{ErrorKind, LupaError, Result, Unit};
+pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
 pub use image;
 pub use model::{ImageContext, Network, SrModel, sha256_hex};
 pub use pipeline::{

@@ -30,11 +30,18 @@ pub struct UpscaleOptions {
     pub tile_size: u32,
     /// Context around each tile in input pixels; `None` uses the model's default overlap.
     pub overlap: Option<u32>,
+    /// Geometric self-ensemble ("maximum fidelity"): each tile runs through the model 8 times,
+    /// under the 8 flips and rotations of the square (the dihedral group D4), each output is
+    /// mapped back and the 8 are averaged; 8× the cost. The standard test-time augmentation of
+    /// the SR literature: Timofte, Rothe & Van Gool, "Seven ways to improve example-based single
+    /// image super resolution", CVPR 2016; EDSR's "+" models (Lim et al., CVPRW 2017). The result
+    /// is exactly equivariant to those 8 transforms.
+    pub ensemble: bool,
 }
 
 impl Default for UpscaleOptions {
     fn default() -> Self {
-        Self { tile_size: 256, overlap: None }
+        Self { tile_size: 256, overlap: None, ensemble: false }
     }
 }
 
@@ -109,6 +116,7 @@ pub fn plan_for(model: &SrModel, width: u32, height: u32, options: UpscaleOption
 /// exists: that is what lets the browser assemble outputs beyond its canvas limits.
 pub struct UpscaleJob<'m> {
     model: &'m SrModel,
+    ensemble: bool,
     rgb: Rgb32FImage,
     plan: TilePlan,
     context: Option<ImageContext>,
@@ -132,7 +140,7 @@ impl<'m> UpscaleJob<'m> {
         } else {
             None
         };
-        Ok(Self { model, rgb, plan, context, next: 0, canvas })
+        Ok(Self { model, ensemble: options.ensemble, rgb, plan, context, next: 0, canvas })
     }
 
     /// The tile plan.
@@ -170,7 +178,7 @@ impl<'m> UpscaleJob<'m> {
     /// [`LupaError::Backend`] when reading the tile back fails.
     pub async fn step(&mut self) -> Result<Progress> {
         if let Some(tile) = self.plan.tiles.get(self.next) {
-            let upscaled = run_tile(self.model, &self.rgb, tile, self.context.as_ref()).await?;
+            let upscaled = run_tile(self.model, &self.rgb, tile, self.context.as_ref(), self.ensemble).await?;
             paste_crop(&mut self.canvas, &upscaled, tile, self.plan.scale);
             self.next += 1;
         }
@@ -251,15 +259,25 @@ fn to_tensor(planar: &PlanarRgb, device: &Device) -> Tensor<4> {
     Tensor::<4>::from_data(TensorData::new(planar.data.clone(), [1, 3, h, w]), device)
 }
 
-/// Runs the model on one tile and returns the upscaled (padded) tile as `[3, H', W']` planar data.
+/// Runs the model on one tile (with the self-ensemble if `ensemble`) and returns the upscaled
+/// (padded) tile as `[3, H', W']` planar data.
 async fn run_tile(
     model: &SrModel,
     image: &Rgb32FImage,
     tile: &Tile,
     context: Option<&ImageContext>,
+    ensemble: bool,
 ) -> Result<PlanarRgb> {
     let x = to_tensor(&extract_padded(image, tile), &model.device);
-    let y = model.network.forward_in(x, context);
+    let y = if ensemble {
+        let sum = (0..8u8)
+            .map(|t| dihedral_inverse(model.network.forward_in(dihedral(x.clone(), t), context), t))
+            .reduce(|a, b| a + b)
+            .expect("8 transforms");
+        sum / 8.0
+    } else {
+        model.network.forward_in(x, context)
+    };
     let [_, _, out_h, out_w] = y.dims();
     let data = y
         .into_data_async()
@@ -270,6 +288,21 @@ async fn run_tile(
         .map_err(|e| LupaError::Backend(format!("unexpected output data type: {e:?}")))?
         .to_vec();
     Ok(PlanarRgb { width: out_w as u32, height: out_h as u32, data })
+}
+
+/// The `t`-th (0..8) element of the dihedral group D4 on an NCHW batch: bit 0 flips the width,
+/// bit 1 the height, bit 2 then transposes (swaps H and W). `t = 0` is the identity.
+fn dihedral(x: Tensor<4>, t: u8) -> Tensor<4> {
+    let x = if t & 1 != 0 { x.flip([3]) } else { x };
+    let x = if t & 2 != 0 { x.flip([2]) } else { x };
+    if t & 4 != 0 { x.swap_dims(2, 3) } else { x }
+}
+
+/// The inverse of [`dihedral`]`(·, t)`: the same steps (each is its own inverse) in reverse order.
+fn dihedral_inverse(x: Tensor<4>, t: u8) -> Tensor<4> {
+    let x = if t & 4 != 0 { x.swap_dims(2, 3) } else { x };
+    let x = if t & 2 != 0 { x.flip([2]) } else { x };
+    if t & 1 != 0 { x.flip([3]) } else { x }
 }
 
 /// Channel-planar RGB, `data[c·H·W + y·W + x]`.

@@ -31,6 +31,8 @@
 //! except with Real-CUGAN, which has a native 3x (1.6 M/px). The clean-up adds 0.77 M·P.
 
 use crate::error::{LupaError, Result};
+use crate::job::JobRequest;
+use crate::tiling::Rect;
 use crate::registry::{Architecture, ModelIndex, ModelKind};
 
 /// What kind of result the user wants.
@@ -50,7 +52,7 @@ impl Mode {
     /// Every mode, in the order the UI lists them.
     pub const ALL: [Mode; 4] = [Mode::Precision, Mode::Creative, Mode::MaximumDetail, Mode::Illustration];
 
-    /// The mode's name on the command line and in the UI.
+    /// The mode's id on the command line and in job requests.
     pub fn name(self) -> &'static str {
         match self {
             Self::Precision => "precision",
@@ -60,26 +62,45 @@ impl Mode {
         }
     }
 
-    /// One sentence for the UI.
+    /// The mode's name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Precision => "Precision",
+            Self::Creative => "Creative",
+            Self::MaximumDetail => "Maximum detail",
+            Self::Illustration => "Illustration",
+        }
+    }
+
+    /// Whether the mode offers the geometric self-ensemble ("maximum fidelity", see
+    /// [`crate::UpscaleOptions::ensemble`]): only Precision, whose networks need no whole-image
+    /// statistics and whose point is fidelity.
+    pub fn offers_ensemble(self) -> bool {
+        self == Self::Precision
+    }
+
+    /// One sentence for people: the CLI's help, the page and the README show it.
     pub fn description(self) -> &'static str {
         match self {
             Self::Precision => {
-                "Reconstructs detail that is really there, without inventing any: faithful, never fake."
+                "Reconstructs detail that is really there, without inventing any: faithful, never fake (SPAN)."
             }
             Self::Creative => {
-                "Adds plausible texture and sharpness with a GAN: crisper photos, but some detail is invented."
+                "Adds plausible texture and sharpness with a GAN: crisper photos, but some detail is invented \
+                 (Real-ESRGAN general)."
             }
             Self::MaximumDetail => {
-                "Creative with the largest GAN (RealESRGAN x4plus): the most detail, many times slower."
+                "Creative with the largest GAN (Real-ESRGAN x4plus): the most detail, about 15× slower."
             }
             Self::Illustration => {
-                "For drawings, anime and screenshots: clean lines and flat colour (Real-CUGAN), optional denoise."
+                "For drawings, anime and screenshots: clean lines and flat colour (Real-CUGAN), with optional \
+                 clean-up."
             }
         }
     }
 
     /// The models this mode uses, by native scale, at a denoise level.
-    fn family(self, denoise: u8) -> Vec<String> {
+    pub fn family(self, denoise: u8) -> Vec<String> {
         match self {
             Self::Precision => vec!["span-x2".into(), "span-x4".into()],
             Self::Creative => vec!["realesr-general-x4v3".into()],
@@ -134,18 +155,13 @@ pub const SCALES: [u32; 4] = [2, 3, 4, 8];
 /// Highest denoise level.
 pub const MAX_DENOISE: u8 = 3;
 
-/// What the user asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request<'a> {
-    /// The kind of result.
-    pub mode: Mode,
-    /// A model id that overrides the mode's choice.
-    pub model: Option<&'a str>,
-    /// The size.
-    pub target: Target,
-    /// JPEG-artefact and noise removal, 0 (none) to [`MAX_DENOISE`].
-    pub denoise: u8,
-}
+/// The denoise levels' names for people, from 0 to [`MAX_DENOISE`].
+pub const DENOISE_LABELS: [&str; MAX_DENOISE as usize + 1] = ["None", "Light", "Medium", "Strong"];
+
+/// Smart mode (a request without a mode) in one sentence: the CLI's help, the page and the README
+/// show it.
+pub const SMART_DESCRIPTION: &str = "Recognises photo, illustration or text/screenshot and picks the mode, size \
+                                     and clean-up; anything you set yourself overrides it.";
 
 /// What to run: an optional 1x clean-up, model passes in order, then an optional resize to an
 /// exact size.
@@ -182,22 +198,39 @@ impl Recipe {
     }
 }
 
-/// Plans a recipe for an input of `width × height`.
+/// Plans a recipe for an input of `width × height` with the mode `request` names (Smart mode
+/// needs the pixels: see [`plan_image`]). What the request leaves open takes the defaults of
+/// [`JobRequest::size`] and no denoising.
 ///
 /// A `model` in the request overrides the mode's choice: its passes are repeated or followed by a
 /// resize as the table in the module docs does for x4 models.
 ///
 /// # Errors
-/// [`LupaError::BadInput`] for a scale not in [`SCALES`], a box that needs more than 8x, an empty
-/// box, a denoise level over [`MAX_DENOISE`]; [`LupaError::UnknownModel`] when a model is missing
-/// from the index.
-pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> Result<Recipe> {
-    let Request { mode, model, target, denoise } = *request;
-    if denoise > MAX_DENOISE {
-        return Err(LupaError::BadInput(format!(
-            "denoise level {denoise} is not offered (0 to {MAX_DENOISE})"
-        )));
-    }
+/// [`LupaError::BadInput`] for a request without a mode, an invalid request (see
+/// [`JobRequest::check`]), a box that needs more than 8x or a model that cannot reach the scale;
+/// [`LupaError::UnknownModel`] when a model is missing from the index.
+pub fn plan(index: &ModelIndex, request: &JobRequest, width: u32, height: u32) -> Result<Recipe> {
+    request.check(index)?;
+    let Some(mode) = request.mode else {
+        return Err(LupaError::BadInput("Smart mode needs the image to plan for".into()));
+    };
+    let target = request.size(index)?.unwrap_or(Target::Scale(DEFAULT_SCALE));
+    plan_resolved(index, mode, request.model.as_deref(), target, request.denoise.unwrap_or(0), width, height)
+}
+
+/// Scale of a request that gives neither a size nor a model.
+pub const DEFAULT_SCALE: u32 = 4;
+
+/// [`plan`] with everything decided.
+fn plan_resolved(
+    index: &ModelIndex,
+    mode: Mode,
+    model: Option<&str>,
+    target: Target,
+    denoise: u8,
+    width: u32,
+    height: u32,
+) -> Result<Recipe> {
     let family: Vec<String> = match model {
         Some(id) => vec![index.get(id)?.id.clone()],
         None => mode.family(denoise),
@@ -218,10 +251,7 @@ pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> R
     };
 
     let (factor, exact) = match target {
-        Target::Scale(s) if SCALES.contains(&s) => (f64::from(s), (width * s, height * s)),
-        Target::Scale(s) => {
-            return Err(LupaError::BadInput(format!("scale {s} is not offered (choose 2, 3, 4 or 8)")));
-        }
+        Target::Scale(s) => (f64::from(s), (width * s, height * s)),
         Target::Fit { width: bw, height: bh } => {
             if bw == 0 || bh == 0 {
                 return Err(LupaError::BadInput("the box to fit must not be empty".into()));
@@ -283,18 +313,12 @@ pub fn plan(index: &ModelIndex, request: &Request, width: u32, height: u32) -> R
     Ok(Recipe { mode, input: (width, height), cleanup, passes, sizes, resize_to, output: exact, explanation })
 }
 
-/// Crops `image` to the `width × height` rectangle at `x, y` (input pixels, after EXIF rotation),
-/// the first step of every job.
+/// Crops `image` to `rect` (input pixels, after EXIF rotation), the first step of every job.
 ///
 /// # Errors
 /// [`LupaError::BadInput`] for an empty rectangle or one that does not fit in the image.
-pub fn crop(
-    image: &image::DynamicImage,
-    x: u32,
-    y: u32,
-    width: u32,
-    height: u32,
-) -> Result<image::DynamicImage> {
+pub fn crop(image: &image::DynamicImage, rect: Rect) -> Result<image::DynamicImage> {
+    let Rect { x, y, width, height } = rect;
     let fits = u64::from(x) + u64::from(width) <= u64::from(image.width())
         && u64::from(y) + u64::from(height) <= u64::from(image.height());
     if width == 0 || height == 0 || !fits {
@@ -307,59 +331,28 @@ pub fn crop(
     Ok(image.crop_imm(x, y, width, height))
 }
 
-/// What the user asked for one image, with what they left open: `mode: None` is Smart mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ask<'a> {
-    /// The mode, or `None` for Smart mode.
-    pub mode: Option<Mode>,
-    /// A model id that overrides the mode's choice.
-    pub model: Option<&'a str>,
-    /// The size, if given.
-    pub target: Option<Target>,
-    /// The denoise level, if given.
-    pub denoise: Option<u8>,
-}
-
-impl Ask<'_> {
-    /// The size to run at: the one given, else the model's own scale, else 4x; `None` in Smart
-    /// mode without a model, which leaves the size to Smart.
-    ///
-    /// # Errors
-    /// [`LupaError::UnknownModel`].
-    pub fn size(&self, index: &ModelIndex) -> Result<Option<Target>> {
-        Ok(match (self.target, self.model, self.mode) {
-            (Some(target), _, _) => Some(target),
-            (None, Some(id), _) => Some(Target::Scale(index.get(id)?.scale)),
-            (None, None, Some(_)) => Some(Target::Scale(4)),
-            (None, None, None) => None,
-        })
-    }
-}
-
-/// Plans the recipe for `image` (decoded from a `source` file): Smart mode chooses the mode, and
-/// the size and denoise level the user left open, and its reasoning starts the explanation;
-/// otherwise the size defaults as [`Ask::size`] says and denoise to 0.
+/// Plans the recipe for `image` (decoded from a `source` file). In Smart mode (no mode in the
+/// request) [`crate::smart::choose`] picks the mode, and the size and denoise level the request
+/// leaves open, and its reasoning starts the explanation; otherwise as [`plan`].
 ///
 /// # Errors
 /// As [`plan`].
 pub fn plan_image(
     index: &ModelIndex,
-    ask: &Ask,
+    request: &JobRequest,
     image: &image::DynamicImage,
     source: Option<image::ImageFormat>,
 ) -> Result<(Recipe, Option<crate::smart::SmartChoice>)> {
+    if request.mode.is_some() {
+        return Ok((plan(index, request, image.width(), image.height())?, None));
+    }
+    request.check(index)?;
+    let choice = crate::smart::choose(image, source, request.target, request.denoise);
+    let model = request.model.as_deref();
     let (width, height) = (image.width(), image.height());
-    let Some(mode) = ask.mode else {
-        let choice = crate::smart::choose(image, source, ask.target, ask.denoise);
-        let request =
-            Request { mode: choice.mode, model: ask.model, target: choice.target, denoise: choice.denoise };
-        let mut recipe = plan(index, &request, width, height)?;
-        recipe.explanation = format!("{} {}", choice.explanation, recipe.explanation);
-        return Ok((recipe, Some(choice)));
-    };
-    let target = ask.size(index)?.unwrap_or(Target::Scale(4));
-    let request = Request { mode, model: ask.model, target, denoise: ask.denoise.unwrap_or(0) };
-    Ok((plan(index, &request, width, height)?, None))
+    let mut recipe = plan_resolved(index, choice.mode, model, choice.target, choice.denoise, width, height)?;
+    recipe.explanation = format!("{} {}", choice.explanation, recipe.explanation);
+    Ok((recipe, Some(choice)))
 }
 
 #[cfg(test)]
@@ -375,6 +368,16 @@ mod tests {
         ModelIndex::from_json(&json).unwrap()
     }
 
+    fn request(mode: Mode, model: Option<&str>, target: Target, denoise: u8) -> JobRequest {
+        JobRequest {
+            mode: Some(mode),
+            model: model.map(str::to_owned),
+            target: Some(target),
+            denoise: Some(denoise),
+            ..JobRequest::default()
+        }
+    }
+
     fn passes(r: &Recipe) -> Vec<&str> {
         r.passes.iter().map(String::as_str).collect()
     }
@@ -387,7 +390,7 @@ mod tests {
         h: u32,
         target: Target,
     ) -> Result<Recipe> {
-        super::plan(idx, &Request { mode, model, target, denoise: 0 }, w, h)
+        super::plan(idx, &request(mode, model, target, 0), w, h)
     }
 
     #[test]
@@ -449,7 +452,7 @@ mod tests {
         let p = |s, denoise| {
             super::plan(
                 &idx,
-                &Request { mode: Mode::Illustration, model: None, target: Target::Scale(s), denoise },
+                &request(Mode::Illustration, None, Target::Scale(s), denoise),
                 50,
                 40,
             )
@@ -475,7 +478,7 @@ mod tests {
         let idx = index();
         let r = super::plan(
             &idx,
-            &Request { mode: Mode::Precision, model: None, target: Target::Scale(4), denoise: 2 },
+            &request(Mode::Precision, None, Target::Scale(4), 2),
             64,
             48,
         )
@@ -488,7 +491,7 @@ mod tests {
         assert!(r.explanation.starts_with("clean-up with realcugan-se-x2-denoise2x"), "{}", r.explanation);
         let r = super::plan(
             &idx,
-            &Request { mode: Mode::Creative, model: None, target: Target::Scale(4), denoise: 0 },
+            &request(Mode::Creative, None, Target::Scale(4), 0),
             64,
             48,
         )
@@ -496,7 +499,7 @@ mod tests {
         assert_eq!(r.cleanup, None);
         let err = super::plan(
             &idx,
-            &Request { mode: Mode::Creative, model: None, target: Target::Scale(4), denoise: 4 },
+            &request(Mode::Creative, None, Target::Scale(4), 4),
             64,
             48,
         );

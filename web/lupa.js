@@ -1,0 +1,371 @@
+// Lupa's engine bridge and public JavaScript API: an `Upscaler` drives the wasm engine in a module
+// worker (worker.js, protocol at its top) and fetches and caches model weights (weights.js).
+//
+//   const upscaler = await Upscaler.create({ backend: 'auto' });
+//   const plan = await upscaler.plan(file, { mode: 'smart', format: 'png' });
+//   const { blob, width, height } = await upscaler.upscale(file, request, { signal, onProgress });
+//
+// - One queue: messages to the worker go one at a time, so a plan asked for during a run waits.
+// - Every call takes an AbortSignal. Aborted before its turn: it rejects without sending. Aborted
+//   during a run: the engine is told to stop before its next tile, and a worker still busy after
+//   CANCEL_GRACE_MS (one long tile cannot be interrupted) is terminated. Aborted during anything
+//   else: the call rejects at once and the worker's late reply is ignored. A cancelled call never
+//   resolves.
+// - A worker that dies (panic, error event) or is replaced (restart, dispose) settles what it was
+//   doing; the next call starts a fresh one (init again, loaded models forgotten).
+// - Every rejection is a LupaError (errors.js) with a `kind`; `name` is 'AbortError' for
+//   'cancelled' (the DOM's convention), 'LupaError' otherwise.
+// Types: lupa.d.ts.
+
+import { LupaError, cancelled, toLupaError } from './errors.js';
+import { loadWeights } from './weights.js';
+
+export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
+
+/** @typedef {import('./lupa.d.ts').BackendInfo} BackendInfo */
+/** @typedef {import('./lupa.d.ts').Catalogue} Catalogue */
+/** @typedef {import('./lupa.d.ts').ModelIndex} ModelIndex */
+/** @typedef {import('./lupa.d.ts').ModelSpec} ModelSpec */
+/** @typedef {import('./lupa.d.ts').JobRequest} JobRequest */
+/** @typedef {import('./lupa.d.ts').JobPlan} JobPlan */
+/** @typedef {import('./lupa.d.ts').UpscaleResult} UpscaleResult */
+/** @typedef {import('./lupa.d.ts').ProgressEvent} ProgressEvent */
+/** @typedef {import('./lupa.d.ts').Input} Input */
+
+/** How long a run may go on after a cancel before its worker is terminated. */
+export const CANCEL_GRACE_MS = 3000;
+
+/**
+ * A fresh ArrayBuffer with the bytes of `input` (the caller's data is never transferred away).
+ * @param {Input} input
+ * @returns {Promise<ArrayBuffer>}
+ */
+async function toBuffer(input) {
+  if (input instanceof ArrayBuffer) return input.slice(0);
+  if (ArrayBuffer.isView(input)) {
+    return input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength);
+  }
+  if (input instanceof Blob) {
+    try {
+      return await input.arrayBuffer();
+    } catch (e) {
+      throw new LupaError('bad-input', `cannot read the file: ${e.message}`, { cause: e });
+    }
+  }
+  throw new LupaError('bad-input', 'the input must be a Blob, an ArrayBuffer or a Uint8Array');
+}
+
+export class Upscaler {
+  /** @type {BackendInfo} which backend runs, on what and why (updated by every engine start) */
+  backend;
+  /** @type {Catalogue} the modes, sizes, clean-up levels and formats the engine offers */
+  catalogue;
+  /** @type {ModelIndex} the parsed models/index.json */
+  index;
+
+  #base;           // URL of the folder with worker.js and models/
+  #indexText;      // the text of models/index.json, sent to every new engine
+  #backendChoice;  // 'auto' | 'webgpu' | 'cpu'
+  #worker = null;  // the current Worker, or null: the next call starts one
+  #loaded = new Set();   // ids of the models loaded in #worker
+  #inflight = null;      // the message #worker is working on (see #post)
+  #tail = Promise.resolve(); // the end of the queue
+  #epoch = 0;      // bumped by restart and dispose: calls queued before then are refused
+  #nextId = 1;
+  #disposed = false;
+
+  /**
+   * Fetches `${base}models/index.json`, starts the engine worker `${base}worker.js` on `backend`
+   * and waits for it. Rejects with kind 'registry' (index.json unreadable) or the engine's error
+   * (e.g. 'backend' for WebGPU asked for and missing).
+   * @param {{ base?: string | URL, backend?: 'auto' | 'webgpu' | 'cpu' }} [options]
+   * @returns {Promise<Upscaler>}
+   */
+  static async create({ base = new URL('./', import.meta.url), backend = 'auto' } = {}) {
+    let root = new URL(base, globalThis.location?.href);
+    if (!root.pathname.endsWith('/')) root = new URL(`${root.pathname}/`, root);
+    const indexText = await fetchIndex(root);
+    const upscaler = new Upscaler(root, indexText, backend);
+    await upscaler.#request(null); // start the engine, which checks the registry in full
+    return upscaler;
+  }
+
+  /** Use Upscaler.create. */
+  constructor(base, indexText, backend) {
+    this.#base = base;
+    this.#indexText = indexText;
+    this.#backendChoice = backend;
+    this.index = JSON.parse(indexText);
+  }
+
+  /**
+   * What upscaling `input` as `request` asks would do: the models, Smart mode's choice, the size.
+   * @param {Input} input
+   * @param {JobRequest} request
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<JobPlan>}
+   */
+  async plan(input, request, { signal } = {}) {
+    const bytes = await toBuffer(input);
+    return this.#plan(bytes, request, signal);
+  }
+
+  /**
+   * Plans the job, loads (fetching or from the cache) every model the plan lists, and runs it.
+   * `onProgress` hears of the plan, of each model's weights and of each tile.
+   * @param {Input} input
+   * @param {JobRequest} request
+   * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
+   * @returns {Promise<UpscaleResult>}
+   */
+  async upscale(input, request, { signal, onProgress, tile = 0 } = {}) {
+    const bytes = await toBuffer(input);
+    const plan = await this.#plan(bytes.slice(0), request, signal);
+    onProgress?.({ phase: 'planned', plan });
+    for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
+    const done = await this.#request({ type: 'run', input: bytes, request, tile }, {
+      transfer: [bytes],
+      signal,
+      onProgress: ({ done, total, pass, passes }) => onProgress?.({ phase: 'tiles', done, total, pass, passes }),
+    });
+    const { mime, extension, width, height, tiles, explanation, ms } = done;
+    const blob = new Blob([done.bytes], { type: mime });
+    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, plan };
+  }
+
+  /**
+   * Fetches (or takes from the cache) and loads one model's weights, so that a later upscale
+   * starts at once.
+   * @param {string} modelId
+   * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void }} [options]
+   * @returns {Promise<void>}
+   */
+  async warmup(modelId, { signal, onProgress } = {}) {
+    await this.#ensureModel(modelId, signal, onProgress);
+  }
+
+  /**
+   * A stored zip of `files`.
+   * @param {{ name: string, bytes: Input }[]} files
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<Blob>}
+   */
+  async zip(files, { signal } = {}) {
+    const buffers = await Promise.all(files.map((f) => toBuffer(f.bytes)));
+    const { zip } = await this.#request({ type: 'zip', names: files.map((f) => f.name), files: buffers },
+      { transfer: buffers, signal });
+    return new Blob([zip], { type: 'application/zip' });
+  }
+
+  /**
+   * Replaces the worker (the call in flight and those queued reject with kind 'backend') and
+   * starts the engine again, on `backend` if given.
+   * @param {'auto' | 'webgpu' | 'cpu'} [backend]
+   * @returns {Promise<void>}
+   */
+  async restart(backend = this.#backendChoice) {
+    if (this.#disposed) throw disposedError();
+    this.#backendChoice = backend;
+    this.#epoch += 1;
+    this.#replaceWorker(this.#worker, new LupaError('backend', 'the engine was restarted'));
+    await this.#request(null);
+  }
+
+  /** Stops the worker; every pending call rejects, and later calls too. */
+  dispose() {
+    this.#disposed = true;
+    this.#epoch += 1;
+    this.#replaceWorker(this.#worker, disposedError());
+  }
+
+  // ---- jobs -----------------------------------------------------------------------------------
+
+  async #plan(bytes, request, signal) {
+    const { plan } = await this.#request({ type: 'plan', input: bytes, request }, { transfer: [bytes], signal });
+    return plan;
+  }
+
+  /** Loads model `id` into the current engine unless it is there. */
+  async #ensureModel(id, signal, onProgress) {
+    const spec = this.index.models.find((m) => m.id === id);
+    if (!spec) {
+      const available = this.index.models.map((m) => m.id).join(', ');
+      throw new LupaError('unknown-model', `unknown model \`${id}\`; available: ${available}`);
+    }
+    if (this.#loaded.has(id)) return;
+    await loadWeights(this.#base, spec, {
+      signal,
+      onSource: (from) => onProgress?.({ phase: 'weights', model: spec, from }),
+      load: (weights) => this.#request({ type: 'load', id, weights }, { transfer: [weights], signal }),
+    });
+  }
+
+  // ---- the queue ------------------------------------------------------------------------------
+
+  /**
+   * Sends `message` to the engine when every earlier message has been answered, starting a worker
+   * first if there is none; resolves to the reply. `message` null only starts the engine.
+   */
+  #request(message, { transfer = [], signal, onProgress } = {}) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(cancelled());
+        return;
+      }
+      const epoch = this.#epoch;
+      let settled = false;
+      let entry = null; // once posted
+      const settle = (fn, value) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        fn(value);
+      };
+      const onAbort = () => {
+        if (entry?.type === 'run' && this.#inflight === entry) this.#cancelRun(entry);
+        else settle(reject, cancelled()); // a late reply is ignored
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      // The queue waits for the worker's reply even when the caller has stopped waiting.
+      const turn = this.#tail.then(async () => {
+        if (settled) return; // aborted while queued: nothing is sent
+        try {
+          if (this.#disposed) throw disposedError();
+          if (epoch !== this.#epoch) throw new LupaError('backend', 'the engine was restarted');
+          await this.#startWorker();
+          if (settled || !message) {
+            settle(resolve, undefined);
+            return;
+          }
+          entry = this.#post(message, transfer, onProgress);
+          const reply = await entry.reply;
+          settle(resolve, reply);
+        } catch (e) {
+          settle(reject, toLupaError(e));
+        }
+      });
+      this.#tail = turn.catch(() => {});
+    });
+  }
+
+  /** Starts a worker and its engine unless one runs. */
+  async #startWorker() {
+    if (this.#worker) return;
+    const worker = new Worker(new URL('worker.js', this.#base), { type: 'module' });
+    let started = false;
+    worker.onmessage = ({ data }) => this.#onMessage(worker, data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      const what = started ? 'the engine crashed' : 'the engine failed to start';
+      this.#replaceWorker(worker, new LupaError('backend', `${what}: ${e.message || 'worker error'}`));
+    };
+    worker.onmessageerror = () => {
+      this.#replaceWorker(worker, new LupaError('backend', 'the engine sent a message that cannot be read'));
+    };
+    this.#worker = worker;
+    this.#loaded = new Set();
+    try {
+      const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: this.#backendChoice }).reply;
+      this.backend = info;
+      this.catalogue = catalogue;
+      started = true;
+    } catch (e) {
+      // An engine that did not start is no use: the next call tries again.
+      if (this.#worker === worker) {
+        worker.terminate();
+        this.#worker = null;
+        this.#inflight = null;
+      }
+      throw e;
+    }
+  }
+
+  /** Posts `message` to the worker; the entry's `reply` settles with the answer. */
+  #post(message, transfer = [], onProgress) {
+    const entry = { id: this.#nextId++, type: message.type, worker: this.#worker, onProgress, aborted: false, timer: 0 };
+    entry.reply = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this.#inflight = entry;
+    try {
+      this.#worker.postMessage({ ...message, requestId: entry.id }, transfer);
+    } catch (e) {
+      this.#inflight = null;
+      entry.reject(new LupaError('bad-input', `cannot send the data to the engine: ${e.message}`, { cause: e }));
+    }
+    return entry;
+  }
+
+  #onMessage(worker, data) {
+    if (worker !== this.#worker) return; // a replaced worker's last words
+    if (data.type === 'panic') {
+      this.#replaceWorker(worker, new LupaError('backend', `the engine crashed: ${data.message}`));
+      return;
+    }
+    if (data.type === 'loaded') this.#loaded.add(data.id); // true even if its caller gave up
+    const entry = this.#inflight;
+    if (!entry || data.requestId !== entry.id) return;
+    if (data.type === 'progress') {
+      if (!entry.aborted) entry.onProgress?.(data);
+      return;
+    }
+    this.#inflight = null;
+    clearTimeout(entry.timer);
+    if (data.type === 'error') {
+      const { kind = 'backend', message = 'the engine failed' } = data.error ?? {};
+      entry.reject(new LupaError(kind, message));
+    } else if (entry.aborted) {
+      entry.reject(cancelled()); // finished after all, but nobody wants it now
+    } else {
+      entry.resolve(data);
+    }
+  }
+
+  /** Asks the running job to stop; terminates its worker if it has not after the grace time. */
+  #cancelRun(entry) {
+    if (entry.aborted) return;
+    entry.aborted = true;
+    entry.worker.postMessage({ type: 'cancel' });
+    entry.timer = setTimeout(() => {
+      if (this.#inflight === entry) this.#replaceWorker(entry.worker, cancelled());
+    }, CANCEL_GRACE_MS);
+  }
+
+  /** Terminates `worker` if it is the current one; its call in flight rejects with `error`. */
+  #replaceWorker(worker, error) {
+    if (!worker || worker !== this.#worker) return;
+    worker.terminate();
+    this.#worker = null;
+    this.#loaded = new Set();
+    const entry = this.#inflight;
+    this.#inflight = null;
+    if (entry) {
+      clearTimeout(entry.timer);
+      entry.reject(entry.aborted ? cancelled() : error);
+    }
+  }
+}
+
+const disposedError = () => new LupaError('backend', 'the upscaler was disposed');
+
+/** The text of `${base}models/index.json`, checked to be JSON with a list of models. */
+async function fetchIndex(base) {
+  let text;
+  try {
+    const response = await fetch(new URL('models/index.json', base), { cache: 'no-cache' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    text = await response.text();
+  } catch (e) {
+    throw new LupaError('registry', `cannot load models/index.json: ${e.message}`, { cause: e });
+  }
+  let index;
+  try {
+    index = JSON.parse(text);
+  } catch (e) {
+    throw new LupaError('registry', `models/index.json is not valid JSON: ${e.message}`, { cause: e });
+  }
+  if (!Array.isArray(index?.models)) throw new LupaError('registry', 'models/index.json lists no models');
+  return text;
+}
