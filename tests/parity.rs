@@ -30,7 +30,8 @@ fn reference(path: &Path) -> Result<Vec<f32>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tensors =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let output = tensors.tensor("output").map_err(|e| format!("{}: no `output` tensor: {e}", path.display()))?;
+    let output =
+        tensors.tensor("output").map_err(|e| format!("{}: no `output` tensor: {e}", path.display()))?;
     Ok(output.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 

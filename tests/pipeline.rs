@@ -4,9 +4,9 @@
 use std::ops::ControlFlow;
 
 use lupa_core::burn::tensor::Device;
+use lupa_core::image::Rgb32FImage;
 use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
-use lupa_core::image::Rgb32FImage;
 use lupa_core::tiling::TilePlan;
 use lupa_core::{LupaError, Progress, UpscaleJob, UpscaleOptions};
 use lupa_tests::{load, open, samples, upscale, upscale_with};
@@ -283,6 +283,9 @@ fn self_ensemble_is_equivariant_and_close_to_plain() {
          {plain_diff:.2e} without; ensemble vs plain PSNR {db:.1} dB"
     );
     assert!(ensemble_diff <= 1e-4, "the self-ensemble is not transpose-equivariant: {ensemble_diff:.2e}");
-    assert!(plain_diff > 1e-2, "a plain run is (nearly) transpose-equivariant ({plain_diff:.2e}): the check proves nothing");
+    assert!(
+        plain_diff > 1e-2,
+        "a plain run is (nearly) transpose-equivariant ({plain_diff:.2e}): the check proves nothing"
+    );
     assert!(db > 35.0, "the self-ensemble moved the result too far from the plain one: {db:.1} dB");
 }

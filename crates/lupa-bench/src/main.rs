@@ -197,8 +197,11 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
     let limits = lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024 };
-    let options =
-        UpscaleOptions { tile_size: lupa_core::auto_tile_size(&model.spec, limits), overlap: None, ensemble: false };
+    let options = UpscaleOptions {
+        tile_size: lupa_core::auto_tile_size(&model.spec, limits),
+        overlap: None,
+        ensemble: false,
+    };
     let run = |image: &DynamicImage| -> Result<(f64, DynamicImage)> {
         let mut ignore = |_: Progress| std::ops::ControlFlow::Continue(());
         let started = std::time::Instant::now();
@@ -218,7 +221,12 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
 }
 
 /// Models `ids` of `index`, loaded from `models_dir` onto `device`.
-pub(crate) fn load_models(index: &ModelIndex, models_dir: &Path, ids: &[String], device: &Device) -> Result<Vec<SrModel>> {
+pub(crate) fn load_models(
+    index: &ModelIndex,
+    models_dir: &Path,
+    ids: &[String],
+    device: &Device,
+) -> Result<Vec<SrModel>> {
     ids.iter().map(|id| load_model(index, models_dir, id, device).map(|(m, _)| m)).collect()
 }
 

@@ -435,7 +435,8 @@ fn markdown(
     methods.sort_by_key(|(scale, _)| *scale);
     for (scale, method) in &methods {
         // The self-ensemble runs its model 8 times.
-        let (id, runs) = method.strip_suffix(quality::ENSEMBLE_SUFFIX).map_or((method.as_str(), 1.0), |id| (id, 8.0));
+        let (id, runs) =
+            method.strip_suffix(quality::ENSEMBLE_SUFFIX).map_or((method.as_str(), 1.0), |id| (id, 8.0));
         let macs = index
             .get(id)
             .map(|s| format!("{:.2} M", runs * s.macs_per_pixel as f64 / 1e6))

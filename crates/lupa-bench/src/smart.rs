@@ -42,7 +42,12 @@ fn table(title: &str, root: &Path) -> Result<(u32, u32)> {
         let label = label(&folder);
         let (mut right, mut all) = (0, 0);
         for file in image_files(&dir)? {
-            let image = image::open(&file).with_context(|| format!("reading {}", file.display()))?;
+            // By content, not extension: one of GIMP's ".jpg" files is a PNG.
+            let image = image::ImageReader::open(&file)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(anyhow::Error::from)
+                .and_then(|r| Ok(r.decode()?))
+                .with_context(|| format!("reading {}", file.display()))?;
             let f = features(&image);
             let (got, why) = classify(&f);
             table[index(label)][index(got)] += 1;
@@ -193,7 +198,8 @@ pub fn fetch(out: &Path, cache: &Path, manifest: &Path) -> Result<()> {
             ensure!(status.success() && deb.is_file(), "apt-get download {package}={version} failed");
         }
         let partial = cache.join(format!("{package}_{version}.partial"));
-        let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial).status().context("dpkg-deb")?;
+        let status =
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial).status().context("dpkg-deb")?;
         ensure!(status.success(), "unpacking {} failed", deb.display());
         std::fs::rename(&partial, &unpacked)?;
     }

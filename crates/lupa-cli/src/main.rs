@@ -53,8 +53,8 @@ struct UpscaleArgs {
     /// .webp (lossless), .avif or .bmp.
     #[arg(short, long)]
     output: PathBuf,
-    /// What kind of result (`lupa modes` describes each).
-    #[arg(long, default_value = "precision", value_parser = mode_names())]
+    #[arg(long, default_value = "precision", value_parser = parse_mode, help = mode_help(false),
+        long_help = mode_help(true))]
     mode: String,
     /// Maximum fidelity (Precision only): average the model over the 8 flips and rotations of the
     /// image (geometric self-ensemble); 8× the time.
@@ -93,10 +93,28 @@ struct UpscaleArgs {
     quiet: bool,
 }
 
-/// The `--mode` values with their descriptions, from the core's catalogue.
-fn mode_names() -> clap::builder::PossibleValuesParser {
+/// `--mode`'s help, from the core's catalogue: the ids, or (`long`) each with its description.
+fn mode_help(long: bool) -> String {
     let modes = lupa_core::catalogue().modes;
-    modes.into_iter().map(|m| clap::builder::PossibleValue::new(m.id).help(m.description)).collect::<Vec<_>>().into()
+    let ids: Vec<&str> = modes.iter().map(|m| m.id).collect();
+    let mut help = format!("What kind of result: {} (`lupa modes` describes them)", ids.join(", "));
+    if long {
+        help = "What kind of result:\n".to_owned();
+        for m in modes {
+            help += &format!("- {}: {}\n", m.id, m.description);
+        }
+    }
+    help.trim_end().to_owned()
+}
+
+/// A `--mode` value: one of the catalogue's ids.
+fn parse_mode(value: &str) -> Result<String, String> {
+    let modes = lupa_core::catalogue().modes;
+    if modes.iter().any(|m| m.id == value) {
+        return Ok(value.to_owned());
+    }
+    let ids: Vec<&str> = modes.iter().map(|m| m.id).collect();
+    Err(format!("unknown mode `{value}` (expected {})", ids.join(", ")))
 }
 
 fn main() -> ExitCode {

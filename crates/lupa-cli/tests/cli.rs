@@ -429,13 +429,22 @@ fn max_fidelity_is_a_close_variant_of_precision() {
     upscale_ok(&input, &ensemble, &["--scale", "2", "--max-fidelity"]);
     let (a, b) = (image::open(&plain).unwrap().to_rgb8(), image::open(&ensemble).unwrap().to_rgb8());
     assert_eq!(a.dimensions(), b.dimensions());
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
-        / a.as_raw().len() as f64;
+    let mse =
+        a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
+            / a.as_raw().len() as f64;
     let db = 10.0 * (255.0f64.powi(2) / mse).log10();
     assert!(mse > 0.0 && db > 35.0, "ensemble vs plain PSNR {db:.1} dB");
     let out = dir.path().join("out.png");
     assert_fails(
-        &["upscale", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--mode", "creative", "--max-fidelity"],
+        &[
+            "upscale",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--mode",
+            "creative",
+            "--max-fidelity",
+        ],
         dir.path(),
         "Precision mode only",
     );

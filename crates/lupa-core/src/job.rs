@@ -134,7 +134,9 @@ impl JobRequest {
         if let Some(d) = self.denoise
             && d > MAX_DENOISE
         {
-            return Err(LupaError::BadInput(format!("denoise level {d} is not offered (0 to {MAX_DENOISE})")));
+            return Err(LupaError::BadInput(format!(
+                "denoise level {d} is not offered (0 to {MAX_DENOISE})"
+            )));
         }
         if let Some(id) = &self.model {
             index.get(id)?;
@@ -278,7 +280,13 @@ impl Job {
         let result = run_passes(&passes, image, recipe.resize_to, count).await?;
         let (width, height) = (result.width(), result.height());
         let bytes = codec::encode(result, request.format, &metadata)?;
-        Ok(Encoded { bytes, width, height, tiles: tiles_per_pass.iter().sum(), explanation: plan.explanation })
+        Ok(Encoded {
+            bytes,
+            width,
+            height,
+            tiles: tiles_per_pass.iter().sum(),
+            explanation: plan.explanation,
+        })
     }
 }
 
@@ -326,7 +334,9 @@ impl TryFrom<RequestJson> for JobRequest {
             Some(name) => Some(name.parse()?),
         };
         let target = match (json.fit, json.scale) {
-            (Some(_), Some(_)) => return Err(LupaError::BadInput("give a scale or a box to fit, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(LupaError::BadInput("give a scale or a box to fit, not both".into()));
+            }
             (Some([width, height]), None) => Some(Target::Fit { width, height }),
             (None, Some(s)) => Some(Target::Scale(s)),
             (None, None) => None,
@@ -437,7 +447,9 @@ pub fn catalogue() -> Catalogue {
         default_mode: "smart",
         scales: SCALES,
         default_scale: recipe::DEFAULT_SCALE,
-        denoise: (0..=MAX_DENOISE).map(|level| DenoiseEntry { level, label: DENOISE_LABELS[level as usize] }).collect(),
+        denoise: (0..=MAX_DENOISE)
+            .map(|level| DenoiseEntry { level, label: DENOISE_LABELS[level as usize] })
+            .collect(),
         formats: OutputFormat::ALL
             .iter()
             .map(|f| FormatEntry { id: f.name(), label: f.label(), quality: f.quality() })
@@ -449,7 +461,8 @@ pub fn catalogue() -> Catalogue {
 /// The catalogue's modes as a Markdown table (`| Mode | What it does | Models |`), as the README
 /// shows it.
 pub fn modes_markdown() -> String {
-    let mut out = String::from("| Mode | What it does | Models (by scale, without denoising) |\n|---|---|---|\n");
+    let mut out =
+        String::from("| Mode | What it does | Models (by scale, without denoising) |\n|---|---|---|\n");
     for m in catalogue().modes {
         let models = if m.models.is_empty() {
             "the chosen mode's".to_owned()
@@ -484,7 +497,10 @@ mod tests {
         let r = request(r#"{"mode": "smart", "fit": [640, 480], "format": "jpeg", "quality": 70}"#).unwrap();
         assert_eq!((r.mode, r.target), (None, Some(Target::Fit { width: 640, height: 480 })));
         assert_eq!(r.format, OutputFormat::Jpeg { quality: 70 });
-        assert_eq!(request(r#"{"model": "span-x2"}"#).unwrap().size(&index()).unwrap(), Some(Target::Scale(2)));
+        assert_eq!(
+            request(r#"{"model": "span-x2"}"#).unwrap().size(&index()).unwrap(),
+            Some(Target::Scale(2))
+        );
         assert!(request(r#"{"scael": 2}"#).is_err(), "typos are refused");
         let err = request(r#"{"mode": "fast"}"#).unwrap_err().to_string();
         assert!(err.contains("unknown mode `fast`"), "{err}");
@@ -502,7 +518,9 @@ mod tests {
             r.check(&idx).map_err(|e| (e.kind(), e.to_string()))
         };
         assert!(with(|_| ()).is_ok());
-        assert!(with(|r| r.target = Some(Target::Scale(5))).unwrap_err().1.contains("scale 5x is not supported"));
+        assert!(
+            with(|r| r.target = Some(Target::Scale(5))).unwrap_err().1.contains("scale 5x is not supported")
+        );
         assert!(with(|r| r.denoise = Some(4)).unwrap_err().1.contains("denoise level 4"));
         assert_eq!(with(|r| r.model = Some("nope".into())).unwrap_err().0, ErrorKind::UnknownModel);
         assert!(with(|r| r.ensemble = true).is_ok(), "Precision offers the ensemble");

@@ -26,8 +26,8 @@ pub mod tiling;
 
 pub use burn;
 pub use error::{ErrorKind, LupaError, Result, Unit};
-pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
 pub use image;
+pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
 pub use model::{ImageContext, Network, SrModel, sha256_hex};
 pub use pipeline::{
     Pass, Progress, RecipeProgress, TileLimits, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer,

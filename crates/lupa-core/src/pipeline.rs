@@ -178,7 +178,8 @@ impl<'m> UpscaleJob<'m> {
     /// [`LupaError::Backend`] when reading the tile back fails.
     pub async fn step(&mut self) -> Result<Progress> {
         if let Some(tile) = self.plan.tiles.get(self.next) {
-            let upscaled = run_tile(self.model, &self.rgb, tile, self.context.as_ref(), self.ensemble).await?;
+            let upscaled =
+                run_tile(self.model, &self.rgb, tile, self.context.as_ref(), self.ensemble).await?;
             paste_crop(&mut self.canvas, &upscaled, tile, self.plan.scale);
             self.next += 1;
         }

@@ -32,8 +32,8 @@
 
 use crate::error::{LupaError, Result};
 use crate::job::JobRequest;
-use crate::tiling::Rect;
 use crate::registry::{Architecture, ModelIndex, ModelKind};
+use crate::tiling::Rect;
 
 /// What kind of result the user wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -450,13 +450,7 @@ mod tests {
     fn illustration_uses_realcugan_at_its_native_scales() {
         let idx = index();
         let p = |s, denoise| {
-            super::plan(
-                &idx,
-                &request(Mode::Illustration, None, Target::Scale(s), denoise),
-                50,
-                40,
-            )
-            .unwrap()
+            super::plan(&idx, &request(Mode::Illustration, None, Target::Scale(s), denoise), 50, 40).unwrap()
         };
         assert_eq!((passes(&p(2, 0)), p(2, 0).resize_to), (vec!["realcugan-se-x2-no-denoise"], None));
         assert_eq!((passes(&p(3, 1)), p(3, 1).resize_to), (vec!["realcugan-se-x3-conservative"], None));
@@ -476,33 +470,16 @@ mod tests {
     #[test]
     fn denoise_in_photo_modes_adds_a_cleanup_pass() {
         let idx = index();
-        let r = super::plan(
-            &idx,
-            &request(Mode::Precision, None, Target::Scale(4), 2),
-            64,
-            48,
-        )
-        .unwrap();
+        let r = super::plan(&idx, &request(Mode::Precision, None, Target::Scale(4), 2), 64, 48).unwrap();
         assert_eq!(r.cleanup.as_deref(), Some("realcugan-se-x2-denoise2x"));
         assert_eq!(r.models().collect::<Vec<_>>(), vec!["realcugan-se-x2-denoise2x", "span-x4"]);
         // The clean-up makes a 2x image and goes back to the input size before SPAN.
         assert_eq!(r.sizes, vec![(128, 96), (256, 192)]);
         assert_eq!((r.resize_after(0), r.resize_after(1)), (Some((64, 48)), None));
         assert!(r.explanation.starts_with("clean-up with realcugan-se-x2-denoise2x"), "{}", r.explanation);
-        let r = super::plan(
-            &idx,
-            &request(Mode::Creative, None, Target::Scale(4), 0),
-            64,
-            48,
-        )
-        .unwrap();
+        let r = super::plan(&idx, &request(Mode::Creative, None, Target::Scale(4), 0), 64, 48).unwrap();
         assert_eq!(r.cleanup, None);
-        let err = super::plan(
-            &idx,
-            &request(Mode::Creative, None, Target::Scale(4), 4),
-            64,
-            48,
-        );
+        let err = super::plan(&idx, &request(Mode::Creative, None, Target::Scale(4), 4), 64, 48);
         assert!(err.unwrap_err().to_string().contains("denoise level 4"));
     }
 }

@@ -320,7 +320,10 @@ mod tests {
         assert!(matches!(plan_tiles(0, 10, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 0, params(4, 64, 8)), Err(LupaError::BadInput(_))));
         assert!(matches!(plan_tiles(10, 10, params(0, 64, 8)), Err(LupaError::BadInput(_))));
-        assert!(matches!(plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)), Err(LupaError::LimitExceeded { .. })));
+        assert!(matches!(
+            plan_tiles(u32::MAX / 2, 10, params(4, 64, 8)),
+            Err(LupaError::LimitExceeded { .. })
+        ));
     }
 
     #[test]

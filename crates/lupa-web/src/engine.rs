@@ -110,15 +110,19 @@ mod tests {
 
     fn load(id: &str) -> Rc<SrModel> {
         let spec = spec(id);
-        let path =
-            format!("{}/../../models/{}", std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"), spec.weights.file);
+        let path = format!(
+            "{}/../../models/{}",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"),
+            spec.weights.file
+        );
         let device = lupa_core::burn::tensor::Device::flex();
         Rc::new(SrModel::load(&spec, std::fs::read(path).unwrap(), &device).unwrap())
     }
 
     /// Loads the models a plan needs, as the worker does, and runs the job.
     fn run_job(job: Job, mut progress: impl FnMut(RecipeProgress)) -> Result<Encoded, LupaError> {
-        let models: HashMap<String, Rc<SrModel>> = job.plan.models.iter().map(|id| (id.clone(), load(id))).collect();
+        let models: HashMap<String, Rc<SrModel>> =
+            job.plan.models.iter().map(|id| (id.clone(), load(id))).collect();
         let record = async |p: RecipeProgress| {
             progress(p);
             ControlFlow::Continue(())
@@ -209,7 +213,10 @@ mod tests {
         let job = prepare(&fixture("chelsea_64x48.png"), "{}", 0).unwrap();
         let err = pollster::block_on(job.run(|_| None::<Rc<SrModel>>, async |_| ControlFlow::Continue(())))
             .unwrap_err();
-        assert_eq!((err.kind(), err.to_string().as_str()), (ErrorKind::Weights, "model span-x4 is not loaded"));
+        assert_eq!(
+            (err.kind(), err.to_string().as_str()),
+            (ErrorKind::Weights, "model span-x4 is not loaded")
+        );
     }
 
     /// A camera JPEG stored sideways comes back upright, with its colour profile, as PNG.
@@ -258,7 +265,8 @@ mod tests {
                 image::Rgba([0, 0, 0, 0])
             }
         });
-        let job = prepare(&png(&framed.into()), r#"{"mode": "illustration", "scale": 2, "denoise": 3}"#, 0).unwrap();
+        let job = prepare(&png(&framed.into()), r#"{"mode": "illustration", "scale": 2, "denoise": 3}"#, 0)
+            .unwrap();
         assert_eq!(job.plan.models, ["realcugan-se-x2-denoise3x"]);
         let out = run_job(job, |_| ()).unwrap();
         let back = image::load_from_memory(&out.bytes).unwrap().to_rgba8();
@@ -269,7 +277,9 @@ mod tests {
 
     #[test]
     fn avif_output_and_bad_formats() {
-        let job = prepare(&fixture("chelsea_64x48.png"), r#"{"scale": 2, "format": "avif", "quality": 70}"#, 0).unwrap();
+        let job =
+            prepare(&fixture("chelsea_64x48.png"), r#"{"scale": 2, "format": "avif", "quality": 70}"#, 0)
+                .unwrap();
         assert_eq!(job.plan.mime, "image/avif");
         let out = run_job(job, |_| ()).unwrap();
         assert_eq!(&out.bytes[4..12], b"ftypavif");
