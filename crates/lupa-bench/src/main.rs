@@ -7,6 +7,8 @@
 //! - `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder, and on
 //!   held-out images (`lupa-bench fetch-held-out`) not used to choose its thresholds ([`smart`]).
 //! - `lupa-bench profile`: each convolution of a model timed alone against the whole upscale.
+//!
+//! Where this crate sits among Lupa's: `ARCHITECTURE.md` at the repository's root.
 
 mod plot;
 mod profile;
