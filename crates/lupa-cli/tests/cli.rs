@@ -449,3 +449,34 @@ fn max_fidelity_is_a_close_variant_of_precision() {
         "Precision mode only",
     );
 }
+
+/// A 59-byte PNG declaring 65535×65535 (12 GB decoded) is refused from its header, before any
+/// allocation, with a sentence naming the file; the other files of the batch still come out.
+#[test]
+fn a_decompression_bomb_is_refused_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let (bomb, good) = (fixture("bomb_65535x65535.png"), fixture("astronaut_face_40x32.png"));
+    let run = lupa(&[
+        "upscale",
+        bomb.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    assert!(!run.status.success());
+    let err = stderr(&run);
+    assert!(
+        err.contains(
+            "bomb_65535x65535.png: decoding this 65535×65535 image needs 12288 MiB, more than the 1024 MiB"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 files failed"), "{err}");
+    assert_eq!(entries(&out_dir), vec!["astronaut_face_40x32_x2.png"]);
+}

@@ -45,19 +45,43 @@ pub struct Decoded {
     pub format: ImageFormat,
 }
 
+/// Largest decoded image [`decode`] accepts, in bytes of pixels: 1 GiB, e.g. 18 000 × 18 000 RGB
+/// at 8 bits or 13 000 × 13 000 RGBA at 16 bits per channel. Checked from the file's header,
+/// before anything is allocated, so a small file that declares a huge image (a decompression
+/// bomb) is refused at once.
+pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+
 /// Decodes an image file (PNG, JPEG, WebP or BMP), detecting the format from its bytes.
 ///
 /// # Errors
 /// [`LupaError::Decode`] with the decoder's reason when the bytes are empty, not a supported
-/// format, or damaged.
+/// format, or damaged; [`LupaError::LimitExceeded`] when the header declares an image over
+/// [`MAX_DECODED_BYTES`].
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let unreadable = |e: &dyn std::fmt::Display| LupaError::Decode { reason: e.to_string() };
     if bytes.is_empty() {
         return Err(unreadable(&"the file is empty"));
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(&e))?;
+    let mut reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(&e))?;
     let format = reader.format().ok_or_else(|| unreadable(&"unknown format"))?;
+    // The decoders' own buffers stay under the same bound.
+    let mut limits = image::Limits::no_limits();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| unreadable(&e))?;
+    // `ImageReader::into_decoder` does not count the image itself against `max_alloc`
+    // (`ImageReader::decode` would, but loses the ICC profile and EXIF): checked here.
+    let (width, height) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODED_BYTES {
+        return Err(LupaError::LimitExceeded {
+            what: format!("decoding this {width}×{height} image"),
+            needed: decoder.total_bytes(),
+            limit: MAX_DECODED_BYTES,
+            unit: crate::error::Unit::Bytes,
+            limit_of: "Lupa decodes",
+        });
+    }
     let icc = decoder.icc_profile().ok().flatten().filter(|p| !p.is_empty());
     let mut exif = decoder.exif_metadata().ok().flatten().filter(|e| !e.is_empty());
     let orientation = exif.as_mut().and_then(|e| Orientation::remove_from_exif_chunk(e));
@@ -355,6 +379,48 @@ mod tests {
             OutputFormat::Avif { quality: 60 }
         );
         assert_eq!(OutputFormat::from_extension("avif", None).unwrap().mime(), "image/avif");
+    }
+
+    /// A PNG that declares `width × height` RGB 8-bit in its header but holds no pixels: a
+    /// signature, IHDR, the start of a zlib stream in IDAT, and IEND; what a decompression bomb's
+    /// header says, without its data.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let chunk = |kind: &[u8; 4], data: &[u8]| {
+            let body = [&kind[..], data].concat();
+            // CRC-32 (ISO-HDLC) of the chunk type and data, as PNG requires.
+            let crc = !body.iter().fold(!0u32, |mut c, &b| {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+                }
+                c
+            });
+            let length = u32::try_from(data.len()).expect("small").to_be_bytes();
+            [&length[..], &body, &crc.to_be_bytes()].concat()
+        };
+        // 8-bit, RGB, deflate, adaptive filter, no interlace.
+        let ihdr = [&width.to_be_bytes()[..], &height.to_be_bytes(), &[8, 2, 0, 0, 0]].concat();
+        [
+            &b"\x89PNG\r\n\x1a\n"[..],
+            &chunk(b"IHDR", &ihdr),
+            &chunk(b"IDAT", &[0x78, 0x9c]),
+            &chunk(b"IEND", &[]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_header_declaring_a_huge_image_is_refused_before_allocating() {
+        // 65535 × 65535 RGB would be 12 GB; the file is 59 bytes (the CLI tests use it too).
+        let bomb = png_header(65535, 65535);
+        assert_eq!(bomb, fixture("bomb_65535x65535.png"));
+        let err = decode(&bomb).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Limit, "{err}");
+        assert!(err.to_string().contains("decoding this 65535×65535 image needs 12288 MiB"), "{err}");
+        // 20000 × 20000 RGB is 1.2 GB, over the limit too; 18000 × 18000 is under it, so its
+        // header passes and the missing data is what fails.
+        assert_eq!(decode(&png_header(20000, 20000)).unwrap_err().kind(), crate::ErrorKind::Limit);
+        assert_eq!(decode(&png_header(18000, 18000)).unwrap_err().kind(), crate::ErrorKind::BadInput);
     }
 
     /// The `image` crate cannot decode AVIF without a C library, so the file is checked as a
