@@ -222,6 +222,38 @@ test('a file that is not an image gets a clear error, and the page keeps working
   await page.close();
 });
 
+test('a file chosen and Upscale pressed while the engine starts on WebGPU still gets its result', async () => {
+  // On SwiftShader the engine takes seconds to start: the page must not say Ready early, and the
+  // press must not be lost (Upscale stays disabled until the engine is up, then runs).
+  const page = await context.newPage();
+  page.logs = [];
+  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+  // Every status line shown, with the page's state at that moment.
+  await page.addInitScript(() => {
+    window.lupaStatusLog = [];
+    new MutationObserver((mutations) => {
+      const status = document.getElementById('status');
+      if (status && mutations.some((m) => status.contains(m.target) || m.target === status)) {
+        window.lupaStatusLog.push([document.body?.dataset.state ?? '', status.textContent]);
+      }
+    }).observe(document, { childList: true, characterData: true, subtree: true });
+  });
+  await page.goto(`${base}/?backend=webgpu&mode=precision&size=4`);
+  await page.setInputFiles('#file', PHOTO);
+  await page.click('#go', { timeout: 5 * 60 * 1000 }); // waits until the button is enabled
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: UPSCALE_TIMEOUT });
+  assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${await page.textContent('#status')}\n${page.logs.join('\n')}`);
+  const png = decodePng((await download(page))[1]);
+  assert.deepEqual([png.width, png.height], [256, 192]);
+  const log = await page.evaluate(() => window.lupaStatusLog);
+  const readyAt = log.findIndex(([state]) => state === 'ready');
+  assert.ok(readyAt > 0, `the engine was starting when the file was chosen: ${JSON.stringify(log)}`);
+  for (const [state, text] of log.slice(0, readyAt)) {
+    assert.doesNotMatch(text, /Ready/, `status "${text}" while ${state}`);
+  }
+  await page.close();
+});
+
 test('cancel stops an upscale between tiles', async () => {
   const page = await openApp('cpu', '&tile=16&mode=precision&size=4');
   await page.setInputFiles('#file', PHOTO);
