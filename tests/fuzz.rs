@@ -73,7 +73,7 @@ fn apply(bytes: &[u8], damage: &Damage, focus: usize) -> Vec<u8> {
 #[test]
 fn the_decoder_never_panics_on_damaged_files() {
     let files: Vec<Vec<u8>> =
-        ["images/chelsea_64x48.png", "images/chelsea_64x48_exif6_srgb.jpg", "images/bomb_65535x65535.png"]
+        ["images/chelsea_64x48.png", "images/chelsea_64x48_exif6_srgb.jpg", "hostile/bomb_65535x65535.png"]
             .iter()
             .map(|f| std::fs::read(fixture(f)).unwrap())
             .collect();

@@ -99,7 +99,8 @@ fn output_format(path: &Path, quality: Option<u8>) -> Result<OutputFormat> {
 }
 
 /// Where each input's result goes: `output` itself for one input (unless it is a directory), else
-/// `output/NAME_x4.png` (or `NAME_1920x1080.png` for `--fit`).
+/// `output/NAME_x4.png` (or `NAME_1920x1080.png` for `--fit`, `NAME_smart.png` for Smart), and
+/// `NAME_EXT_x4.png` for inputs whose names differ only in the extension.
 fn output_paths(inputs: &[PathBuf], output: &Path, target: Option<Target>) -> Result<Vec<PathBuf>> {
     let to_dir = inputs.len() > 1 || output.is_dir();
     if !to_dir {
@@ -112,11 +113,23 @@ fn output_paths(inputs: &[PathBuf], output: &Path, target: Option<Target>) -> Re
         Some(Target::Fit { width, height }) => format!("{width}x{height}"),
         None => "smart".to_owned(),
     };
+    let stem =
+        |input: &PathBuf| input.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for input in inputs {
+        *count.entry(stem(input)).or_default() += 1;
+    }
+    // Inputs that share a stem (photo.png, photo.jpg) keep their extension in the name, so that
+    // no result overwrites another.
     Ok(inputs
         .iter()
         .map(|input| {
-            let stem = input.file_stem().map_or("image".into(), |s| s.to_string_lossy());
-            output.join(format!("{stem}_{suffix}.png"))
+            let stem = stem(input);
+            let ext = input.extension().map(|e| e.to_string_lossy().into_owned());
+            match ext {
+                Some(ext) if count[&stem] > 1 => output.join(format!("{stem}_{ext}_{suffix}.png")),
+                _ => output.join(format!("{stem}_{suffix}.png")),
+            }
         })
         .collect())
 }

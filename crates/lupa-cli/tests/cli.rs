@@ -456,7 +456,7 @@ fn max_fidelity_is_a_close_variant_of_precision() {
 fn a_decompression_bomb_is_refused_and_the_batch_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let (bomb, good) = (fixture("bomb_65535x65535.png"), fixture("astronaut_face_40x32.png"));
+    let (bomb, good) = (fixture("../hostile/bomb_65535x65535.png"), fixture("astronaut_face_40x32.png"));
     let run = lupa(&[
         "upscale",
         bomb.to_str().unwrap(),
@@ -479,4 +479,103 @@ fn a_decompression_bomb_is_refused_and_the_batch_goes_on() {
     );
     assert!(err.contains("1 of 2 files failed"), "{err}");
     assert_eq!(entries(&out_dir), vec!["astronaut_face_40x32_x2.png"]);
+}
+
+/// One row of `tests/fixtures/hostile/expected.csv`: a file, `ok` or the error kind, the output
+/// size (`WxH` at 2x) or a piece of the message, and what happens, in words (the README's table).
+struct Hostile {
+    file: String,
+    result: String,
+    check: String,
+    what: String,
+}
+
+fn hostile_corpus() -> Vec<Hostile> {
+    let dir = fixture("../hostile");
+    let text = std::fs::read_to_string(dir.join("expected.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            // The last field may be quoted and hold commas; the others never do.
+            let mut fields = line.splitn(4, ',');
+            let mut next = || fields.next().expect("4 fields").to_owned();
+            let (file, result, check) = (next(), next(), next());
+            let what = next().trim_matches('"').to_owned();
+            Hostile { file, result, check, what }
+        })
+        .collect()
+}
+
+/// The hostile-input corpus (made by `tests/hostile/make_corpus.py`) in one batch, under a 4 GiB
+/// address-space cap: every file is upscaled or refused as `expected.csv` says, with a sentence
+/// naming it, nothing panics, no partial file is left, and the other files still come out.
+#[test]
+fn the_hostile_corpus_is_handled_as_documented() {
+    let corpus = hostile_corpus();
+    assert_eq!(corpus.len(), 33);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let files: Vec<String> =
+        corpus.iter().map(|h| fixture("../hostile").join(&h.file).to_str().unwrap().to_owned()).collect();
+    let models = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../models");
+    let script = format!(
+        "ulimit -v 4194304; exec \"$0\" upscale \"$@\" -o '{}' --scale 2 --backend cpu -q",
+        out_dir.display()
+    );
+    let run = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_lupa")])
+        .args(&files)
+        .env("LUPA_MODELS", models)
+        .output()
+        .unwrap();
+    let err = stderr(&run);
+    assert!(!err.contains("panicked"), "{err}");
+    let failed = corpus.iter().filter(|h| h.result != "ok").count();
+    assert!(err.contains(&format!("{failed} of 33 files failed")), "{err}");
+    for h in &corpus {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("/{}", h.file)))
+            .unwrap_or_else(|| panic!("{}: {err}", h.file));
+        if h.result == "ok" {
+            assert!(line.contains(&h.check.replace('x', "×")), "{}: expected {} in {line}", h.file, h.check);
+        } else {
+            assert!(
+                line.starts_with("error: ") && line.contains(&h.check),
+                "{}: expected `{}` in {line}",
+                h.file,
+                h.check
+            );
+        }
+    }
+    let outputs = entries(&out_dir);
+    assert_eq!(outputs.len(), corpus.len() - failed, "{outputs:?}");
+    assert!(outputs.iter().all(|n| !n.starts_with(".lupa-")), "left behind: {outputs:?}");
+
+    // What the table promises about the content.
+    let out = |name: &str| out_dir.join(name);
+    let clear = image::open(out("transparent_x2.png")).unwrap().to_rgba8();
+    assert!(clear.pixels().all(|p| p.0[3] == 0), "a transparent image stays transparent");
+    let palette = image::open(out("palette_trns_x2.png")).unwrap();
+    assert!(palette.color().has_alpha(), "tRNS gives an alpha channel");
+    assert_eq!(image::open(out("rgb16_x2.png")).unwrap().color(), image::ColorType::Rgb16);
+    assert_eq!(image::open(out("gray16_x2.png")).unwrap().color(), image::ColorType::L16);
+    let icc = std::fs::read(out("garbage_icc_x2.png")).unwrap();
+    assert!(!icc.windows(4).any(|w| w == b"iCCP"), "a profile that is not one is not carried over");
+    for animated in ["animated.png", "animated.webp"] {
+        let line = err.lines().find(|l| l.contains(animated)).unwrap();
+        assert!(line.contains("only its first frame"), "{line}");
+    }
+    let line = err.lines().find(|l| l.contains("truncated.jpg")).unwrap();
+    assert!(line.contains("ends early"), "{line}");
+
+    // The README's table says the same.
+    let readme = std::fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../README.md"),
+    )
+    .unwrap();
+    for h in &corpus {
+        let row = format!("| `{}` | {} |", h.file, h.what);
+        assert!(readme.contains(&row), "README lacks the row\n{row}");
+    }
 }

@@ -43,6 +43,10 @@ pub struct Decoded {
     pub metadata: Metadata,
     /// The file's format, detected from its bytes.
     pub format: ImageFormat,
+    /// What the user should know about how the file was read, one sentence each: an animation
+    /// (APNG, animated WebP) of which only the first frame was decoded, a JPEG that ends early
+    /// (its missing part decodes grey).
+    pub notes: Vec<&'static str>,
 }
 
 /// Largest decoded image [`decode`] accepts, in bytes of pixels: 1 GiB, e.g. 18 000 × 18 000 RGB
@@ -80,16 +84,63 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
             limit: MAX_DECODED_BYTES,
             unit: crate::error::Unit::Bytes,
             limit_of: "Lupa decodes",
+            advice: "make it smaller with an image editor first",
         });
     }
-    let icc = decoder.icc_profile().ok().flatten().filter(|p| !p.is_empty());
+    // A profile that is not one (no `acsp` signature, a wrong size) is dropped, not carried over.
+    let icc = decoder.icc_profile().ok().flatten().filter(|p| is_icc_profile(p));
     let mut exif = decoder.exif_metadata().ok().flatten().filter(|e| !e.is_empty());
     let orientation = exif.as_mut().and_then(|e| Orientation::remove_from_exif_chunk(e));
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| unreadable(&e))?;
     if let Some(o) = orientation {
         image.apply_orientation(o);
     }
-    Ok(Decoded { image, metadata: Metadata { icc, exif, applied_orientation: orientation }, format })
+    let mut notes = Vec::new();
+    if is_animated(bytes, format) {
+        notes.push("An animation: only its first frame is upscaled.");
+    }
+    if format == ImageFormat::Jpeg && !ends_with_eoi(bytes) {
+        notes.push("The JPEG file ends early: its missing part is grey.");
+    }
+    Ok(Decoded { image, metadata: Metadata { icc, exif, applied_orientation: orientation }, format, notes })
+}
+
+/// Whether `profile` looks like an ICC profile: at least its 128-byte header, the size it declares
+/// within the bytes there are, and the `acsp` signature at offset 36 (ICC.1:2022, 7.2).
+fn is_icc_profile(profile: &[u8]) -> bool {
+    let declared = profile.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
+    profile.len() >= 128
+        && declared.is_some_and(|n| (128..=profile.len()).contains(&n))
+        && &profile[36..40] == b"acsp"
+}
+
+/// Whether a JPEG file ends with its end-of-image marker (`FF D9`), allowing for padding after it.
+fn ends_with_eoi(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Whether the file holds an animation: an APNG (an `acTL` chunk before the first `IDAT`) or an
+/// animated WebP (the animation flag of its `VP8X` header).
+fn is_animated(bytes: &[u8], format: ImageFormat) -> bool {
+    match format {
+        ImageFormat::Png => {
+            let mut at = 8;
+            while let Some(header) = bytes.get(at..at + 8) {
+                let length = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+                match &header[4..8] {
+                    b"acTL" => return true,
+                    b"IDAT" => return false,
+                    _ => at = at.saturating_add(12).saturating_add(length),
+                }
+            }
+            false
+        }
+        ImageFormat::WebP => {
+            bytes.get(12..16) == Some(b"VP8X") && bytes.get(20).is_some_and(|f| f & 0x02 != 0)
+        }
+        _ => false,
+    }
 }
 
 /// An output file format and its settings.
@@ -413,7 +464,7 @@ mod tests {
     fn a_header_declaring_a_huge_image_is_refused_before_allocating() {
         // 65535 × 65535 RGB would be 12 GB; the file is 59 bytes (the CLI tests use it too).
         let bomb = png_header(65535, 65535);
-        assert_eq!(bomb, fixture("bomb_65535x65535.png"));
+        assert_eq!(bomb, fixture("../hostile/bomb_65535x65535.png"));
         let err = decode(&bomb).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Limit, "{err}");
         assert!(err.to_string().contains("decoding this 65535×65535 image needs 12288 MiB"), "{err}");

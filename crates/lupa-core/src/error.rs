@@ -48,8 +48,7 @@ pub enum LupaError {
     Registry(String),
 
     /// A size or memory limit would be exceeded.
-    #[error("{what} needs {}, more than the {} {limit_of}; crop the image or choose a smaller size",
-        unit.show(*needed), unit.show(*limit))]
+    #[error("{what} needs {}, more than the {} {limit_of}; {advice}", unit.show(*needed), unit.show(*limit))]
     LimitExceeded {
         /// What would be made, e.g. "a 32768×32768 image".
         what: String,
@@ -61,6 +60,8 @@ pub enum LupaError {
         unit: Unit,
         /// Whose limit it is, e.g. "this browser engine can hold".
         limit_of: &'static str,
+        /// What the user can do, e.g. "crop the image or choose a smaller size".
+        advice: &'static str,
     },
 
     /// Encoding the result failed (the encoder's message).
@@ -182,6 +183,7 @@ mod tests {
             limit: 1536 << 20,
             unit: Unit::Bytes,
             limit_of: "this browser engine can hold",
+            advice: "crop the image or choose a smaller size",
         };
         assert_eq!(e.kind(), ErrorKind::Limit);
         assert_eq!(

@@ -224,9 +224,12 @@ impl Job {
                 models.push(id.to_owned());
             }
         }
+        // What the decoder noticed comes first: the user should read it before the plan.
+        let explanation =
+            decoded.notes.iter().copied().chain([recipe.explanation.as_str()]).collect::<Vec<_>>().join(" ");
         let plan = JobPlan {
             models,
-            explanation: recipe.explanation.clone(),
+            explanation,
             input: [image.width(), image.height()],
             output: [recipe.output.0, recipe.output.1],
             mode: recipe.mode.name().to_owned(),
@@ -303,6 +306,7 @@ fn check_sizes(image: &DynamicImage, recipe: &Recipe, limits: &Limits) -> Result
                 limit,
                 unit: Unit::Bytes,
                 limit_of: limits.limit_of,
+                advice: "crop the image or choose a smaller size",
             });
         }
     }

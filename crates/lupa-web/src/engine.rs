@@ -288,6 +288,32 @@ mod tests {
         assert!(err.to_string().contains("cannot write `.gif`"), "{err}");
     }
 
+    /// The hostile-input corpus through the browser engine's own path (`plan_job`'s): each file
+    /// is planned or refused with the kind `tests/fixtures/hostile/expected.csv` gives it.
+    #[test]
+    fn the_hostile_corpus_gets_the_documented_kinds() {
+        let dir = format!(
+            "{}/../../tests/fixtures/hostile",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        );
+        let expected = std::fs::read_to_string(format!("{dir}/expected.csv")).unwrap();
+        for line in expected.lines().skip(1) {
+            let fields: Vec<&str> = line.splitn(4, ',').collect();
+            let (file, result, check) = (fields[0], fields[1], fields[2]);
+            let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+            match prepare(&bytes, r#"{"scale": 2}"#, 0) {
+                Ok(job) => {
+                    assert_eq!(result, "ok", "{file} was planned");
+                    assert_eq!(format!("{}x{}", job.plan.output[0], job.plan.output[1]), check, "{file}");
+                }
+                Err(e) => {
+                    assert_eq!(e.kind().name(), result, "{file}: {e}");
+                    assert!(e.to_string().contains(check), "{file}: `{check}` not in {e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn zip_holds_every_file_under_a_unique_name() {
         let files = vec![
