@@ -27,6 +27,7 @@ const LUPA_BIN = process.env.LUPA_BIN ?? path.join(TARGET, 'debug', 'lupa');
 const CHROMIUM = process.env.LUPA_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const IMAGES = path.join(ROOT, 'tests/fixtures/images');
+const HOSTILE = path.join(ROOT, 'tests/fixtures/hostile');
 const PHOTO = path.join(IMAGES, 'chelsea_64x48.png');
 const MODEL = 'span-x4';
 // SwiftShader compiles every WGSL shader on the CPU: the first upscale is slow.
@@ -500,6 +501,31 @@ test('five files in one batch, each with its result, and all in one zip', async 
     'astronaut_128_256x256.png', 'astronaut_face_40x32_80x64.png', 'cartoon_32x40_64x80.png',
     'chelsea_64x48_128x96.png', 'chelsea_64x48_exif6_srgb_128x96.png',
   ].sort());
+  await page.close();
+});
+
+test('a sample of the hostile corpus in one batch: each row as tests/fixtures/hostile/expected.csv says', async () => {
+  const page = await openApp('cpu', '&mode=precision&size=2');
+  const sample = ['bomb_65535x65535.png', 'zeros_20000x20000.png', 'animated.webp', 'truncated.jpg', 'cmyk.jpg',
+    'bitflip.webp', 'palette_trns.png'];
+  await page.setInputFiles('#file', sample.map((f) => path.join(HOSTILE, f)));
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await page.click('#go');
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 5 * 60 * 1000 });
+  assert.match(await page.textContent('#status'), /3 of 7 files failed; 4 done/);
+  const rows = await page.$$eval('#queue li', (lis) => lis.map((li) => ({
+    state: li.dataset.state, kind: li.dataset.errorKind ?? '', text: li.querySelector('.item-status').textContent,
+  })));
+  const row = (file) => rows[sample.indexOf(file)];
+  for (const bomb of ['bomb_65535x65535.png', 'zeros_20000x20000.png']) {
+    assert.equal(row(bomb).kind, 'limit', `${bomb}: ${row(bomb).text}`);
+    assert.match(row(bomb).text, /more than the 1024 MiB Lupa decodes/);
+  }
+  assert.equal(row('bitflip.webp').kind, 'bad-input', row('bitflip.webp').text);
+  assert.match(row('animated.webp').text, /^Done: 128×96 .*only its first frame/);
+  assert.match(row('truncated.jpg').text, /^Done: 128×96 .*ends early/);
+  assert.match(row('cmyk.jpg').text, /^Done: 128×96/);
+  assert.match(row('palette_trns.png').text, /^Done: 64×80/);
   await page.close();
 });
 

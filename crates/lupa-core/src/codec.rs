@@ -66,27 +66,40 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(unreadable(&"the file is empty"));
     }
-    let mut reader =
-        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| unreadable(&e))?;
-    let format = reader.format().ok_or_else(|| unreadable(&"unknown format"))?;
-    // The decoders' own buffers stay under the same bound.
-    let mut limits = image::Limits::no_limits();
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| unreadable(&e))?;
-    // `ImageReader::into_decoder` does not count the image itself against `max_alloc`
-    // (`ImageReader::decode` would, but loses the ICC profile and EXIF): checked here.
-    let (width, height) = decoder.dimensions();
-    if decoder.total_bytes() > MAX_DECODED_BYTES {
+    let reader = |limits: image::Limits| {
+        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+        reader.limits(limits);
+        Ok::<_, std::io::Error>(reader)
+    };
+    // First the header alone, without limits (a decoder may refuse a huge image in its own words,
+    // as PNG does on wasm32), to say how large the image is; nothing is allocated for the pixels.
+    let header = reader(image::Limits::no_limits()).map_err(|e| unreadable(&e))?;
+    let format = header.format().ok_or_else(|| unreadable(&"unknown format"))?;
+    let probe = header.into_decoder().map_err(|e| match e {
+        image::ImageError::Limits(_) => {
+            LupaError::DecodeTooLarge { limit: MAX_DECODED_BYTES, reason: e.to_string() }
+        }
+        e => unreadable(&e),
+    })?;
+    let (width, height) = probe.dimensions();
+    if probe.total_bytes() > MAX_DECODED_BYTES {
         return Err(LupaError::LimitExceeded {
             what: format!("decoding this {width}×{height} image"),
-            needed: decoder.total_bytes(),
+            needed: probe.total_bytes(),
             limit: MAX_DECODED_BYTES,
             unit: crate::error::Unit::Bytes,
             limit_of: "Lupa decodes",
             advice: "make it smaller with an image editor first",
         });
     }
+    drop(probe);
+    // Then the image, with the decoders' own buffers under the same bound. (`into_decoder` does
+    // not count the image itself against `max_alloc`, as `ImageReader::decode` would, which loses
+    // the ICC profile and EXIF: that is what the check above is for.)
+    let mut limits = image::Limits::no_limits();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    let mut decoder =
+        reader(limits).map_err(|e| unreadable(&e))?.into_decoder().map_err(|e| unreadable(&e))?;
     // A profile that is not one (no `acsp` signature, a wrong size) is dropped, not carried over.
     let icc = decoder.icc_profile().ok().flatten().filter(|p| is_icc_profile(p));
     let mut exif = decoder.exif_metadata().ok().flatten().filter(|e| !e.is_empty());

@@ -64,6 +64,20 @@ pub enum LupaError {
         advice: &'static str,
     },
 
+    /// The decoder refused the image as too large before saying its size (PNG on wasm32, whose
+    /// address space is 4 GiB, does so for images over it).
+    #[error(
+        "this image is too large to decode: more than the {} MiB Lupa decodes ({reason}); make it smaller \
+         with an image editor first",
+        limit >> 20
+    )]
+    DecodeTooLarge {
+        /// The decoding limit in bytes.
+        limit: u64,
+        /// What the decoder said.
+        reason: String,
+    },
+
     /// Encoding the result failed (the encoder's message).
     #[error("cannot encode the result as {format}: {reason}")]
     Encode {
@@ -158,7 +172,7 @@ impl LupaError {
             Self::UnknownModel { .. } => ErrorKind::UnknownModel,
             Self::WeightsMismatch { .. } | Self::NotLoaded { .. } => ErrorKind::Weights,
             Self::Registry(_) => ErrorKind::Registry,
-            Self::LimitExceeded { .. } => ErrorKind::Limit,
+            Self::LimitExceeded { .. } | Self::DecodeTooLarge { .. } => ErrorKind::Limit,
             Self::Encode { .. } => ErrorKind::Encode,
             Self::Backend(_) => ErrorKind::Backend,
             Self::Cancelled => ErrorKind::Cancelled,
