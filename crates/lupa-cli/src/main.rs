@@ -82,6 +82,10 @@ struct UpscaleArgs {
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
+    /// Memory a job may use, in MiB: a job that needs more is refused before it starts, naming
+    /// the largest scale that fits [default: 80 % of the available memory, where the system says]
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<u64>,
     /// Tile side in input pixels; 0 runs the whole image at once [default: sized to a 1 GiB budget]
     #[arg(long)]
     tile: Option<u32>,

@@ -158,10 +158,17 @@ impl Models<'_> {
 
 /// Runs `lupa upscale`.
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
+    let max_memory = args.max_memory.map(|mib| mib << 20).or_else(available_memory);
     let limits = Limits {
+        max_memory,
         tile_size: args.tile,
         overlap: args.overlap,
-        tiles: TileLimits { memory_budget: DEFAULT_TILE_BUDGET, max_buffer: None, max_side: MAX_AUTO_TILE },
+        tiles: TileLimits {
+            // A quarter of the memory at most for one tile's activations.
+            memory_budget: max_memory.map_or(DEFAULT_TILE_BUDGET, |m| DEFAULT_TILE_BUDGET.min(m / 4)),
+            max_buffer: None,
+            max_side: MAX_AUTO_TILE,
+        },
         ..Limits::default()
     };
     let mut request = JobRequest {
@@ -188,7 +195,10 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
     }
 
     let chosen = device::choose(args.backend)?;
-    eprintln!("backend {}", chosen.description);
+    match max_memory {
+        Some(m) => eprintln!("backend {}; memory limit {} MiB", chosen.description, m >> 20),
+        None => eprintln!("backend {}", chosen.description),
+    }
     request.limits.tiles.max_buffer = chosen.max_buffer;
     let mut models = Models { index, dir: models_dir, chosen: &chosen, loaded: HashMap::new() };
 
@@ -257,6 +267,18 @@ fn upscale_file(
     write_atomically(output, &done.bytes)?;
     Ok(done)
 }
+
+/// What a job may use by default: [`MEMORY_SHARE`] of the memory the system says is available
+/// (Linux's `MemAvailable`); `None` where it does not say.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024 / 100 * MEMORY_SHARE)
+}
+
+/// Percentage of the available memory a job may use by default.
+const MEMORY_SHARE: u64 = 80;
 
 fn write_atomically(output: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

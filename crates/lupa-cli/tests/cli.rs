@@ -579,3 +579,32 @@ fn the_hostile_corpus_is_handled_as_documented() {
         assert!(readme.contains(&row), "README lacks the row\n{row}");
     }
 }
+
+/// A job that needs more memory than `--max-memory` is refused before it starts, naming the
+/// largest scale that fits; that scale then runs.
+#[test]
+fn a_job_over_the_memory_limit_is_refused_with_the_scale_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_128.png");
+    let out = dir.path().join("out.png");
+    // 128² at 8x: the second pass holds 512² as input (15 bytes a pixel) and 1024² RGB: 7.8 MiB
+    // with a 1 MiB tile (a quarter of the limit); at 4x 2 MiB.
+    assert_fails(
+        &[
+            "upscale",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--scale",
+            "8",
+            "--max-memory",
+            "4",
+            "--backend",
+            "cpu",
+        ],
+        dir.path(),
+        "upscaling this 128×128 image to 1024×1024 needs 8 MiB, more than the 4 MiB of memory this job may use here; 4x fits",
+    );
+    upscale_ok(&input, &out, &["--scale", "4", "--max-memory", "4"]);
+    assert_eq!(image::open(&out).unwrap().width(), 512);
+}

@@ -89,7 +89,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
             limit: MAX_DECODED_BYTES,
             unit: crate::error::Unit::Bytes,
             limit_of: "Lupa decodes",
-            advice: "make it smaller with an image editor first",
+            advice: "make it smaller with an image editor first".into(),
         });
     }
     drop(probe);

@@ -61,7 +61,7 @@ pub enum LupaError {
         /// Whose limit it is, e.g. "this browser engine can hold".
         limit_of: &'static str,
         /// What the user can do, e.g. "crop the image or choose a smaller size".
-        advice: &'static str,
+        advice: String,
     },
 
     /// The decoder refused the image as too large before saying its size (PNG on wasm32, whose
@@ -197,7 +197,7 @@ mod tests {
             limit: 1536 << 20,
             unit: Unit::Bytes,
             limit_of: "this browser engine can hold",
-            advice: "crop the image or choose a smaller size",
+            advice: "crop the image or choose a smaller size".into(),
         };
         assert_eq!(e.kind(), ErrorKind::Limit);
         assert_eq!(

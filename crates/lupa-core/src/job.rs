@@ -80,6 +80,9 @@ pub struct Limits {
     /// Whose limit [`Limits::max_image_bytes`] is, for the error message (e.g. "this browser
     /// engine can hold").
     pub limit_of: &'static str,
+    /// Memory the job's images may take at their peak, in bytes (see [`peak_memory`]); `None`: no
+    /// limit. A job over it is refused before it starts, naming the largest scale that fits.
+    pub max_memory: Option<u64>,
     /// A fixed tile core side in input pixels (0: the whole image at once); `None` sizes tiles
     /// with [`auto_tile_size`] under [`Limits::tiles`].
     pub tile_size: Option<u32>,
@@ -95,6 +98,7 @@ impl Default for Limits {
         Self {
             max_image_bytes: None,
             limit_of: "this engine can hold",
+            max_memory: None,
             tile_size: None,
             overlap: None,
             tiles: TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 512 },
@@ -217,6 +221,7 @@ impl Job {
         }
         let (recipe, smart) = recipe::plan_image(index, &request, &image, Some(decoded.format))?;
         check_sizes(&image, &recipe, &request.limits)?;
+        check_memory(index, &request, &image, &recipe)?;
 
         let mut models: Vec<String> = Vec::new();
         for id in recipe.models() {
@@ -306,11 +311,68 @@ fn check_sizes(image: &DynamicImage, recipe: &Recipe, limits: &Limits) -> Result
                 limit,
                 unit: Unit::Bytes,
                 limit_of: limits.limit_of,
-                advice: "crop the image or choose a smaller size",
+                advice: "crop the image or choose a smaller size".into(),
             });
         }
     }
     Ok(())
+}
+
+/// An upper estimate, in bytes, of the memory a job's images take at its peak, for an image of
+/// `bytes_per_pixel` and one tile's activations of at most `tile_budget` bytes. While a model
+/// pass runs: its input, the input as f32 RGB (12 bytes a pixel), its output and one tile; during
+/// a resize: the image before and after; at the end: the result and its encoded file (at most as
+/// large again). The largest of these is the peak.
+pub fn peak_memory(bytes_per_pixel: u64, recipe: &Recipe, tile_budget: u64) -> u64 {
+    let px = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+    let mut input = recipe.input;
+    let mut peak = 0;
+    for (i, &output) in recipe.sizes.iter().enumerate() {
+        peak = peak.max((bytes_per_pixel + 12) * px(input) + bytes_per_pixel * px(output) + tile_budget);
+        input = output;
+        if let Some(resized) = recipe.resize_after(i) {
+            peak = peak.max(bytes_per_pixel * (px(output) + px(resized)));
+            input = resized;
+        }
+    }
+    peak.max(bytes_per_pixel * (px(input) + px(recipe.output))).max(2 * bytes_per_pixel * px(recipe.output))
+}
+
+/// Refuses a job whose [`peak_memory`] is over [`Limits::max_memory`], saying the largest scale
+/// that would fit.
+fn check_memory(
+    index: &ModelIndex,
+    request: &JobRequest,
+    image: &DynamicImage,
+    recipe: &Recipe,
+) -> Result<()> {
+    let limits = &request.limits;
+    let Some(limit) = limits.max_memory else { return Ok(()) };
+    let bytes_per_pixel = u64::from(image.color().bytes_per_pixel());
+    let needed = peak_memory(bytes_per_pixel, recipe, limits.tiles.memory_budget);
+    if needed <= limit {
+        return Ok(());
+    }
+    let (w, h) = recipe.input;
+    let asked = f64::from(recipe.output.0) / f64::from(w);
+    let fits = |s: u32| {
+        let smaller =
+            JobRequest { mode: Some(recipe.mode), target: Some(Target::Scale(s)), ..request.clone() };
+        recipe::plan(index, &smaller, w, h)
+            .is_ok_and(|r| peak_memory(bytes_per_pixel, &r, limits.tiles.memory_budget) <= limit)
+    };
+    let advice = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
+        Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),
+        None => "crop the image: even 2x does not fit".to_owned(),
+    };
+    Err(LupaError::LimitExceeded {
+        what: format!("upscaling this {w}×{h} image to {}×{}", recipe.output.0, recipe.output.1),
+        needed,
+        limit,
+        unit: Unit::Bytes,
+        limit_of: "of memory this job may use here",
+        advice,
+    })
 }
 
 /// The request as the page writes it (see [`JobRequest`]).
@@ -533,6 +595,40 @@ mod tests {
             r.ensemble = true;
         });
         assert!(err.unwrap_err().1.contains("Precision mode only"));
+    }
+
+    /// A job over the memory limit is refused before it starts, with the largest scale that fits;
+    /// the estimate counts the 8x path's intermediate.
+    #[test]
+    fn a_job_over_the_memory_limit_names_the_scale_that_fits() {
+        let idx = index();
+        let photo = std::fs::read(format!(
+            "{}/../../tests/fixtures/images/chelsea_64x48.png",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        ))
+        .unwrap();
+        let tiles = TileLimits { memory_budget: 1 << 20, max_buffer: None, max_side: 512 };
+        let request = |scale, max_memory| JobRequest {
+            target: Some(Target::Scale(scale)),
+            limits: Limits { max_memory: Some(max_memory), tiles, ..Limits::default() },
+            ..JobRequest::default()
+        };
+        // 64×48 RGB at 8x: span-x4 to 256×192, then span-x2 to 512×384. The second pass holds its
+        // input (3 + 12 bytes a pixel), its output (3) and a tile: 2.3 MiB.
+        let job = Job::prepare(&idx, &photo, request(8, 4 << 20)).unwrap();
+        assert_eq!(job.plan.output, [512, 384]);
+        let peak = peak_memory(3, &job.recipe, 1 << 20);
+        assert_eq!(peak, 15 * 256 * 192 + 3 * 512 * 384 + (1 << 20));
+        let err = Job::prepare(&idx, &photo, request(8, 2 << 20)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Limit);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("upscaling this 64×48 image to 512×384 needs 3 MiB, more than the 2 MiB"),
+            "{text}"
+        );
+        assert!(text.contains("4x fits: choose it"), "{text}");
+        let err = Job::prepare(&idx, &photo, request(2, 1 << 20)).unwrap_err();
+        assert!(err.to_string().contains("even 2x does not fit"), "{err}");
     }
 
     #[test]

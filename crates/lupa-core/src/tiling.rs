@@ -131,7 +131,7 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
             limit: u64::from(u32::MAX),
             unit: crate::error::Unit::PixelsASide,
             limit_of: "an image can have",
-            advice: "choose a smaller size",
+            advice: "choose a smaller size".into(),
         });
     };
 
