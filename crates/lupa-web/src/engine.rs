@@ -17,6 +17,9 @@ pub const MAX_TILE: u32 = 512;
 /// final resize). The wasm32 heap ends at 4 GiB and must also hold the input, one tile and the
 /// encoded file; 1.5 GiB leaves room for them. (16384 × 16384 RGB at 8 bits is 768 MiB.)
 pub const MAX_OUTPUT_BYTES: u64 = 1536 << 20;
+/// Memory a job's images may take at their peak ([`lupa_core::job::peak_memory`]): 3 GiB of the
+/// 4 GiB wasm32 heap, which also holds the engine, the weights and the input file.
+pub const MAX_JOB_MEMORY: u64 = 3 << 30;
 
 /// This engine's limits on a device whose largest buffer is `max_buffer` (`None`: the CPU), with
 /// tiles of `tile` input pixels when it is above 0, else sized automatically.
@@ -25,6 +28,7 @@ pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
     Limits {
         max_image_bytes: Some(MAX_OUTPUT_BYTES),
         limit_of: "this browser engine can hold (the `lupa` command-line tool has no such limit)",
+        max_memory: Some(MAX_JOB_MEMORY),
         tile_size: (tile > 0).then_some(tile),
         overlap: None,
         tiles: TileLimits { memory_budget, max_buffer, max_side: MAX_TILE },
