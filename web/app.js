@@ -46,6 +46,7 @@ let upscaler = null;
 /** @type {import('./lupa.d.ts').Catalogue | null} */
 let catalogue = null;
 let busy = false;
+let starting = false; // the engine is starting or restarting: Upscale waits, nothing says Ready
 let batch = null;     // the running batch's AbortController (Cancel aborts it)
 let planning = null;  // the plan line's AbortController: a newer plan replaces an older one
 let planSeq = 0;
@@ -139,7 +140,12 @@ function jobRequest(item) {
 async function showPlan() {
   describeMode();
   const item = queue.items[0];
-  if (!item || busy || !upscaler) return;
+  if (!item) {
+    ui.plan.textContent = ''; // nothing queued: no plan to show
+    for (const key of ['mode', 'content', 'models', 'errorKind']) delete ui.plan.dataset[key];
+    return;
+  }
+  if (busy || !upscaler) return;
   planning?.abort();
   planning = new AbortController();
   const seq = ++planSeq;
@@ -176,11 +182,11 @@ for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.fo
 ui.quality.addEventListener('input', () => { ui.qualityValue.textContent = ui.quality.value; });
 
 function updateButtons() {
-  ui.go.disabled = busy || !queue.items.length || !upscaler;
+  ui.go.disabled = busy || starting || !queue.items.length || !upscaler;
   ui.cancel.hidden = !busy;
   for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.format, ui.quality, ui.ensemble,
     ui.crop, ui.model, ui.backend]) {
-    el.disabled = busy;
+    el.disabled = busy || (starting && el === ui.backend);
   }
   ui.zip.hidden = busy || queue.items.filter((i) => i.result).length < 2;
 }
@@ -210,7 +216,7 @@ async function addFiles(files) {
     : `${queue.items.length} files, ${(total / 1024).toFixed(0)} KB`;
   updateButtons();
   if (unreadable) showError(unreadable);
-  else if (upscaler) setState('ready', 'Ready: press Upscale.');
+  else if (upscaler && !starting) setState('ready', 'Ready: press Upscale.');
   showPlan();
 }
 
@@ -387,7 +393,9 @@ function ready() {
 }
 
 ui.backend.addEventListener('change', async () => {
-  if (busy) return;
+  if (busy || starting) return;
+  starting = true;
+  updateButtons();
   try {
     if (upscaler) {
       setState('starting', 'Restarting the engine…');
@@ -396,20 +404,26 @@ ui.backend.addEventListener('change', async () => {
     } else {
       await start(ui.backend.value); // the first start failed: try this backend
     }
+    starting = false;
     ready();
   } catch (e) {
+    starting = false;
     showError(e);
+    updateButtons();
   }
 });
 
 async function main() {
   const backend = params.get('backend') ?? 'auto';
   ui.backend.value = backend;
+  starting = true;
   updateButtons();
   try {
     await start(backend);
+    starting = false;
     ready();
   } catch (e) {
+    starting = false;
     showError(e);
     updateButtons();
   }

@@ -56,7 +56,7 @@ export interface Catalogue {
     /** The models the mode may use (empty for Smart, which picks a mode). */
     models: string[];
     /** Whether "maximum fidelity" (the self-ensemble) is offered in this mode. */
-    ensemble?: boolean;
+    ensemble: boolean;
   }[];
   defaultMode: ModeId;
   scales: number[];
@@ -116,6 +116,8 @@ export interface JobPlan {
   mode: ModeId;
   /** What Smart recognised ('photo', 'illustration', 'text'), or null. */
   content: string | null;
+  /** Whether the self-ensemble ("maximum fidelity") runs. */
+  ensemble: boolean;
   extension: string;
   mime: string;
 }

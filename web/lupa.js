@@ -9,8 +9,8 @@
 // - Every call takes an AbortSignal. Aborted before its turn: it rejects without sending. Aborted
 //   during a run: the engine is told to stop before its next tile, and a worker still busy after
 //   CANCEL_GRACE_MS (one long tile cannot be interrupted) is terminated. Aborted during anything
-//   else: the call rejects at once and the worker's late reply is ignored. A cancelled call never
-//   resolves.
+//   else: the call rejects at once and the worker's late reply is ignored. A cancelled call always
+//   rejects, with kind 'cancelled'.
 // - A worker that dies (panic, error event) or is replaced (restart, dispose) settles what it was
 //   doing; the next call starts a fresh one (init again, loaded models forgotten).
 // - Every rejection is a LupaError (errors.js) with a `kind`; `name` is 'AbortError' for

@@ -63,8 +63,9 @@ export async function loadWeights(base, spec, { load, signal, onSource }) {
         await load(bytes);
         return 'cache';
       } catch (e) {
-        // A refused entry is damaged: drop it and download. A cancel is just a cancel.
-        if (e?.kind === 'cancelled' || e?.kind === 'unknown-model') throw e;
+        // Refused weights (kind `weights`) mean a damaged entry: drop it and download. Anything
+        // else (a cancel, a restarted engine) says nothing about the entry.
+        if (e?.kind !== 'weights') throw e;
       }
     }
     await cache.delete(key).catch(() => false);

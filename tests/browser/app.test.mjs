@@ -272,7 +272,7 @@ test('cancel stops an upscale between tiles', async () => {
   await page.close();
 });
 
-test('every kind of error reaches the page with its kind', async () => {
+test('every kind of error a user can meet reaches the page with its kind', async () => {
   const kindOf = (page, selector) => page.$eval(selector, (el) => el.dataset.errorKind ?? '');
   const failedWith = async (page, kind) => {
     await page.waitForSelector('body[data-state="error"]', { timeout: 5 * 60 * 1000 });

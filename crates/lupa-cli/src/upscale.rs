@@ -100,7 +100,8 @@ fn output_format(path: &Path, quality: Option<u8>) -> Result<OutputFormat> {
 
 /// Where each input's result goes: `output` itself for one input (unless it is a directory), else
 /// `output/NAME_x4.png` (or `NAME_1920x1080.png` for `--fit`, `NAME_smart.png` for Smart), and
-/// `NAME_EXT_x4.png` for inputs whose names differ only in the extension.
+/// `NAME_EXT_x4.png` for inputs whose names differ only in the extension, `NAME_x4_2.png` for a
+/// second input of the same name from another folder.
 fn output_paths(inputs: &[PathBuf], output: &Path, target: Option<Target>) -> Result<Vec<PathBuf>> {
     let to_dir = inputs.len() > 1 || output.is_dir();
     if !to_dir {
@@ -119,17 +120,22 @@ fn output_paths(inputs: &[PathBuf], output: &Path, target: Option<Target>) -> Re
     for input in inputs {
         *count.entry(stem(input)).or_default() += 1;
     }
-    // Inputs that share a stem (photo.png, photo.jpg) keep their extension in the name, so that
-    // no result overwrites another.
+    // Inputs that share a stem (photo.png, photo.jpg) keep their extension in the name, and names
+    // still taken (a/photo.png, b/photo.png) get a number, so that no result overwrites another.
+    let mut taken = std::collections::HashSet::new();
     Ok(inputs
         .iter()
         .map(|input| {
             let stem = stem(input);
-            let ext = input.extension().map(|e| e.to_string_lossy().into_owned());
-            match ext {
-                Some(ext) if count[&stem] > 1 => output.join(format!("{stem}_{ext}_{suffix}.png")),
-                _ => output.join(format!("{stem}_{suffix}.png")),
-            }
+            let base = match input.extension() {
+                Some(ext) if count[&stem] > 1 => format!("{stem}_{}_{suffix}", ext.to_string_lossy()),
+                _ => format!("{stem}_{suffix}"),
+            };
+            let name = (1..)
+                .map(|n| if n == 1 { format!("{base}.png") } else { format!("{base}_{n}.png") })
+                .find(|name| taken.insert(name.clone()))
+                .expect("an unused name");
+            output.join(name)
         })
         .collect())
 }

@@ -608,3 +608,25 @@ fn a_job_over_the_memory_limit_is_refused_with_the_scale_that_fits() {
     upscale_ok(&input, &out, &["--scale", "4", "--max-memory", "4"]);
     assert_eq!(image::open(&out).unwrap().width(), 512);
 }
+
+/// Inputs of the same name from different folders, or differing only in the extension, each get
+/// their own result: none overwrites another.
+#[test]
+fn same_named_inputs_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::copy(fixture("astronaut_face_40x32.png"), a.join("photo.png")).unwrap();
+    std::fs::copy(fixture("cartoon_32x40.png"), b.join("photo.png")).unwrap();
+    std::fs::copy(fixture("chelsea_64x48_exif6_srgb.jpg"), b.join("photo.jpg")).unwrap();
+    let out = dir.path().join("out");
+    let inputs = [a.join("photo.png"), b.join("photo.png"), b.join("photo.jpg")];
+    let mut args = vec!["upscale"];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["-o", out.to_str().unwrap(), "--scale", "2", "--backend", "cpu", "-q"]);
+    run_ok(&args);
+    assert_eq!(entries(&out), ["photo_jpg_x2.png", "photo_png_x2.png", "photo_png_x2_2.png"]);
+    let size = |name: &str| image::image_dimensions(out.join(name)).unwrap();
+    assert_eq!((size("photo_png_x2.png"), size("photo_png_x2_2.png")), ((80, 64), (64, 80)));
+}

@@ -60,7 +60,8 @@ pub const MAX_DECODED_BYTES: u64 = 1 << 30;
 /// # Errors
 /// [`LupaError::Decode`] with the decoder's reason when the bytes are empty, not a supported
 /// format, or damaged; [`LupaError::LimitExceeded`] when the header declares an image over
-/// [`MAX_DECODED_BYTES`].
+/// [`MAX_DECODED_BYTES`], [`LupaError::DecodeTooLarge`] when a decoder refuses it as too large
+/// before saying its size.
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let unreadable = |e: &dyn std::fmt::Display| LupaError::Decode { reason: e.to_string() };
     if bytes.is_empty() {
@@ -75,12 +76,14 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     // as PNG does on wasm32), to say how large the image is; nothing is allocated for the pixels.
     let header = reader(image::Limits::no_limits()).map_err(|e| unreadable(&e))?;
     let format = header.format().ok_or_else(|| unreadable(&"unknown format"))?;
-    let probe = header.into_decoder().map_err(|e| match e {
+    // A decoder that refuses on its own limits says so in a limit error, not as damage.
+    let failed = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => {
             LupaError::DecodeTooLarge { limit: MAX_DECODED_BYTES, reason: e.to_string() }
         }
         e => unreadable(&e),
-    })?;
+    };
+    let probe = header.into_decoder().map_err(failed)?;
     let (width, height) = probe.dimensions();
     if probe.total_bytes() > MAX_DECODED_BYTES {
         return Err(LupaError::LimitExceeded {
@@ -98,13 +101,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     // the ICC profile and EXIF: that is what the check above is for.)
     let mut limits = image::Limits::no_limits();
     limits.max_alloc = Some(MAX_DECODED_BYTES);
-    let mut decoder =
-        reader(limits).map_err(|e| unreadable(&e))?.into_decoder().map_err(|e| unreadable(&e))?;
+    let mut decoder = reader(limits).map_err(|e| unreadable(&e))?.into_decoder().map_err(failed)?;
     // A profile that is not one (no `acsp` signature, a wrong size) is dropped, not carried over.
     let icc = decoder.icc_profile().ok().flatten().filter(|p| is_icc_profile(p));
     let mut exif = decoder.exif_metadata().ok().flatten().filter(|e| !e.is_empty());
     let orientation = exif.as_mut().and_then(|e| Orientation::remove_from_exif_chunk(e));
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| unreadable(&e))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(failed)?;
     if let Some(o) = orientation {
         image.apply_orientation(o);
     }

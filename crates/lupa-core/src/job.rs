@@ -130,7 +130,11 @@ impl JobRequest {
         if let Some(Target::Scale(s)) = self.target
             && !SCALES.contains(&s)
         {
-            return Err(LupaError::BadInput(format!("scale {s}x is not supported (choose 2, 3, 4 or 8)")));
+            let offered: Vec<String> = SCALES.iter().map(u32::to_string).collect();
+            return Err(LupaError::BadInput(format!(
+                "scale {s}x is not supported (choose {})",
+                offered.join(", ")
+            )));
         }
         if let Some(Target::Fit { width: 0, .. } | Target::Fit { height: 0, .. }) = self.target {
             return Err(LupaError::BadInput("the box to fit must not be empty".into()));
@@ -275,7 +279,8 @@ impl Job {
                 options: UpscaleOptions {
                     tile_size: limits.tile_size.unwrap_or_else(|| auto_tile_size(&m.spec, limits.tiles)),
                     overlap: limits.overlap,
-                    ensemble: request.ensemble,
+                    // The self-ensemble is the mode's: the clean-up pass runs as it is.
+                    ensemble: request.ensemble && !(i == 0 && recipe.cleanup.is_some()),
                 },
                 then_resize_to: recipe.resize_after(i),
             })
@@ -319,23 +324,33 @@ fn check_sizes(image: &DynamicImage, recipe: &Recipe, limits: &Limits) -> Result
 }
 
 /// An upper estimate, in bytes, of the memory a job's images take at its peak, for an image of
-/// `bytes_per_pixel` and one tile's activations of at most `tile_budget` bytes. While a model
-/// pass runs: its input, the input as f32 RGB (12 bytes a pixel), its output and one tile; during
-/// a resize: the image before and after; at the end: the result and its encoded file (at most as
-/// large again). The largest of these is the peak.
-pub fn peak_memory(bytes_per_pixel: u64, recipe: &Recipe, tile_budget: u64) -> u64 {
+/// `bytes_per_pixel` (with alpha if `alpha`) and one tile's activations of at most `tile_budget`
+/// bytes. While a model pass runs: its input, the input as f32 RGB (12 bytes a pixel), its
+/// output, one tile, and for alpha the separable bicubic resize of the alpha plane; during a
+/// Lanczos3 resize: the image before and after and the resize's f32 RGBA intermediate (source
+/// width × new height, 16 bytes a pixel, as `image`'s separable `resize` makes it); at the end:
+/// the result and its encoded file (at most as large again). The largest of these is the peak.
+pub fn peak_memory(bytes_per_pixel: u64, alpha: bool, recipe: &Recipe, tile_budget: u64) -> u64 {
     let px = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+    let intermediate = |(w, _): (u32, u32), (_, h): (u32, u32)| 16 * u64::from(w) * u64::from(h);
+    let resize = |from, to| bytes_per_pixel * (px(from) + px(to)) + intermediate(from, to);
     let mut input = recipe.input;
     let mut peak = 0;
     for (i, &output) in recipe.sizes.iter().enumerate() {
-        peak = peak.max((bytes_per_pixel + 12) * px(input) + bytes_per_pixel * px(output) + tile_budget);
+        let alpha_plane = if alpha { intermediate(input, output) } else { 0 };
+        peak = peak.max(
+            (bytes_per_pixel + 12) * px(input) + bytes_per_pixel * px(output) + tile_budget + alpha_plane,
+        );
         input = output;
         if let Some(resized) = recipe.resize_after(i) {
-            peak = peak.max(bytes_per_pixel * (px(output) + px(resized)));
+            peak = peak.max(resize(output, resized));
             input = resized;
         }
     }
-    peak.max(bytes_per_pixel * (px(input) + px(recipe.output))).max(2 * bytes_per_pixel * px(recipe.output))
+    if input != recipe.output {
+        peak = peak.max(resize(input, recipe.output));
+    }
+    peak.max(2 * bytes_per_pixel * px(recipe.output))
 }
 
 /// Refuses a job whose [`peak_memory`] is over [`Limits::max_memory`], saying the largest scale
@@ -349,7 +364,8 @@ fn check_memory(
     let limits = &request.limits;
     let Some(limit) = limits.max_memory else { return Ok(()) };
     let bytes_per_pixel = u64::from(image.color().bytes_per_pixel());
-    let needed = peak_memory(bytes_per_pixel, recipe, limits.tiles.memory_budget);
+    let alpha = image.color().has_alpha();
+    let needed = peak_memory(bytes_per_pixel, alpha, recipe, limits.tiles.memory_budget);
     if needed <= limit {
         return Ok(());
     }
@@ -359,7 +375,7 @@ fn check_memory(
         let smaller =
             JobRequest { mode: Some(recipe.mode), target: Some(Target::Scale(s)), ..request.clone() };
         recipe::plan(index, &smaller, w, h)
-            .is_ok_and(|r| peak_memory(bytes_per_pixel, &r, limits.tiles.memory_budget) <= limit)
+            .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tiles.memory_budget) <= limit)
     };
     let advice = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
         Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),
@@ -617,7 +633,7 @@ mod tests {
         // input (3 + 12 bytes a pixel), its output (3) and a tile: 2.3 MiB.
         let job = Job::prepare(&idx, &photo, request(8, 4 << 20)).unwrap();
         assert_eq!(job.plan.output, [512, 384]);
-        let peak = peak_memory(3, &job.recipe, 1 << 20);
+        let peak = peak_memory(3, false, &job.recipe, 1 << 20);
         assert_eq!(peak, 15 * 256 * 192 + 3 * 512 * 384 + (1 << 20));
         let err = Job::prepare(&idx, &photo, request(8, 2 << 20)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Limit);
@@ -629,6 +645,20 @@ mod tests {
         assert!(text.contains("4x fits: choose it"), "{text}");
         let err = Job::prepare(&idx, &photo, request(2, 1 << 20)).unwrap_err();
         assert!(err.to_string().contains("even 2x does not fit"), "{err}");
+    }
+
+    /// Smart mode with a model and no size runs the model at its own scale, as the output names
+    /// of the CLI promise.
+    #[test]
+    fn smart_with_a_model_runs_at_the_models_scale() {
+        let photo = std::fs::read(format!(
+            "{}/../../tests/fixtures/images/chelsea_64x48.png",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+        ))
+        .unwrap();
+        let request = JobRequest { mode: None, model: Some("span-x2".into()), ..JobRequest::default() };
+        let job = Job::prepare(&index(), &photo, request).unwrap();
+        assert_eq!((job.plan.models.as_slice(), job.plan.output), (&["span-x2".to_owned()][..], [128, 96]));
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub struct UpscaleOptions {
     /// under the 8 flips and rotations of the square (the dihedral group D4), each output is
     /// mapped back and the 8 are averaged; 8× the cost. The standard test-time augmentation of
     /// the SR literature: Timofte, Rothe & Van Gool, "Seven ways to improve example-based single
-    /// image super resolution", CVPR 2016; EDSR's "+" models (Lim et al., CVPRW 2017). The result
-    /// is exactly equivariant to those 8 transforms.
+    /// image super resolution", CVPR 2016; EDSR's "+" models (Lim et al., CVPRW 2017). Each tile's
+    /// result is exactly equivariant to those 8 transforms; the whole image is where the tiling
+    /// and the padding (right and bottom) are symmetric too, e.g. a square image in one tile.
     pub ensemble: bool,
 }
 
@@ -508,4 +509,29 @@ pub async fn run_passes(
         image = resize(image, p.then_resize_to);
     }
     Ok(resize(image, resize_to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 8 transforms are distinct, and each inverse undoes its transform.
+    #[test]
+    fn dihedral_transforms_are_the_eight_and_invert() {
+        let device = Device::flex();
+        // A 2×3 single-channel image with distinct values: no symmetry hides a wrong transform.
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..6).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 2, 3]),
+            &device,
+        );
+        let values = |t: Tensor<4>| (t.dims(), t.into_data().to_vec::<f32>().unwrap());
+        let mut seen = Vec::new();
+        for t in 0..8u8 {
+            let y = dihedral(x.clone(), t);
+            let v = values(y.clone());
+            assert!(!seen.contains(&v), "transform {t} repeats another");
+            seen.push(v);
+            assert_eq!(values(dihedral_inverse(y, t)), values(x.clone()), "transform {t}");
+        }
+    }
 }

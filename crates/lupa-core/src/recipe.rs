@@ -250,6 +250,18 @@ fn plan_resolved(
         }
     };
 
+    // Every path enlarges 8x at most, so no size below overflows once this holds.
+    let longest = u64::from(width.max(height));
+    if longest * 8 > u64::from(u32::MAX) {
+        return Err(LupaError::LimitExceeded {
+            what: format!("a {width}×{height} image at up to 8x"),
+            needed: longest * 8,
+            limit: u64::from(u32::MAX),
+            unit: crate::error::Unit::PixelsASide,
+            limit_of: "an image can have",
+            advice: "crop the image".into(),
+        });
+    }
     let (factor, exact) = match target {
         Target::Scale(s) => (f64::from(s), (width * s, height * s)),
         Target::Fit { width: bw, height: bh } => {
@@ -347,7 +359,8 @@ pub fn plan_image(
         return Ok((plan(index, request, image.width(), image.height())?, None));
     }
     request.check(index)?;
-    let choice = crate::smart::choose(image, source, request.target, request.denoise);
+    // Without a size, a model override runs at its own scale (`JobRequest::size`).
+    let choice = crate::smart::choose(image, source, request.size(index)?, request.denoise);
     let model = request.model.as_deref();
     let (width, height) = (image.width(), image.height());
     let mut recipe = plan_resolved(index, choice.mode, model, choice.target, choice.denoise, width, height)?;

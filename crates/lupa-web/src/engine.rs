@@ -155,6 +155,11 @@ mod tests {
         let err = prepare(&rgb, r#"{"scale": 8}"#, 0).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Limit);
         assert!(err.to_string().contains("32768×32768 image needs 3072 MiB"), "{err}");
+        // 4096² at 3x: Lanczos3 from 16384² down to 12288² needs a 3 GiB f32 intermediate, over
+        // the heap with the images; the job is refused before it starts, naming 2x.
+        let err = prepare(&rgb, r#"{"scale": 3}"#, 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Limit);
+        assert!(err.to_string().contains("2x fits"), "{err}");
         // 16-bit RGBA doubles and more: 4096² at 4x is 2 GiB.
         let deep = png(&DynamicImage::new_rgba16(4096, 4096));
         assert_eq!(prepare(&deep, r#"{"scale": 4}"#, 0).unwrap_err().kind(), ErrorKind::Limit);
