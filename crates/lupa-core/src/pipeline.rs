@@ -524,7 +524,10 @@ mod tests {
             TensorData::new((0..6).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 2, 3]),
             &device,
         );
-        let values = |t: Tensor<4>| (t.dims(), t.into_data().to_vec::<f32>().unwrap());
+        let values = |t: Tensor<4>| {
+            let data = pollster::block_on(t.clone().into_data_async()).unwrap();
+            (t.dims(), data.as_slice::<f32>().unwrap().to_vec())
+        };
         let mut seen = Vec::new();
         for t in 0..8u8 {
             let y = dihedral(x.clone(), t);
