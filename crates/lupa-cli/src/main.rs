@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use lupa_core::{ModelIndex, ModelKind};
+use lupa_core::{ModelIndex, ModelKind, codec, recipe};
 
 use device::BackendChoice;
 
@@ -56,28 +56,27 @@ struct UpscaleArgs {
     #[arg(long, default_value = "precision", value_parser = parse_mode, help = mode_help(false),
         long_help = mode_help(true))]
     mode: String,
-    /// Maximum fidelity (Precision only): average the model over the 8 flips and rotations of the
-    /// image (geometric self-ensemble); 8× the time.
-    #[arg(long)]
+    #[arg(long, help = format!("Maximum fidelity (Precision only). {}", lupa_core::job::ENSEMBLE_DESCRIPTION))]
     max_fidelity: bool,
     /// Model id (see `lupa models`); overrides the mode's choice.
     #[arg(long)]
     model: Option<String>,
-    /// Scale factor: 2, 3, 4 or 8 [default: 4, or the model's own with --model]
-    #[arg(long, conflicts_with = "fit")]
+    #[arg(long, conflicts_with = "fit", help = scale_help())]
     scale: Option<u32>,
     /// Fit inside WxH (e.g. 3840x2160), keeping the aspect ratio.
     #[arg(long, value_parser = upscale::parse_size, value_name = "WxH")]
     fit: Option<(u32, u32)>,
-    /// JPEG-artefact and noise removal, 0 (none) to 3 (strong) [default: 0; smart: 1 for JPEG
-    /// illustrations]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=i64::from(recipe::MAX_DENOISE)),
+        help = denoise_help())]
     denoise: Option<u8>,
     /// Crop to X,Y,W,H (input pixels) before upscaling.
     #[arg(long, value_parser = upscale::parse_crop, value_name = "X,Y,W,H")]
     crop: Option<lupa_core::tiling::Rect>,
-    /// JPEG or AVIF quality, 1-100 [default: 90 for JPEG, 80 for AVIF]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100), help = format!(
+        "JPEG or AVIF quality, 1-100 [default: {} for JPEG, {} for AVIF]",
+        codec::DEFAULT_JPEG_QUALITY,
+        codec::DEFAULT_AVIF_QUALITY
+    ))]
     quality: Option<u8>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -95,6 +94,26 @@ struct UpscaleArgs {
     /// Don't draw progress bars.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// `--scale`'s help, from the core's scales.
+fn scale_help() -> String {
+    let scales: Vec<String> = recipe::SCALES.iter().map(u32::to_string).collect();
+    format!(
+        "Scale factor: {} [default: {}, or the model's own with --model]",
+        scales.join(", "),
+        recipe::DEFAULT_SCALE
+    )
+}
+
+/// `--denoise`'s help, from the core's levels.
+fn denoise_help() -> String {
+    let levels: Vec<String> =
+        recipe::DENOISE_LABELS.iter().enumerate().map(|(i, l)| format!("{i} {}", l.to_lowercase())).collect();
+    format!(
+        "JPEG-artefact and noise removal: {} [default: 0; smart: 1 for JPEG illustrations]",
+        levels.join(", ")
+    )
 }
 
 /// `--mode`'s help, from the core's catalogue: the ids, or (`long`) each with its description.

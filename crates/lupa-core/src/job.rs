@@ -444,7 +444,8 @@ impl TryFrom<RequestJson> for JobRequest {
 pub struct Catalogue {
     /// Smart first, then every [`Mode`].
     pub modes: Vec<ModeEntry>,
-    /// The mode a front end starts in (`smart`).
+    /// The mode an interactive front end (the page) starts in: `smart`. (The CLI starts in
+    /// `precision`, so that scripts get the same model whatever the image.)
     pub default_mode: &'static str,
     /// The scales offered.
     pub scales: [u32; 4],
