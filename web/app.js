@@ -392,18 +392,12 @@ function ready() {
   showPlan();
 }
 
-ui.backend.addEventListener('change', async () => {
-  if (busy || starting) return;
+/** Runs `action` (starting or restarting the engine) with Upscale held until it is done. */
+async function whileStarting(action) {
   starting = true;
   updateButtons();
   try {
-    if (upscaler) {
-      setState('starting', 'Restarting the engine…');
-      await upscaler.restart(ui.backend.value);
-      showEngine();
-    } else {
-      await start(ui.backend.value); // the first start failed: try this backend
-    }
+    await action();
     starting = false;
     ready();
   } catch (e) {
@@ -411,22 +405,22 @@ ui.backend.addEventListener('change', async () => {
     showError(e);
     updateButtons();
   }
+}
+
+ui.backend.addEventListener('change', () => {
+  if (busy || starting) return;
+  whileStarting(async () => {
+    if (!upscaler) return start(ui.backend.value); // the first start failed: try this backend
+    setState('starting', 'Restarting the engine…');
+    await upscaler.restart(ui.backend.value);
+    showEngine();
+  });
 });
 
-async function main() {
+function main() {
   const backend = params.get('backend') ?? 'auto';
   ui.backend.value = backend;
-  starting = true;
-  updateButtons();
-  try {
-    await start(backend);
-    starting = false;
-    ready();
-  } catch (e) {
-    starting = false;
-    showError(e);
-    updateButtons();
-  }
+  whileStarting(() => start(backend));
 }
 
 main();
