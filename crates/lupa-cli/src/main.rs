@@ -116,28 +116,28 @@ fn denoise_help() -> String {
     )
 }
 
+/// The catalogue's mode ids, comma separated.
+fn mode_ids() -> String {
+    lupa_core::catalogue().modes.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+}
+
 /// `--mode`'s help, from the core's catalogue: the ids, or (`long`) each with its description.
 fn mode_help(long: bool) -> String {
-    let modes = lupa_core::catalogue().modes;
-    let ids: Vec<&str> = modes.iter().map(|m| m.id).collect();
-    let mut help = format!("What kind of result: {} (`lupa modes` describes them)", ids.join(", "));
-    if long {
-        help = "What kind of result:\n".to_owned();
-        for m in modes {
-            help += &format!("- {}: {}\n", m.id, m.description);
-        }
+    if !long {
+        return format!("What kind of result: {} (`lupa modes` describes them)", mode_ids());
     }
-    help.trim_end().to_owned()
+    let modes = lupa_core::catalogue().modes;
+    let lines: Vec<String> = modes.iter().map(|m| format!("- {}: {}", m.id, m.description)).collect();
+    format!("What kind of result:\n{}", lines.join("\n"))
 }
 
 /// A `--mode` value: one of the catalogue's ids.
 fn parse_mode(value: &str) -> Result<String, String> {
-    let modes = lupa_core::catalogue().modes;
-    if modes.iter().any(|m| m.id == value) {
-        return Ok(value.to_owned());
+    if lupa_core::catalogue().modes.iter().any(|m| m.id == value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("unknown mode `{value}` (expected {})", mode_ids()))
     }
-    let ids: Vec<&str> = modes.iter().map(|m| m.id).collect();
-    Err(format!("unknown mode `{value}` (expected {})", ids.join(", ")))
 }
 
 fn main() -> ExitCode {

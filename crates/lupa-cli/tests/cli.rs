@@ -42,12 +42,23 @@ fn run_ok(args: &[&str]) -> String {
     stderr(&run)
 }
 
-/// `lupa upscale INPUT -o OUTPUT ARGS... --backend cpu -q`, asserting success; returns stderr.
-fn upscale_ok(input: &Path, output: &Path, args: &[&str]) -> String {
+/// The arguments of `lupa upscale INPUT -o OUTPUT ARGS... --backend cpu -q`.
+fn upscale_args<'a>(input: &'a Path, output: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec!["upscale", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
     all.extend_from_slice(args);
     all.extend(["--backend", "cpu", "-q"]);
-    run_ok(&all)
+    all
+}
+
+/// `lupa upscale INPUT -o OUTPUT ARGS... --backend cpu -q`, asserting success; returns stderr.
+fn upscale_ok(input: &Path, output: &Path, args: &[&str]) -> String {
+    run_ok(&upscale_args(input, output, args))
+}
+
+/// The same, asserting it fails with `message` and leaves nothing beside `output` (see
+/// [`assert_fails`]).
+fn upscale_fails(input: &Path, output: &Path, args: &[&str], message: &str) {
+    assert_fails(&upscale_args(input, output, args), output.parent().unwrap(), message);
 }
 
 #[test]
@@ -431,18 +442,10 @@ fn max_fidelity_is_a_close_variant_of_precision() {
     assert_eq!(a.dimensions(), b.dimensions());
     let db = lupa_core::metrics::psnr_y(&a, &b, 0).unwrap();
     assert!(a != b && db > 35.0, "ensemble vs plain PSNR-Y {db:.1} dB");
-    let out = dir.path().join("out.png");
-    assert_fails(
-        &[
-            "upscale",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--mode",
-            "creative",
-            "--max-fidelity",
-        ],
-        dir.path(),
+    upscale_fails(
+        &input,
+        &dir.path().join("out.png"),
+        &["--mode", "creative", "--max-fidelity"],
         "Precision mode only",
     );
 }
@@ -555,20 +558,10 @@ fn a_job_over_the_memory_limit_is_refused_with_the_scale_that_fits() {
     let out = dir.path().join("out.png");
     // 128² at 8x: the second pass holds 512² as input (15 bytes a pixel) and 1024² RGB: 7.8 MiB
     // with a 1 MiB tile (a quarter of the limit); at 4x 2 MiB.
-    assert_fails(
-        &[
-            "upscale",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--scale",
-            "8",
-            "--max-memory",
-            "4",
-            "--backend",
-            "cpu",
-        ],
-        dir.path(),
+    upscale_fails(
+        &input,
+        &out,
+        &["--scale", "8", "--max-memory", "4"],
         "upscaling this 128×128 image to 1024×1024 needs 8 MiB, more than the 4 MiB of memory this job may use here; 4x fits",
     );
     upscale_ok(&input, &out, &["--scale", "4", "--max-memory", "4"]);

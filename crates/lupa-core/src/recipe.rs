@@ -264,10 +264,8 @@ fn plan_resolved(
     }
     let (factor, exact) = match target {
         Target::Scale(s) => (f64::from(s), (width * s, height * s)),
+        // `JobRequest::check`, which every caller runs first, refuses an empty box.
         Target::Fit { width: bw, height: bh } => {
-            if bw == 0 || bh == 0 {
-                return Err(LupaError::BadInput("the box to fit must not be empty".into()));
-            }
             let f = (f64::from(bw) / f64::from(width)).min(f64::from(bh) / f64::from(height));
             if f > 8.0 {
                 return Err(LupaError::BadInput(format!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use lupa_core::{JobRequest, Limits, LupaError, TileLimits};
+use lupa_core::{Job, JobRequest, Limits, LupaError, ModelIndex, TileLimits};
 
 /// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
 /// this stays well under what integrated GPUs and phones give a page.
@@ -35,14 +35,23 @@ pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
     }
 }
 
-/// The page's job request (JSON, see [`JobRequest`]) under this engine's `limits`.
+/// The page's job `request_json` (see [`JobRequest`]) on the image file `input`, decoded and
+/// planned under this engine's [`limits`] for a device whose largest buffer is `max_buffer`
+/// (`None`: the CPU), with tiles of `tile` input pixels (0: sized automatically). What
+/// `plan_job` and `run_job` start with.
 ///
 /// # Errors
-/// [`LupaError::BadInput`] naming what the JSON gets wrong.
-pub fn request(json: &str, limits: Limits) -> Result<JobRequest, LupaError> {
-    let request: JobRequest =
-        serde_json::from_str(json).map_err(|e| LupaError::BadInput(format!("bad job request: {e}")))?;
-    Ok(JobRequest { limits, ..request })
+/// [`LupaError::BadInput`] naming what the JSON gets wrong, and those of [`Job::prepare`].
+pub fn prepare(
+    index: &ModelIndex,
+    input: &[u8],
+    request_json: &str,
+    max_buffer: Option<u64>,
+    tile: u32,
+) -> Result<Job, LupaError> {
+    let request: JobRequest = serde_json::from_str(request_json)
+        .map_err(|e| LupaError::BadInput(format!("bad job request: {e}")))?;
+    Job::prepare(index, input, JobRequest { limits: limits(max_buffer, tile), ..request })
 }
 
 /// A zip archive of `files` (name, bytes), stored without compression (the images are
@@ -79,7 +88,7 @@ mod tests {
 
     use image::DynamicImage;
     use lupa_core::codec;
-    use lupa_core::{Encoded, ErrorKind, Job, ModelIndex, ModelSpec, RecipeProgress, SrModel};
+    use lupa_core::{Encoded, ErrorKind, ModelSpec, RecipeProgress, SrModel};
 
     use super::*;
 
@@ -107,9 +116,9 @@ mod tests {
         file
     }
 
-    /// What `plan_job` and `run_job` do first: the page's JSON under the CPU engine's limits.
+    /// What `plan_job` and `run_job` do first, on the CPU engine.
     fn prepare(file: &[u8], json: &str, tile: u32) -> Result<Job, LupaError> {
-        Job::prepare(&index(), file, request(json, limits(None, tile))?)
+        super::prepare(&index(), file, json, None, tile)
     }
 
     fn load(id: &str) -> Rc<SrModel> {

@@ -39,8 +39,6 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::engine::{limits, request};
-
 /// Which backend runs, on what, and why; sent to the page as JSON (camelCase).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -198,11 +196,9 @@ pub fn cancel() {
     CANCEL.with(|c| c.set(true));
 }
 
-/// The job `request_json` asks for on the image file `input`, decoded and planned under this
-/// engine's limits (tiles of `tile` input pixels; 0: sized from the device's limits).
+/// [`crate::engine::prepare`] on this engine's device.
 fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32) -> Result<Job, JsValue> {
-    let request = request(request_json, limits(engine.info.max_buffer, tile)).map_err(to_js)?;
-    Job::prepare(&engine.index, input, request).map_err(to_js)
+    crate::engine::prepare(&engine.index, input, request_json, engine.info.max_buffer, tile).map_err(to_js)
 }
 
 /// What upscaling `input` as `request_json` asks would do: a JSON [`lupa_core::JobPlan`].
