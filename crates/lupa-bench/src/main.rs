@@ -144,9 +144,26 @@ fn main() -> Result<()> {
             let (loaded, weights) = load_model(&read_index(&models_dir)?, &models_dir, &model, &device)?;
             let photo = image::open(&image).with_context(|| format!("{}", image.display()))?;
             let p = profile::profile(&loaded, &weights, &photo, size, &device)?;
-            println!("{}: whole {:.2} s, convolutions {:.2} s", p.model, p.whole_secs, p.conv_secs());
+            let pixels = f64::from(p.size * p.size);
+            println!(
+                "{}: whole {:.2} s (Burn's conv {:.2} s), convolutions {:.2} s (Burn's {:.2} s)",
+                p.model,
+                p.whole_secs,
+                p.whole_burn_secs,
+                p.conv_secs(),
+                p.conv_burn_secs()
+            );
             for c in &p.convs {
-                println!("{:?} ×{}: {:.3} s", c.shape, c.layers, c.secs);
+                let gmacs = |secs: f64| c.macs_per_pixel() * pixels / secs / 1e9;
+                println!(
+                    "{:?} ×{}: {:.3} s, {:.1} GMAC/s (Burn's {:.3} s, {:.1} GMAC/s)",
+                    c.shape,
+                    c.layers,
+                    c.secs,
+                    gmacs(c.secs),
+                    c.burn_secs,
+                    gmacs(c.burn_secs)
+                );
             }
             Ok(())
         }
@@ -187,12 +204,17 @@ fn peak_rss_mb() -> Option<f64> {
 fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Path) -> Result<()> {
     let (device, adapter) = match backend {
         "cpu" => (Device::flex(), "flex".to_owned()),
+        // The same CPU backend with Lupa's fused convolution switched off: Burn's own conv.
+        "cpu-burn" => {
+            lupa_core::fused::set_enabled(false);
+            (Device::flex(), "flex, Burn's conv".to_owned())
+        }
         "wgpu" => {
             let (device, setup) = Device::wgpu_options().init_with_setup().context("no wgpu adapter")?;
             let info = setup.adapter.get_info();
             (device, format!("{} ({:?})", info.name, info.backend))
         }
-        other => anyhow::bail!("unknown backend {other} (cpu or wgpu)"),
+        other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn or wgpu)"),
     };
     let (model, _) = load_model(&read_index(models_dir)?, models_dir, id, &device)?;
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));

@@ -15,6 +15,7 @@
 pub mod arch;
 pub mod codec;
 mod error;
+pub mod fused;
 pub mod job;
 pub mod metrics;
 mod model;

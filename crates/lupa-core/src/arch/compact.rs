@@ -11,6 +11,7 @@ use burn::nn::{PRelu, PReluConfig, PixelShuffle, PixelShuffleConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::conv;
+use crate::fused::{self, Activation};
 
 /// Hyper-parameters of [`SrVggNetCompact`]. Field names follow the upstream constructor.
 #[derive(Config, Debug, PartialEq)]
@@ -72,9 +73,9 @@ impl SrVggNetCompact {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         for (conv, act) in self.convs.iter().zip(&self.acts) {
-            h = act.forward(conv.forward(h));
+            h = fused::conv2d(conv, h, Activation::Prelu(act));
         }
         let last = self.convs.last().expect("SRVGGNetCompact has at least two convolutions");
-        self.shuffle.forward(last.forward(h)) + self.residual.forward(x)
+        self.shuffle.forward(fused::conv2d(last, h, Activation::Identity)) + self.residual.forward(x)
     }
 }

@@ -22,7 +22,11 @@ use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
-const SLOPE: f64 = 0.1;
+use crate::fused::{self, Activation};
+
+/// The negative slope of every LeakyReLU.
+const SLOPE: f32 = 0.1;
+const LEAKY: Activation<'static> = Activation::LeakyRelu(SLOPE);
 
 /// Hyper-parameters of [`UpCunet`].
 #[derive(Config, Debug, PartialEq)]
@@ -180,8 +184,8 @@ impl UNetConv {
     /// # Shapes
     /// `[batch, in, H, W] → [batch, out, H − 4, W − 4]`
     fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
-        let x = leaky_relu(self.conv1.forward(x), SLOPE);
-        let x = leaky_relu(self.conv2.forward(x), SLOPE);
+        let x = fused::conv2d(&self.conv1, x, LEAKY);
+        let x = fused::conv2d(&self.conv2, x, LEAKY);
         match &self.seblock {
             Some(se) => se.forward(x, state),
             None => x,
@@ -212,10 +216,10 @@ impl UNet1 {
     /// (`H − 4` must be even)
     fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let x1 = self.conv1.forward(x, state);
-        let x2 = leaky_relu(self.conv1_down.forward(x1.clone()), SLOPE);
+        let x2 = fused::conv2d(&self.conv1_down, x1.clone(), LEAKY);
         let x2 = self.conv2.forward(x2, state);
-        let x2 = leaky_relu(self.conv2_up.forward(x2), SLOPE);
-        let x3 = leaky_relu(self.conv3.forward(shave(x1, 4) + x2), SLOPE);
+        let x2 = leaky_relu(self.conv2_up.forward(x2), f64::from(SLOPE));
+        let x3 = fused::conv2d(&self.conv3, shave(x1, 4) + x2, LEAKY);
         self.conv_bottom.forward(x3)
     }
 }
@@ -250,15 +254,15 @@ impl UNet2 {
     /// `[batch, in, H, W] → [batch, out, H − 40, W − 40]`
     fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let x1 = self.conv1.forward(x, state);
-        let x2 = leaky_relu(self.conv1_down.forward(x1.clone()), SLOPE);
+        let x2 = fused::conv2d(&self.conv1_down, x1.clone(), LEAKY);
         let x2 = self.conv2.forward(x2, state);
-        let x3 = leaky_relu(self.conv2_down.forward(x2.clone()), SLOPE);
+        let x3 = fused::conv2d(&self.conv2_down, x2.clone(), LEAKY);
         let x3 = self.conv3.forward(x3, state);
-        let x3 = leaky_relu(self.conv3_up.forward(x3), SLOPE);
+        let x3 = leaky_relu(self.conv3_up.forward(x3), f64::from(SLOPE));
         let x4 = self.conv4.forward(shave(x2, 4) + x3, state);
-        let x4 = leaky_relu(self.conv4_up.forward(x4), SLOPE);
-        let x5 = leaky_relu(self.conv5.forward(shave(x1, 16) + x4), SLOPE);
-        self.conv_bottom.forward(x5)
+        let x4 = leaky_relu(self.conv4_up.forward(x4), f64::from(SLOPE));
+        let x5 = fused::conv2d(&self.conv5, shave(x1, 16) + x4, LEAKY);
+        fused::conv2d(&self.conv_bottom, x5, Activation::Identity)
     }
 }
 
@@ -322,7 +326,7 @@ impl UpCunet {
         let [batch, channels, h, w] = x.dims();
         let mut y = self.unets(x.clone(), state);
         if let Some(conv_final) = &self.conv_final {
-            y = self.shuffle.forward(shave(conv_final.forward(y), 1));
+            y = self.shuffle.forward(shave(fused::conv2d(conv_final, y, Activation::Identity), 1));
         }
         let s = self.scale;
         let y = y.slice([0..batch, 0..channels, 0..s * h, 0..s * w]);

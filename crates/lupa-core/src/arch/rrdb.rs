@@ -6,12 +6,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::conv;
+use crate::fused::{self, Activation};
 
-const SLOPE: f64 = 0.2;
+const SLOPE: f32 = 0.2;
 
 /// Hyper-parameters of [`RrdbNet`]. Field names follow the upstream constructor.
 #[derive(Config, Debug, PartialEq)]
@@ -65,15 +65,17 @@ impl ResidualDenseBlock {
     /// # Shapes
     /// `[batch, F, H, W] → [batch, F, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x1 = leaky_relu(self.conv1.forward(x.clone()), SLOPE);
-        let x2 = leaky_relu(self.conv2.forward(Tensor::cat(vec![x.clone(), x1.clone()], 1)), SLOPE);
-        let x3 =
-            leaky_relu(self.conv3.forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone()], 1)), SLOPE);
-        let x4 = leaky_relu(
-            self.conv4.forward(Tensor::cat(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()], 1)),
-            SLOPE,
+        let leaky = Activation::LeakyRelu(SLOPE);
+        let x1 = fused::conv2d(&self.conv1, x.clone(), leaky);
+        let x2 = fused::conv2d(&self.conv2, Tensor::cat(vec![x.clone(), x1.clone()], 1), leaky);
+        let x3 = fused::conv2d(&self.conv3, Tensor::cat(vec![x.clone(), x1.clone(), x2.clone()], 1), leaky);
+        let x4 = fused::conv2d(
+            &self.conv4,
+            Tensor::cat(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()], 1),
+            leaky,
         );
-        let x5 = self.conv5.forward(Tensor::cat(vec![x.clone(), x1, x2, x3, x4], 1));
+        let x5 =
+            fused::conv2d(&self.conv5, Tensor::cat(vec![x.clone(), x1, x2, x3, x4], 1), Activation::Identity);
         x5 * 0.2 + x
     }
 }
@@ -154,14 +156,15 @@ impl RrdbNet {
     /// # Shapes
     /// `[batch, 3, H, W]` in `[0, 1]` → `[batch, 3, 4H, 4W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let feat = self.conv_first.forward(x);
+        let leaky = Activation::LeakyRelu(SLOPE);
+        let feat = fused::conv2d(&self.conv_first, x, Activation::Identity);
         let mut h = feat.clone();
         for block in &self.body {
             h = block.forward(h);
         }
-        let feat = feat + self.conv_body.forward(h);
-        let feat = leaky_relu(self.conv_up1.forward(self.up2.forward(feat)), SLOPE);
-        let feat = leaky_relu(self.conv_up2.forward(self.up2.forward(feat)), SLOPE);
-        self.conv_last.forward(leaky_relu(self.conv_hr.forward(feat), SLOPE))
+        let feat = feat + fused::conv2d(&self.conv_body, h, Activation::Identity);
+        let feat = fused::conv2d(&self.conv_up1, self.up2.forward(feat), leaky);
+        let feat = fused::conv2d(&self.conv_up2, self.up2.forward(feat), leaky);
+        fused::conv2d(&self.conv_last, fused::conv2d(&self.conv_hr, feat, leaky), Activation::Identity)
     }
 }

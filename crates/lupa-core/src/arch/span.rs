@@ -8,10 +8,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{PixelShuffle, PixelShuffleConfig};
-use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::{Device, Tensor};
 
 use super::conv;
+use crate::fused::{self, Activation};
 
 /// Hyper-parameters of [`Span`]. Field names follow the upstream constructor.
 #[derive(Config, Debug, PartialEq)]
@@ -53,11 +53,10 @@ impl SpanBlock {
     /// # Shapes
     /// `[batch, C, H, W] → ([batch, C, H, W], [batch, C, H, W])`
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let out1 = silu(self.c1_r.forward(x.clone()));
-        let out2 = silu(self.c2_r.forward(out1.clone()));
-        let out3 = self.c3_r.forward(out2);
-        let attention = sigmoid(out3.clone()) - 0.5;
-        ((out3 + x) * attention, out1)
+        let out1 = fused::conv2d(&self.c1_r, x.clone(), Activation::Silu);
+        let out2 = fused::conv2d(&self.c2_r, out1.clone(), Activation::Silu);
+        let out = fused::conv2d(&self.c3_r, out2, Activation::SpanAttention(&x));
+        (out, out1)
     }
 }
 
@@ -111,7 +110,7 @@ impl Span {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mean = Tensor::<1>::from_floats(self.rgb_mean, &x.device()).reshape([1, 3, 1, 1]);
         let x = (x - mean) * self.img_range;
-        let features = self.conv_1.forward(x);
+        let features = fused::conv2d(&self.conv_1, x, Activation::Identity);
 
         let mut h = features.clone();
         let mut block_1_out = None;
@@ -127,8 +126,9 @@ impl Span {
             _ => unreachable!("SPAN always has six blocks"),
         };
 
-        let h = self.conv_2.forward(h);
-        let fused = self.conv_cat.forward(Tensor::cat(vec![features, h, block_1_out, last_out1], 1));
-        self.shuffle.forward(self.upsampler.forward(fused))
+        let h = fused::conv2d(&self.conv_2, h, Activation::Identity);
+        let concat = Tensor::cat(vec![features, h, block_1_out, last_out1], 1);
+        let mixed = fused::conv2d(&self.conv_cat, concat, Activation::Identity);
+        self.shuffle.forward(fused::conv2d(&self.upsampler, mixed, Activation::Identity))
     }
 }

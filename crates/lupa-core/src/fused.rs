@@ -1,0 +1,327 @@
+//! Lupa's fused convolution: conv + bias + the activation that follows, as one op.
+//!
+//! Every architecture calls [`conv2d`] instead of `Conv2d::forward` followed by an activation. The op
+//! is a Burn backend extension ([`FusedConvBackend`], routed by `burn::backend::backend_extension`),
+//! so model code stays backend-independent:
+//!
+//! - **Flex** (the CPU backend, native and wasm32) runs [`lupa_kernels::PackedConv2d`]: NHWC
+//!   activations, weights packed into SIMD-width channel blocks, bias and activation in the kernel's
+//!   epilogue, rows over threads natively. Its output is an NHWC buffer viewed as NCHW (permuted
+//!   strides), so the next fused convolution reads it without a layout conversion; Burn's element-wise
+//!   ops accept the strided view as they accept any other.
+//! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs the trait's default body for now: Burn's own
+//!   conv2d and activation ops, exactly what the models ran before.
+//!
+//! [`set_enabled`]`(false)` routes the calling thread's calls to Burn's `Conv2d::forward` and
+//! activation modules instead, for benchmarks that compare the two in one run.
+
+use std::cell::Cell;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ConvOptions;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Cube, ExtensionType, Flex, backend_extension};
+use burn::nn::conv::Conv2d;
+use burn::nn::{PRelu, PaddingConfig2d};
+use burn::tensor::{DType, Tensor, TensorData, activation};
+use lupa_kernels::{ConvGeometry, PackedConv2d};
+
+/// The activation fused after a convolution (and its bias).
+#[derive(Debug, Clone, Copy)]
+pub enum Activation<'a> {
+    /// None.
+    Identity,
+    /// `max(x, 0) + slope · min(x, 0)`.
+    LeakyRelu(f32),
+    /// PReLU with the module's learnt slopes (one, or one per channel).
+    Prelu(&'a PRelu),
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// `(x + residual) · (sigmoid(x) − 1/2)`: SPAN's parameter-free attention, the residual being
+    /// the block's input (the shape of the output).
+    SpanAttention(&'a Tensor<4>),
+}
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Turns the fused op on (the default) or off for the calling thread, where a model's forward pass
+/// runs: off, [`conv2d`] is Burn's `Conv2d::forward` followed by Burn's activation, on every backend.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.set(enabled);
+}
+
+/// Whether [`conv2d`] runs the fused op on this thread.
+pub fn enabled() -> bool {
+    ENABLED.get()
+}
+
+/// `activation(conv(x))` with the bias of `conv`.
+///
+/// # Shapes
+/// `[batch, channels_in, H, W]` → `[batch, channels_out, H', W']` as `Conv2d::forward`.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor<4> {
+    let Some(options) = FusedConvOptions::of(conv).filter(|_| enabled()) else {
+        return unfused(conv, x, activation);
+    };
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    let activation = match activation {
+        Activation::Identity => FusedActivation::Identity,
+        Activation::LeakyRelu(slope) => FusedActivation::LeakyRelu(slope),
+        Activation::Prelu(prelu) => {
+            // Broadcastable against the output, as `burn::tensor::activation::prelu` shapes it.
+            let alpha = prelu.alpha.val();
+            let slopes = alpha.dims()[0];
+            FusedActivation::Prelu(alpha.reshape([1, slopes, 1, 1]).into_dispatch())
+        }
+        Activation::Silu => FusedActivation::Silu,
+        Activation::SpanAttention(residual) => {
+            FusedActivation::SpanAttention(residual.clone().into_dispatch())
+        }
+    };
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedConvBackend>::fused_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        activation,
+        options,
+    ))
+}
+
+/// Burn's module and activation: the reference the fused op must match.
+fn unfused(conv: &Conv2d, x: Tensor<4>, act: Activation<'_>) -> Tensor<4> {
+    let y = conv.forward(x);
+    match act {
+        Activation::Identity => y,
+        Activation::LeakyRelu(slope) => activation::leaky_relu(y, f64::from(slope)),
+        Activation::Prelu(prelu) => prelu.forward(y),
+        Activation::Silu => activation::silu(y),
+        Activation::SpanAttention(residual) => {
+            (y.clone() + residual.clone()) * (activation::sigmoid(y) - 0.5)
+        }
+    }
+}
+
+/// The activation as the backend sees it.
+#[derive(ExtensionType)]
+pub enum FusedActivation<B: Backend> {
+    /// None.
+    Identity,
+    /// One slope for all channels.
+    LeakyRelu(f32),
+    /// PReLU's slopes, `[1, 1, 1, 1]` or `[1, channels_out, 1, 1]`.
+    Prelu(FloatTensor<B>),
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// SPAN's attention with this residual (the output's shape).
+    SpanAttention(FloatTensor<B>),
+}
+
+/// Stride and symmetric zero padding of a fused convolution (dilation 1, one group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedConvOptions {
+    /// Vertical and horizontal stride.
+    pub stride: [usize; 2],
+    /// Zero rows above and below, zero columns left and right.
+    pub padding: [usize; 2],
+}
+
+impl FusedConvOptions {
+    /// The options of `conv`, or `None` for what the fused op does not cover (dilation, groups,
+    /// asymmetric or input-dependent padding): those run as Burn's module.
+    fn of(conv: &Conv2d) -> Option<Self> {
+        let padding = match conv.padding {
+            PaddingConfig2d::Valid => [0, 0],
+            PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+                [top, left]
+            }
+            _ => return None,
+        };
+        (conv.dilation == [1, 1] && conv.groups == 1).then_some(Self { stride: conv.stride, padding })
+    }
+
+    fn burn(self) -> ConvOptions<2> {
+        ConvOptions::new(self.stride, self.padding, [1, 1], 1)
+    }
+}
+
+/// The fused convolution as a backend op.
+#[backend_extension(Flex, Cube)]
+pub trait FusedConvBackend: Backend {
+    /// `activation(conv2d(x, weight) + bias)`.
+    ///
+    /// # Shapes
+    /// x `[batch, channels_in, H, W]`, weight `[channels_out, channels_in, kh, kw]`, bias
+    /// `[channels_out]` → `[batch, channels_out, H', W']`.
+    fn fused_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        #[extension_type] activation: FusedActivation<Self>,
+        options: FusedConvOptions,
+    ) -> FloatTensor<Self> {
+        burn_conv2d::<Self>(x, weight, bias, activation, options)
+    }
+}
+
+/// Burn's conv2d and activation ops on any backend.
+fn burn_conv2d<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    activation: FusedActivation<B>,
+    options: FusedConvOptions,
+) -> FloatTensor<B> {
+    let y = B::conv2d(x, weight, Some(bias), options.burn());
+    match activation {
+        FusedActivation::Identity => y,
+        FusedActivation::LeakyRelu(slope) => B::leaky_relu(y, f64::from(slope).into()),
+        FusedActivation::Prelu(alpha) => B::prelu(y, alpha),
+        FusedActivation::Silu => B::float_mul(y.clone(), B::sigmoid(y)),
+        FusedActivation::SpanAttention(residual) => {
+            let attention = B::float_sub_scalar(B::sigmoid(y.clone()), 0.5f32.into());
+            B::float_mul(B::float_add(y, residual), attention)
+        }
+    }
+}
+
+impl FusedConvBackend for Cube {}
+
+impl FusedConvBackend for Flex {
+    fn fused_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        activation: FusedActivation<Self>,
+        options: FusedConvOptions,
+    ) -> FlexTensor {
+        if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
+            return burn_conv2d::<Self>(x, weight, bias, activation, options);
+        }
+        let [batch, channels_in, height, width] = dims(&x);
+        let [channels_out, _, kh, kw] = dims(&weight);
+        let mut residual = None;
+        let activation = match activation {
+            FusedActivation::Identity => lupa_kernels::Activation::Identity,
+            FusedActivation::LeakyRelu(slope) => lupa_kernels::Activation::LeakyRelu(slope),
+            FusedActivation::Prelu(alpha) => {
+                lupa_kernels::Activation::Prelu(values(&contiguous(alpha)).to_vec())
+            }
+            FusedActivation::Silu => lupa_kernels::Activation::Silu,
+            FusedActivation::SpanAttention(r) => {
+                residual = Some(contiguous(Flex::float_permute(r, &[0, 2, 3, 1])));
+                lupa_kernels::Activation::SpanAttention
+            }
+        };
+        let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
+        let (weight, bias) = (contiguous(weight), contiguous(bias));
+        let conv = PackedConv2d::new(
+            values(&weight),
+            Some(values(&bias)),
+            channels_in,
+            channels_out,
+            geometry,
+            &activation,
+        );
+
+        let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
+        let (output, [oh, ow]) = match &residual {
+            Some(r) => conv.forward_with_residual(values(&input), values(r), batch, height, width),
+            None => conv.forward(values(&input), batch, height, width),
+        };
+        let output = FlexTensor::from_data(TensorData::new(output, [batch, oh, ow, channels_out]));
+        Flex::float_permute(output, &[0, 3, 1, 2])
+    }
+}
+
+fn dims(tensor: &FlexTensor) -> [usize; 4] {
+    let shape = tensor.layout().shape();
+    std::array::from_fn(|i| shape[i])
+}
+
+/// The values of a [`contiguous`] f32 tensor in row-major order.
+fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// The tensor itself when its values are row-major in memory, else a row-major copy.
+fn contiguous(tensor: FlexTensor) -> FlexTensor {
+    if tensor.as_slice::<f32>().is_some() { tensor } else { tensor.to_contiguous() }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::PReluConfig;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Distribution};
+
+    use super::*;
+
+    fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let read =
+            |t: Tensor<4>| pollster::block_on(t.into_data_async()).unwrap().try_to_vec::<f32>().unwrap();
+        let (a, b) = (read(a), read(b));
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    /// `x` with `conv` and `activation`, fused and as Burn's module, agree to f32 rounding; the fused
+    /// output then feeds a second fused convolution (reading the strided NHWC view it returns).
+    fn agree(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) {
+        let fused = conv2d(conv, x.clone(), activation);
+        let burn = unfused(conv, x, activation);
+        let difference = max_difference(fused.clone(), burn.clone());
+        assert!(difference < 1e-4, "{activation:?}: max difference {difference}");
+        let [_, channels, ..] = fused.dims();
+        let next = Conv2dConfig::new([channels, 5], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&fused.device());
+        let chained =
+            max_difference(conv2d(&next, fused, Activation::Silu), unfused(&next, burn, Activation::Silu));
+        assert!(chained < 1e-4, "{activation:?} then a fused conv: max difference {chained}");
+    }
+
+    #[test]
+    fn the_fused_op_on_flex_matches_burns_conv_and_activations() {
+        let device = Device::flex();
+        let same = |cin, cout| {
+            Conv2dConfig::new([cin, cout], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&device)
+        };
+        let x = Tensor::<4>::random([1, 48, 19, 23], Distribution::Normal(0.0, 1.0), &device);
+        let prelu = PReluConfig::new().with_num_parameters(48).init(&device);
+        agree(&same(48, 48), x.clone(), Activation::Identity);
+        agree(&same(48, 48), x.clone(), Activation::Silu);
+        agree(&same(48, 48), x.clone(), Activation::LeakyRelu(0.2));
+        agree(&same(48, 48), x.clone(), Activation::Prelu(&prelu));
+        agree(&same(48, 48), x.clone(), Activation::SpanAttention(&x));
+
+        // Real-CUGAN's stride-2 2×2 and valid 3×3 on a reflect-padded (non-contiguous source) input,
+        // a batch of two, and an output channel count that is not a multiple of the SIMD width.
+        let padded = x.clone().slice([0..1, 0..48, 1..18, 2..21]).repeat_dim(0, 2);
+        let down = Conv2dConfig::new([48, 64], [2, 2]).with_stride([2, 2]).init(&device);
+        agree(&down, padded.clone(), Activation::LeakyRelu(0.1));
+        agree(&Conv2dConfig::new([48, 27], [3, 3]).init(&device), padded, Activation::Identity);
+    }
+
+    #[test]
+    fn switched_off_it_is_burns_module() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([3, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let x = Tensor::<4>::random([1, 3, 7, 9], Distribution::Default, &device);
+        set_enabled(false);
+        let off = conv2d(&conv, x.clone(), Activation::Silu);
+        set_enabled(true);
+        let burn = unfused(&conv, x, Activation::Silu);
+        assert_eq!(max_difference(off, burn), 0.0);
+    }
+}
