@@ -588,16 +588,17 @@ fn markdown(
     Ok(md)
 }
 
-const PROFILE_TEXT: &str = "What would close the gap to ncnn: Burn's `flex` runs each convolution as \
-NCHW→NHWC conversion, a tiled im2col and a `gemm` call, then adds bias and applies the activation in \
-separate passes over memory; ncnn's x86 path runs stride-1 3×3 convolutions with enough channels as \
-Winograd (F(6,3), F(4,3) or F(2,3)) on packed (elempack 4/8/16) layouts with the bias and activation \
-fused: F(6,3) needs about 5× fewer multiplies than the direct MAC count (which is why ncnn's \
-\"achieved GMAC/s\" can exceed the CPU's peak), and each layer touches memory once. The gains in order of size: (1) a Winograd or direct packed 3×3 kernel \
-for the CPU (a CubeCL/`flex` kernel, or im2col reused across layers), (2) fusing bias + activation \
-(+ SPAN's attention multiply) into the convolution, (3) f16 storage on backends that have it \
-(halves memory traffic on WebGPU with `shader-f16`), (4) larger tiles on the CPU to amortise \
-per-tile overhead.";
+const PROFILE_TEXT: &str = "How the two columns compute. Lupa: its fused convolution \
+(`lupa_core::fused`, kernels in `crates/lupa-kernels`) keeps activations NHWC between layers, runs \
+stride-1 3×3 layers with at least 16 input channels as Winograd F(4×4, 3×3) (36 multiplies per 4×4 output \
+tile and channel pair instead of 144, so the GMAC/s here, direct MACs ÷ time, can exceed the CPU's \
+peak, as ncnn's do) and the others (first layers, 1×1, stride 2) with a register-blocked direct \
+kernel; bias, activation and SPAN's attention are applied in the kernels' epilogue; AVX2+FMA through \
+`pulp`, rows or tile rows over rayon's threads. Burn: `flex`'s own conv (NCHW→NHWC per layer, a tiled \
+im2col and a `gemm` call, bias and activation as separate passes). What is still Burn's on the CPU: \
+Real-CUGAN's transposed convolutions, and the element-wise work between convolutions (SPAN's \
+concatenation, pixel shuffle, the RGB mean, tile assembly). Weights are packed on every call (one \
+pass over them per tile).";
 
 fn sets_text(config: &Config) -> String {
     config.sets.iter().map(|s| format!("`{}`", s.display())).collect::<Vec<_>>().join(", ")

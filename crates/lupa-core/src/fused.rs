@@ -1,14 +1,15 @@
 //! Lupa's fused convolution: conv + bias + the activation that follows, as one op.
 //!
-//! Every architecture calls [`conv2d`] instead of `Conv2d::forward` followed by an activation. The op
-//! is a Burn backend extension ([`FusedConvBackend`], routed by `burn::backend::backend_extension`),
+//! Every architecture calls [`conv2d`] instead of `Conv2d::forward` followed by an activation (and
+//! [`conv_transpose2d`] for `ConvTranspose2d`). The ops are a Burn backend extension ([`FusedConvBackend`], routed by `burn::backend::backend_extension`),
 //! so model code stays backend-independent:
 //!
 //! - **Flex** (the CPU backend, native and wasm32) runs [`lupa_kernels::PackedConv2d`]: NHWC
 //!   activations, weights packed into SIMD-width channel blocks, bias and activation in the kernel's
 //!   epilogue, rows over threads natively. Its output is an NHWC buffer viewed as NCHW (permuted
 //!   strides), so the next fused convolution reads it without a layout conversion; Burn's element-wise
-//!   ops accept the strided view as they accept any other.
+//!   ops accept the strided view as they accept any other. Transposed convolutions whose kernel
+//!   equals their stride run on [`lupa_kernels::PackedConvTranspose2d`]; others on Burn's op.
 //! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs the trait's default body for now: Burn's own
 //!   conv2d and activation ops, exactly what the models ran before.
 //!
@@ -18,14 +19,14 @@
 use std::cell::Cell;
 
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ConvOptions;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Cube, ExtensionType, Flex, backend_extension};
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{PRelu, PaddingConfig2d};
 use burn::tensor::{DType, Tensor, TensorData, activation};
-use lupa_kernels::{ConvGeometry, PackedConv2d};
+use lupa_kernels::{ConvGeometry, PackedConv2d, PackedConvTranspose2d};
 
 /// The activation fused after a convolution (and its bias).
 #[derive(Debug, Clone, Copy)]
@@ -71,41 +72,73 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor
         Some(bias) => bias.val(),
         None => Tensor::zeros([weight.dims()[0]], &weight.device()),
     };
-    let activation = match activation {
-        Activation::Identity => FusedActivation::Identity,
-        Activation::LeakyRelu(slope) => FusedActivation::LeakyRelu(slope),
-        Activation::Prelu(prelu) => {
-            // Broadcastable against the output, as `burn::tensor::activation::prelu` shapes it.
-            let alpha = prelu.alpha.val();
-            let slopes = alpha.dims()[0];
-            FusedActivation::Prelu(alpha.reshape([1, slopes, 1, 1]).into_dispatch())
-        }
-        Activation::Silu => FusedActivation::Silu,
-        Activation::SpanAttention(residual) => {
-            FusedActivation::SpanAttention(residual.clone().into_dispatch())
-        }
-    };
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedConvBackend>::fused_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
-        activation,
+        activation.dispatch(),
         options,
     ))
 }
 
-/// Burn's module and activation: the reference the fused op must match.
-fn unfused(conv: &Conv2d, x: Tensor<4>, act: Activation<'_>) -> Tensor<4> {
-    let y = conv.forward(x);
-    match act {
-        Activation::Identity => y,
-        Activation::LeakyRelu(slope) => activation::leaky_relu(y, f64::from(slope)),
-        Activation::Prelu(prelu) => prelu.forward(y),
-        Activation::Silu => activation::silu(y),
-        Activation::SpanAttention(residual) => {
-            (y.clone() + residual.clone()) * (activation::sigmoid(y) - 0.5)
+/// `activation(conv_transpose(x))` with the bias of `conv`.
+///
+/// # Shapes
+/// `[batch, channels_in, H, W]` → `[batch, channels_out, H', W']` as `ConvTranspose2d::forward`.
+pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor<4> {
+    let Some(options) = FusedConvTransposeOptions::of(conv).filter(|_| enabled()) else {
+        return activation.apply(conv.forward(x));
+    };
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[1]], &weight.device()),
+    };
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedConvBackend>::fused_conv_transpose2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        activation.dispatch(),
+        options,
+    ))
+}
+
+impl Activation<'_> {
+    /// The activation as the backend op takes it.
+    fn dispatch(self) -> FusedActivation<burn::backend::Dispatch> {
+        match self {
+            Activation::Identity => FusedActivation::Identity,
+            Activation::LeakyRelu(slope) => FusedActivation::LeakyRelu(slope),
+            Activation::Prelu(prelu) => {
+                // Broadcastable against the output, as `burn::tensor::activation::prelu` shapes it.
+                let alpha = prelu.alpha.val();
+                let slopes = alpha.dims()[0];
+                FusedActivation::Prelu(alpha.reshape([1, slopes, 1, 1]).into_dispatch())
+            }
+            Activation::Silu => FusedActivation::Silu,
+            Activation::SpanAttention(residual) => {
+                FusedActivation::SpanAttention(residual.clone().into_dispatch())
+            }
         }
     }
+
+    /// Burn's activation module or function on `y`.
+    fn apply(self, y: Tensor<4>) -> Tensor<4> {
+        match self {
+            Activation::Identity => y,
+            Activation::LeakyRelu(slope) => activation::leaky_relu(y, f64::from(slope)),
+            Activation::Prelu(prelu) => prelu.forward(y),
+            Activation::Silu => activation::silu(y),
+            Activation::SpanAttention(residual) => {
+                (y.clone() + residual.clone()) * (activation::sigmoid(y) - 0.5)
+            }
+        }
+    }
+}
+
+/// Burn's module and activation: the reference the fused op must match.
+fn unfused(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor<4> {
+    activation.apply(conv.forward(x))
 }
 
 /// The activation as the backend sees it.
@@ -151,7 +184,34 @@ impl FusedConvOptions {
     }
 }
 
-/// The fused convolution as a backend op.
+/// Stride and padding of a fused transposed convolution (dilation 1, one group), as
+/// `ConvTranspose2d`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedConvTransposeOptions {
+    /// Vertical and horizontal stride.
+    pub stride: [usize; 2],
+    /// Rows and columns removed from each side of the full output.
+    pub padding: [usize; 2],
+    /// Rows and columns added at the bottom and right.
+    pub padding_out: [usize; 2],
+}
+
+impl FusedConvTransposeOptions {
+    /// The options of `conv`, or `None` (dilation or groups): those run as Burn's module.
+    fn of(conv: &ConvTranspose2d) -> Option<Self> {
+        (conv.dilation == [1, 1] && conv.groups == 1).then_some(Self {
+            stride: conv.stride,
+            padding: conv.padding,
+            padding_out: conv.padding_out,
+        })
+    }
+
+    fn burn(self) -> ConvTransposeOptions<2> {
+        ConvTransposeOptions::new(self.stride, self.padding, self.padding_out, [1, 1], 1)
+    }
+}
+
+/// The fused convolutions as backend ops.
 #[backend_extension(Flex, Cube)]
 pub trait FusedConvBackend: Backend {
     /// `activation(conv2d(x, weight) + bias)`.
@@ -168,6 +228,22 @@ pub trait FusedConvBackend: Backend {
     ) -> FloatTensor<Self> {
         burn_conv2d::<Self>(x, weight, bias, activation, options)
     }
+
+    /// `activation(conv_transpose2d(x, weight) + bias)`.
+    ///
+    /// # Shapes
+    /// x `[batch, channels_in, H, W]`, weight `[channels_in, channels_out, kh, kw]`, bias
+    /// `[channels_out]` → `[batch, channels_out, H', W']`.
+    fn fused_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        #[extension_type] activation: FusedActivation<Self>,
+        options: FusedConvTransposeOptions,
+    ) -> FloatTensor<Self> {
+        let y = Self::conv_transpose2d(x, weight, Some(bias), options.burn());
+        burn_activation::<Self>(y, activation)
+    }
 }
 
 /// Burn's conv2d and activation ops on any backend.
@@ -178,7 +254,11 @@ fn burn_conv2d<B: Backend>(
     activation: FusedActivation<B>,
     options: FusedConvOptions,
 ) -> FloatTensor<B> {
-    let y = B::conv2d(x, weight, Some(bias), options.burn());
+    burn_activation::<B>(B::conv2d(x, weight, Some(bias), options.burn()), activation)
+}
+
+/// Burn's activation ops on any backend.
+fn burn_activation<B: Backend>(y: FloatTensor<B>, activation: FusedActivation<B>) -> FloatTensor<B> {
     match activation {
         FusedActivation::Identity => y,
         FusedActivation::LeakyRelu(slope) => B::leaky_relu(y, f64::from(slope).into()),
@@ -206,19 +286,7 @@ impl FusedConvBackend for Flex {
         }
         let [batch, channels_in, height, width] = dims(&x);
         let [channels_out, _, kh, kw] = dims(&weight);
-        let mut residual = None;
-        let activation = match activation {
-            FusedActivation::Identity => lupa_kernels::Activation::Identity,
-            FusedActivation::LeakyRelu(slope) => lupa_kernels::Activation::LeakyRelu(slope),
-            FusedActivation::Prelu(alpha) => {
-                lupa_kernels::Activation::Prelu(values(&contiguous(alpha)).to_vec())
-            }
-            FusedActivation::Silu => lupa_kernels::Activation::Silu,
-            FusedActivation::SpanAttention(r) => {
-                residual = Some(contiguous(Flex::float_permute(r, &[0, 2, 3, 1])));
-                lupa_kernels::Activation::SpanAttention
-            }
-        };
+        let (activation, residual) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
         let (weight, bias) = (contiguous(weight), contiguous(bias));
         let conv = PackedConv2d::new(
@@ -235,9 +303,64 @@ impl FusedConvBackend for Flex {
             Some(r) => conv.forward_with_residual(values(&input), values(r), batch, height, width),
             None => conv.forward(values(&input), batch, height, width),
         };
-        let output = FlexTensor::from_data(TensorData::new(output, [batch, oh, ow, channels_out]));
-        Flex::float_permute(output, &[0, 3, 1, 2])
+        nchw_view(output, [batch, oh, ow, channels_out])
     }
+
+    fn fused_conv_transpose2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        activation: FusedActivation<Self>,
+        options: FusedConvTransposeOptions,
+    ) -> FlexTensor {
+        let [channels_in, channels_out, kh, kw] = dims(&weight);
+        // Lupa's kernel covers the non-overlapping case (Real-CUGAN's 2×2, stride 2); Burn the rest.
+        let covered = options.stride == [kh, kw]
+            && options.padding == [0, 0]
+            && options.padding_out == [0, 0]
+            && !matches!(activation, FusedActivation::SpanAttention(_))
+            && [&x, &weight, &bias].iter().all(|t| t.dtype() == DType::F32);
+        if !covered {
+            let y = Flex::conv_transpose2d(x, weight, Some(bias), options.burn());
+            return burn_activation::<Self>(y, activation);
+        }
+        let [batch, _, height, width] = dims(&x);
+        let (activation, _) = kernel_activation(activation);
+        let (weight, bias) = (contiguous(weight), contiguous(bias));
+        let conv = PackedConvTranspose2d::new(
+            values(&weight),
+            Some(values(&bias)),
+            channels_in,
+            channels_out,
+            [kh, kw],
+            &activation,
+        );
+        let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
+        let (output, [oh, ow]) = conv.forward(values(&input), batch, height, width);
+        nchw_view(output, [batch, oh, ow, channels_out])
+    }
+}
+
+/// The kernels' activation, and SPAN's residual in NHWC order.
+fn kernel_activation(activation: FusedActivation<Flex>) -> (lupa_kernels::Activation, Option<FlexTensor>) {
+    match activation {
+        FusedActivation::Identity => (lupa_kernels::Activation::Identity, None),
+        FusedActivation::LeakyRelu(slope) => (lupa_kernels::Activation::LeakyRelu(slope), None),
+        FusedActivation::Prelu(alpha) => {
+            (lupa_kernels::Activation::Prelu(values(&contiguous(alpha)).to_vec()), None)
+        }
+        FusedActivation::Silu => (lupa_kernels::Activation::Silu, None),
+        FusedActivation::SpanAttention(r) => {
+            let residual = contiguous(Flex::float_permute(r, &[0, 2, 3, 1]));
+            (lupa_kernels::Activation::SpanAttention, Some(residual))
+        }
+    }
+}
+
+/// An NHWC buffer as an NCHW tensor (permuted strides, no copy).
+fn nchw_view(values: Vec<f32>, [batch, height, width, channels]: [usize; 4]) -> FlexTensor {
+    let nhwc = FlexTensor::from_data(TensorData::new(values, [batch, height, width, channels]));
+    Flex::float_permute(nhwc, &[0, 3, 1, 2])
 }
 
 fn dims(tensor: &FlexTensor) -> [usize; 4] {
@@ -309,6 +432,26 @@ mod tests {
         let down = Conv2dConfig::new([48, 64], [2, 2]).with_stride([2, 2]).init(&device);
         agree(&down, padded.clone(), Activation::LeakyRelu(0.1));
         agree(&Conv2dConfig::new([48, 27], [3, 3]).init(&device), padded, Activation::Identity);
+    }
+
+    /// Real-CUGAN's 2×2 stride-2 upsampling (Lupa's kernel) and its 4×4 stride-2 padded last
+    /// layer (Burn's op inside the fused one) against Burn's module.
+    #[test]
+    fn the_fused_transposed_op_matches_burns() {
+        use burn::nn::conv::ConvTranspose2dConfig;
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 64, 9, 11], Distribution::Normal(0.0, 1.0), &device);
+        let up = ConvTranspose2dConfig::new([64, 48], [2, 2]).with_stride([2, 2]).init(&device);
+        let last = ConvTranspose2dConfig::new([64, 3], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([3, 3])
+            .init(&device);
+        for (conv, activation) in [(&up, Activation::LeakyRelu(0.1)), (&last, Activation::Identity)] {
+            let fused = conv_transpose2d(conv, x.clone(), activation);
+            let burn = activation.apply(conv.forward(x.clone()));
+            let difference = max_difference(fused, burn);
+            assert!(difference < 1e-4, "{:?}: max difference {difference}", conv.kernel_size);
+        }
     }
 
     #[test]

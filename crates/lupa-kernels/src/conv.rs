@@ -323,20 +323,33 @@ impl PackedConv2d {
                 tasks.push((n, ty, out, residual));
             }
         }
+        let scratch_len = winograd::scratch_len(self.channels_in, self.channels_out);
         for_each_task(tasks, |(n, ty, out, residual)| {
-            let job = winograd::TileRow {
-                input: padded,
-                input_height: size[0],
-                input_width: size[1],
-                n,
-                ty,
-                width: ow,
-                out,
-                residual,
-            };
-            Arch::new().dispatch(WinogradRow { conv: self, job });
+            // One scratch buffer per thread, reused by every tile row and layer it runs.
+            SCRATCH.with_borrow_mut(|scratch| {
+                if scratch.len() < scratch_len {
+                    scratch.resize(scratch_len, 0.0);
+                }
+                let job = winograd::TileRow {
+                    input: padded,
+                    input_height: size[0],
+                    input_width: size[1],
+                    n,
+                    ty,
+                    width: ow,
+                    out,
+                    residual,
+                    scratch,
+                };
+                Arch::new().dispatch(WinogradRow { conv: self, job });
+            });
         });
     }
+}
+
+thread_local! {
+    /// Winograd's per-thread scratch (transformed inputs and products of one batch of tiles).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The padded NHWC input and the output rows it yields per image.

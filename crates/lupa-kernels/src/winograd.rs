@@ -191,6 +191,14 @@ pub(crate) struct TileRow<'a> {
     pub(crate) out: &'a mut [f32],
     /// The matching residual rows (SPAN's attention only).
     pub(crate) residual: Option<&'a [f32]>,
+    /// Room for one batch's transformed inputs and products ([`scratch_len`]); its contents are
+    /// overwritten before they are read.
+    pub(crate) scratch: &'a mut [f32],
+}
+
+/// The scratch a [`TileRow`] needs.
+pub(crate) fn scratch_len(channels_in: usize, channels_out: usize) -> usize {
+    POSITIONS * TILES_PER_BATCH * (channels_in + channels_out)
 }
 
 /// One tile row of the output, in batches of tiles: input transform, 36 products, output transform.
@@ -207,8 +215,8 @@ pub(crate) fn tile_row<S: Simd, const V: usize, const P: usize>(
     let tiles = ow.div_ceil(TILE);
     let rows = job.out.len() / (ow * cout);
     let zero = [simd.splat_f32s(0.0); V];
-    let mut transformed = vec![0.0; POSITIONS * TILES_PER_BATCH * cin];
-    let mut products = vec![0.0; POSITIONS * TILES_PER_BATCH * cout];
+    let (transformed, products) =
+        job.scratch[..scratch_len(cin, cout)].split_at_mut(POSITIONS * TILES_PER_BATCH * cin);
 
     for first in (0..tiles).step_by(TILES_PER_BATCH) {
         let count = TILES_PER_BATCH.min(tiles - first);

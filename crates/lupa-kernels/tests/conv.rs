@@ -2,7 +2,7 @@
 //! size, stride and padding the shipped models use, odd sizes, 1×1 images, channel counts that are
 //! not a multiple of the SIMD width, and every fused activation.
 
-use lupa_kernels::{Activation, Algorithm, ConvGeometry, PackedConv2d};
+use lupa_kernels::{Activation, Algorithm, ConvGeometry, PackedConv2d, PackedConvTranspose2d};
 use proptest::prelude::*;
 
 /// The definition: NHWC input, OIHW weights, zero padding, f64 sums, then bias and activation
@@ -209,4 +209,58 @@ fn the_model_layers() {
             && winograd(64, 12, same)
     );
     assert!(!winograd(3, 48, same) && !winograd(64, 64, down) && !winograd(192, 48, pointwise));
+}
+
+/// The transposed convolution with kernel = stride against its definition (Real-CUGAN's 2×2
+/// upsampling, plus 3×3 and a non-square kernel, odd sizes, a batch of two, PReLU per channel).
+#[test]
+fn transposed_matches_the_definition() {
+    for (i, (cin, cout, kernel, height, width, batch)) in [
+        (64, 64, [2, 2], 9, 13, 1),
+        (128, 128, [2, 2], 5, 4, 1),
+        (7, 5, [3, 3], 3, 5, 2),
+        (16, 9, [2, 3], 1, 1, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 100 + i as u64;
+        let [kh, kw] = kernel;
+        let input = values(seed, batch * height * width * cin);
+        let weights = values(seed ^ 1, cin * cout * kh * kw);
+        let bias = values(seed ^ 2, cout);
+        let slopes = values(seed ^ 3, cout);
+        let conv = PackedConvTranspose2d::new(
+            &weights,
+            Some(&bias),
+            cin,
+            cout,
+            kernel,
+            &Activation::Prelu(slopes.clone()),
+        );
+        let (out, size) = conv.forward(&input, batch, height, width);
+        let (oh, ow) = (kh * height, kw * width);
+        assert_eq!(size, [oh, ow]);
+        for n in 0..batch {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for o in 0..cout {
+                        let (i, j, ky, kx) = (y / kh, x / kw, y % kh, x % kw);
+                        let mut sum = f64::from(bias[o]);
+                        for c in 0..cin {
+                            let v = input[((n * height + i) * width + j) * cin + c];
+                            let w = weights[((c * cout + o) * kh + ky) * kw + kx];
+                            sum += f64::from(v) * f64::from(w);
+                        }
+                        let want = if sum < 0.0 { f64::from(slopes[o]) * sum } else { sum } as f32;
+                        let got = out[((n * oh + y) * ow + x) * cout + o];
+                        assert!(
+                            (got - want).abs() <= DIRECT_TOLERANCE * want.abs().max(1.0),
+                            "{got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
 use burn::nn::{PixelShuffle, PixelShuffleConfig};
-use burn::tensor::activation::{leaky_relu, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
@@ -218,9 +218,9 @@ impl UNet1 {
         let x1 = self.conv1.forward(x, state);
         let x2 = fused::conv2d(&self.conv1_down, x1.clone(), LEAKY);
         let x2 = self.conv2.forward(x2, state);
-        let x2 = leaky_relu(self.conv2_up.forward(x2), f64::from(SLOPE));
+        let x2 = fused::conv_transpose2d(&self.conv2_up, x2, LEAKY);
         let x3 = fused::conv2d(&self.conv3, shave(x1, 4) + x2, LEAKY);
-        self.conv_bottom.forward(x3)
+        fused::conv_transpose2d(&self.conv_bottom, x3, Activation::Identity)
     }
 }
 
@@ -258,9 +258,9 @@ impl UNet2 {
         let x2 = self.conv2.forward(x2, state);
         let x3 = fused::conv2d(&self.conv2_down, x2.clone(), LEAKY);
         let x3 = self.conv3.forward(x3, state);
-        let x3 = leaky_relu(self.conv3_up.forward(x3), f64::from(SLOPE));
+        let x3 = fused::conv_transpose2d(&self.conv3_up, x3, LEAKY);
         let x4 = self.conv4.forward(shave(x2, 4) + x3, state);
-        let x4 = leaky_relu(self.conv4_up.forward(x4), f64::from(SLOPE));
+        let x4 = fused::conv_transpose2d(&self.conv4_up, x4, LEAKY);
         let x5 = fused::conv2d(&self.conv5, shave(x1, 16) + x4, LEAKY);
         fused::conv2d(&self.conv_bottom, x5, Activation::Identity)
     }
