@@ -144,7 +144,6 @@ fn main() -> Result<()> {
             let (loaded, weights) = load_model(&read_index(&models_dir)?, &models_dir, &model, &device)?;
             let photo = image::open(&image).with_context(|| format!("{}", image.display()))?;
             let p = profile::profile(&loaded, &weights, &photo, size, &device)?;
-            let pixels = f64::from(p.size * p.size);
             println!(
                 "{}: whole {:.2} s (Burn's conv {:.2} s), convolutions {:.2} s (Burn's {:.2} s)",
                 p.model,
@@ -154,15 +153,14 @@ fn main() -> Result<()> {
                 p.conv_burn_secs()
             );
             for c in &p.convs {
-                let gmacs = |secs: f64| c.macs_per_pixel() * pixels / secs / 1e9;
                 println!(
                     "{:?} ×{}: {:.3} s, {:.1} GMAC/s (Burn's {:.3} s, {:.1} GMAC/s)",
                     c.shape,
                     c.layers,
                     c.secs,
-                    gmacs(c.secs),
+                    c.gmacs(p.size, c.secs),
                     c.burn_secs,
-                    gmacs(c.burn_secs)
+                    c.gmacs(p.size, c.burn_secs)
                 );
             }
             Ok(())

@@ -35,6 +35,11 @@ impl ConvShape {
     pub fn macs_per_pixel(&self) -> f64 {
         (self.shape.iter().product::<usize>() * self.layers) as f64
     }
+
+    /// Multiply-adds per second (direct MAC count) of `secs` for its layers on a `size`² input.
+    pub fn gmacs(&self, size: u32, secs: f64) -> f64 {
+        self.macs_per_pixel() * f64::from(size) * f64::from(size) / secs / 1e9
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

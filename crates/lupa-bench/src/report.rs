@@ -559,16 +559,15 @@ fn markdown(
         writeln!(w, "| conv `[out, in, kh, kw]` | layers | Lupa | GMAC/s | Burn | GMAC/s |")?;
         writeln!(w, "|---|---:|---:|---:|---:|---:|")?;
         for c in &p.convs {
-            let gmacs = |secs: f64| c.macs_per_pixel() * f64::from(p.size * p.size) / secs / 1e9;
             writeln!(
                 w,
                 "| {:?} | {} | {:.3} s | {:.1} | {:.3} s | {:.1} |",
                 c.shape,
                 c.layers,
                 c.secs,
-                gmacs(c.secs),
+                c.gmacs(p.size, c.secs),
                 c.burn_secs,
-                gmacs(c.burn_secs)
+                c.gmacs(p.size, c.burn_secs)
             )?;
         }
         writeln!(w)?;
