@@ -22,7 +22,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Cube, ExtensionType, Flex, backend_extension};
+use burn::backend::{Backend, Cube, DispatchDevice, ExtensionType, Flex, backend_extension};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{PRelu, PaddingConfig2d};
 use burn::tensor::{DType, Tensor, TensorData, activation};
@@ -79,6 +79,24 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor
         activation.dispatch(),
         options,
     ))
+}
+
+/// `Tensor::cat(tensors, 1)`: the channels of `tensors` side by side, concatenated where it is
+/// cheapest for the fused op. On `flex` (with the fused op on) the inputs are the NHWC views the
+/// fused convolutions return, so they are joined along NHWC's channel axis, whole pixels at a time
+/// (3× faster than Burn's concatenation of strided views at SPAN's 4 × 48 channels), and the result
+/// is again an NHWC view. Elsewhere it is `Tensor::cat`.
+///
+/// # Shapes
+/// `[batch, C_i, H, W]` each → `[batch, ΣC_i, H, W]`.
+pub fn cat_channels(tensors: Vec<Tensor<4>>) -> Tensor<4> {
+    let on_flex =
+        tensors.first().is_some_and(|t| matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)));
+    if !(on_flex && enabled()) {
+        return Tensor::cat(tensors, 1);
+    }
+    let nhwc = tensors.into_iter().map(|t| t.permute([0, 2, 3, 1])).collect();
+    Tensor::cat(nhwc, 3).permute([0, 3, 1, 2])
 }
 
 /// `activation(conv_transpose(x))` with the bias of `conv`.
@@ -452,6 +470,20 @@ mod tests {
             let difference = max_difference(fused, burn);
             assert!(difference < 1e-4, "{:?}: max difference {difference}", conv.kernel_size);
         }
+    }
+
+    /// Concatenating the fused op's NHWC views equals Burn's concatenation of the same values.
+    #[test]
+    fn channels_concatenate_as_burns_cat() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([3, 5], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let x = Tensor::<4>::random([2, 3, 7, 9], Distribution::Default, &device);
+        let (a, b) = (conv2d(&conv, x.clone(), Activation::Silu), x.clone());
+        let ours = cat_channels(vec![a.clone(), b.clone()]);
+        let burns = Tensor::cat(vec![a, b], 1);
+        assert_eq!(max_difference(ours, burns), 0.0);
     }
 
     #[test]

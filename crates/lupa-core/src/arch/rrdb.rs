@@ -67,15 +67,19 @@ impl ResidualDenseBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let leaky = Activation::LeakyRelu(SLOPE);
         let x1 = fused::conv2d(&self.conv1, x.clone(), leaky);
-        let x2 = fused::conv2d(&self.conv2, Tensor::cat(vec![x.clone(), x1.clone()], 1), leaky);
-        let x3 = fused::conv2d(&self.conv3, Tensor::cat(vec![x.clone(), x1.clone(), x2.clone()], 1), leaky);
+        let x2 = fused::conv2d(&self.conv2, fused::cat_channels(vec![x.clone(), x1.clone()]), leaky);
+        let x3 =
+            fused::conv2d(&self.conv3, fused::cat_channels(vec![x.clone(), x1.clone(), x2.clone()]), leaky);
         let x4 = fused::conv2d(
             &self.conv4,
-            Tensor::cat(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()], 1),
+            fused::cat_channels(vec![x.clone(), x1.clone(), x2.clone(), x3.clone()]),
             leaky,
         );
-        let x5 =
-            fused::conv2d(&self.conv5, Tensor::cat(vec![x.clone(), x1, x2, x3, x4], 1), Activation::Identity);
+        let x5 = fused::conv2d(
+            &self.conv5,
+            fused::cat_channels(vec![x.clone(), x1, x2, x3, x4]),
+            Activation::Identity,
+        );
         x5 * 0.2 + x
     }
 }

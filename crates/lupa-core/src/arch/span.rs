@@ -127,7 +127,7 @@ impl Span {
         };
 
         let h = fused::conv2d(&self.conv_2, h, Activation::Identity);
-        let concat = Tensor::cat(vec![features, h, block_1_out, last_out1], 1);
+        let concat = fused::cat_channels(vec![features, h, block_1_out, last_out1]);
         let mixed = fused::conv2d(&self.conv_cat, concat, Activation::Identity);
         self.shuffle.forward(fused::conv2d(&self.upsampler, mixed, Activation::Identity))
     }
