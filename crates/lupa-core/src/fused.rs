@@ -23,6 +23,7 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Cube, DispatchDevice, ExtensionType, Flex, backend_extension};
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{PRelu, PaddingConfig2d};
 use burn::tensor::{DType, Tensor, TensorData, activation};
@@ -68,10 +69,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor
         return unfused(conv, x, activation);
     };
     let weight = conv.weight.val();
-    let bias = match &conv.bias {
-        Some(bias) => bias.val(),
-        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
-    };
+    let bias = bias_or_zeros(&conv.bias, weight.dims()[0], &weight);
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedConvBackend>::fused_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -108,10 +106,7 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>, activation: Activa
         return activation.apply(conv.forward(x));
     };
     let weight = conv.weight.val();
-    let bias = match &conv.bias {
-        Some(bias) => bias.val(),
-        None => Tensor::zeros([weight.dims()[1]], &weight.device()),
-    };
+    let bias = bias_or_zeros(&conv.bias, weight.dims()[1], &weight);
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedConvBackend>::fused_conv_transpose2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -119,6 +114,11 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>, activation: Activa
         activation.dispatch(),
         options,
     ))
+}
+
+/// A module's bias, or `channels` zeros on the weight's device (the ops always take one).
+fn bias_or_zeros(bias: &Option<Param<Tensor<1>>>, channels: usize, weight: &Tensor<4>) -> Tensor<1> {
+    bias.as_ref().map_or_else(|| Tensor::zeros([channels], &weight.device()), Param::val)
 }
 
 impl Activation<'_> {
@@ -244,7 +244,7 @@ pub trait FusedConvBackend: Backend {
         #[extension_type] activation: FusedActivation<Self>,
         options: FusedConvOptions,
     ) -> FloatTensor<Self> {
-        burn_conv2d::<Self>(x, weight, bias, activation, options)
+        burn_activation::<Self>(Self::conv2d(x, weight, Some(bias), options.burn()), activation)
     }
 
     /// `activation(conv_transpose2d(x, weight) + bias)`.
@@ -259,20 +259,8 @@ pub trait FusedConvBackend: Backend {
         #[extension_type] activation: FusedActivation<Self>,
         options: FusedConvTransposeOptions,
     ) -> FloatTensor<Self> {
-        let y = Self::conv_transpose2d(x, weight, Some(bias), options.burn());
-        burn_activation::<Self>(y, activation)
+        burn_activation::<Self>(Self::conv_transpose2d(x, weight, Some(bias), options.burn()), activation)
     }
-}
-
-/// Burn's conv2d and activation ops on any backend.
-fn burn_conv2d<B: Backend>(
-    x: FloatTensor<B>,
-    weight: FloatTensor<B>,
-    bias: FloatTensor<B>,
-    activation: FusedActivation<B>,
-    options: FusedConvOptions,
-) -> FloatTensor<B> {
-    burn_activation::<B>(B::conv2d(x, weight, Some(bias), options.burn()), activation)
 }
 
 /// Burn's activation ops on any backend.
@@ -300,7 +288,7 @@ impl FusedConvBackend for Flex {
         options: FusedConvOptions,
     ) -> FlexTensor {
         if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
-            return burn_conv2d::<Self>(x, weight, bias, activation, options);
+            return burn_activation::<Self>(Self::conv2d(x, weight, Some(bias), options.burn()), activation);
         }
         let [batch, channels_in, height, width] = dims(&x);
         let [channels_out, _, kh, kw] = dims(&weight);
@@ -339,8 +327,10 @@ impl FusedConvBackend for Flex {
             && !matches!(activation, FusedActivation::SpanAttention(_))
             && [&x, &weight, &bias].iter().all(|t| t.dtype() == DType::F32);
         if !covered {
-            let y = Flex::conv_transpose2d(x, weight, Some(bias), options.burn());
-            return burn_activation::<Self>(y, activation);
+            return burn_activation::<Self>(
+                Flex::conv_transpose2d(x, weight, Some(bias), options.burn()),
+                activation,
+            );
         }
         let [batch, _, height, width] = dims(&x);
         let (activation, _) = kernel_activation(activation);

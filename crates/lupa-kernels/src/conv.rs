@@ -297,7 +297,9 @@ impl PackedConv2d {
         let size = [height + 2 * ph, width + 2 * pw];
         let padded = pad(input, batch, height, width, cin, [ph, pw], size);
         let source = Source { data: &padded, height: size[0], width: size[1], rows: oh };
-        for_each_row(&mut output, row_len, |row, out| {
+        let tasks =
+            output.chunks_mut(row_len * ROWS_PER_TASK).enumerate().map(|(t, out)| (t * ROWS_PER_TASK, out));
+        for_each_task(tasks.collect(), |(row, out)| {
             let residual = residual.map(|r| &r[row * row_len..][..out.len()]);
             Arch::new().dispatch(Rows { conv: self, source: &source, first_row: row, out, residual });
         });
@@ -391,15 +393,7 @@ fn pad(
 /// Output rows per thread task: enough work per task to amortise scheduling, small enough to balance.
 const ROWS_PER_TASK: usize = 2;
 
-#[cfg(not(target_family = "wasm"))]
-fn for_each_row(output: &mut [f32], row_len: usize, job: impl Fn(usize, &mut [f32]) + Sync) {
-    use rayon::prelude::*;
-    output
-        .par_chunks_mut(row_len * ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(task, out)| job(task * ROWS_PER_TASK, out));
-}
-
+/// Runs `job` on every task: over rayon's pool natively, in order on wasm32's one thread.
 #[cfg(not(target_family = "wasm"))]
 fn for_each_task<T: Send>(tasks: Vec<T>, job: impl Fn(T) + Sync + Send) {
     use rayon::prelude::*;
@@ -409,13 +403,6 @@ fn for_each_task<T: Send>(tasks: Vec<T>, job: impl Fn(T) + Sync + Send) {
 #[cfg(target_family = "wasm")]
 fn for_each_task<T>(tasks: Vec<T>, job: impl Fn(T)) {
     tasks.into_iter().for_each(job);
-}
-
-#[cfg(target_family = "wasm")]
-fn for_each_row(output: &mut [f32], row_len: usize, job: impl Fn(usize, &mut [f32])) {
-    for (task, out) in output.chunks_mut(row_len * ROWS_PER_TASK).enumerate() {
-        job(task * ROWS_PER_TASK, out);
-    }
 }
 
 /// Some consecutive output rows (across images of the batch), computed with one SIMD instruction set.
