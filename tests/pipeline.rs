@@ -1,5 +1,6 @@
 //! The upscale pipeline on real images: tiling is seamless, alpha, grayscale and 16-bit inputs keep
-//! their kind, progress is reported per tile and cancelling stops the work.
+//! their kind, progress is reported per tile and cancelling stops the work, and tiles shared out
+//! to other engines (the browser's worker pool) give the same result bit for bit.
 
 use std::ops::ControlFlow;
 
@@ -8,7 +9,10 @@ use lupa_core::image::Rgb32FImage;
 use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
 use lupa_core::tiling::TilePlan;
-use lupa_core::{LupaError, Progress, UpscaleJob, UpscaleOptions};
+use lupa_core::{
+    LupaError, PlanarRgb, Progress, SrModel, TileDone, TileHelpers, TileTask, UpscaleJob, UpscaleOptions,
+    run_tile_task,
+};
 use lupa_tests::{load, open, samples, upscale, upscale_with};
 
 /// A 96×80 crop of the astronaut photo: big enough for several tiles, small enough for the CPU.
@@ -288,4 +292,135 @@ fn self_ensemble_is_equivariant_and_close_to_plain() {
         "a plain run is (nearly) transpose-equivariant ({plain_diff:.2e}): the check proves nothing"
     );
     assert!(db > 35.0, "the self-ensemble moved the result too far from the plain one: {db:.1} dB");
+}
+
+/// Another engine (a worker of the browser's pool, here on this thread): its own copy of the
+/// model, loaded from the same file, running the tasks it is sent. A task is finished each time
+/// the job looks for one (`try_take`) or waits, last sent first, so tiles come back out of order;
+/// with `crash_every: k`, every k-th task comes back unfinished, as from a crashed worker.
+struct Helper {
+    model: SrModel,
+    capacity: usize,
+    crash_every: Option<usize>,
+    queue: Vec<TileTask>,
+    received: usize,
+    ran: usize,
+    crashed: usize,
+}
+
+impl Helper {
+    fn new(id: &str, capacity: usize, crash_every: Option<usize>) -> Self {
+        let model = load(id, &Device::flex());
+        Self { model, capacity, crash_every, queue: Vec::new(), received: 0, ran: 0, crashed: 0 }
+    }
+
+    fn finish_one(&mut self) -> Option<TileDone> {
+        let task = self.queue.pop()?;
+        let index = task.index;
+        if self.crash_every.is_some_and(|k| index % k == k - 1) {
+            self.crashed += 1;
+            return Some(TileDone { index, result: Err(LupaError::Backend("the worker crashed".into())) });
+        }
+        self.ran += 1;
+        Some(TileDone { index, result: pollster::block_on(run_tile_task(&self.model, &task)) })
+    }
+}
+
+impl TileHelpers for Helper {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+    fn send(&mut self, task: TileTask) {
+        assert_eq!(task.model, self.model.spec.id);
+        self.received += 1;
+        self.queue.push(task);
+    }
+    fn try_take(&mut self) -> Option<TileDone> {
+        self.finish_one()
+    }
+    async fn wait(&mut self) -> TileDone {
+        self.finish_one().expect("wait is called with a tile out")
+    }
+}
+
+/// Runs `image` with `model` in `tile_size` tiles alone, then shared with `helper`; asserts the
+/// two results are identical and returns how many tiles there were.
+fn assert_shared_equals_alone(model: &SrModel, helper: &mut Helper, image: &DynamicImage, tile_size: u32) -> usize {
+    let options = UpscaleOptions { tile_size, overlap: None, ensemble: false };
+    let alone = UpscaleJob::new(model, image, options).unwrap();
+    let tiles = alone.plan().tiles.len();
+    let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
+    let mut reported = Vec::new();
+    let shared = UpscaleJob::new(model, image, options).unwrap();
+    let shared = pollster::block_on(shared.run_shared(helper, async |p: Progress| {
+        reported.push(p.tiles_done);
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert!(samples(&alone) == samples(&shared), "{}: shared tiles differ from one engine's", model.spec.id);
+    // One progress bar over every engine's tiles: from 0 to all, never back.
+    assert_eq!((reported.first(), reported.last()), (Some(&0), Some(&tiles)));
+    assert!(reported.windows(2).all(|w| w[0] <= w[1]));
+    tiles
+}
+
+#[test]
+fn tiles_shared_with_helpers_equal_one_engine_bit_for_bit() {
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let model = load("span-x2", &Device::flex());
+    let mut helper = Helper::new("span-x2", 2, None);
+    let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
+    println!("span-x2: {tiles} tiles, {} run by the helper", helper.ran);
+    assert_eq!(tiles, 9);
+    // Both engines worked: the helper holds 2 at a time, this engine runs one meanwhile.
+    assert!(helper.ran >= 4 && helper.ran < tiles, "the helper ran {} of {tiles}", helper.ran);
+}
+
+#[test]
+fn a_crashed_helpers_tiles_are_redone_and_the_result_is_the_same() {
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let model = load("span-x2", &Device::flex());
+    let mut helper = Helper::new("span-x2", 3, Some(3));
+    let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
+    println!("span-x2: {tiles} tiles; the helper ran {}, crashed on {}", helper.ran, helper.crashed);
+    assert!(helper.crashed >= 1 && helper.ran >= 1);
+    assert_eq!(helper.received, helper.ran + helper.crashed);
+}
+
+#[test]
+fn realcugan_tiles_shared_with_helpers_use_the_same_se_means() {
+    // The helper has no means of its own: it gets the job's, read back once and sent with every
+    // tile, so its tiles agree with this engine's exactly.
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let id = "realcugan-se-x2-no-denoise";
+    let model = load(id, &Device::flex());
+    let mut helper = Helper::new(id, 2, None);
+    let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 40);
+    println!("{id}: {tiles} tiles, {} run by the helper", helper.ran);
+    assert!(tiles >= 4 && helper.ran >= 2);
+}
+
+#[test]
+fn a_helper_refuses_a_malformed_tile_task() {
+    let cugan = load("realcugan-se-x2-no-denoise", &Device::flex());
+    let input = PlanarRgb { width: 40, height: 40, data: vec![0.5; 3 * 40 * 40] };
+    let task = TileTask { index: 0, model: cugan.spec.id.clone(), ensemble: false, input, context: Vec::new() };
+    let run = |task: &TileTask| pollster::block_on(run_tile_task(&cugan, task));
+    let short = TileTask { input: PlanarRgb { data: vec![0.5; 100], ..task.input.clone() }, ..task.clone() };
+    let error = run(&short).unwrap_err();
+    assert!(matches!(error, LupaError::BadInput(_)), "{error}");
+    // Real-CUGAN's 4 SE blocks: 64, 128, 128 and 64 channels.
+    let wrong_means = TileTask { context: vec![vec![0.1; 64]; 3], ..task.clone() };
+    let error = run(&wrong_means).unwrap_err();
+    assert!(error.to_string().contains("3 SE mean vectors for 4 SE blocks"), "{error}");
+    let means = vec![vec![0.1; 64], vec![0.1; 128], vec![0.1; 128], vec![0.1; 32]];
+    let error = run(&TileTask { context: means, ..task.clone() }).unwrap_err();
+    assert!(error.to_string().contains("SE block 3 has 64 channels"), "{error}");
+    let good = vec![vec![0.1; 64], vec![0.1; 128], vec![0.1; 128], vec![0.1; 64]];
+    let out = run(&TileTask { context: good, ..task.clone() }).unwrap();
+    assert_eq!((out.width, out.height, out.data.len()), (80, 80, 3 * 80 * 80));
+    // SPAN uses no context.
+    let span = load("span-x2", &Device::flex());
+    let with_means = TileTask { model: span.spec.id.clone(), context: vec![vec![0.1; 64]], ..task };
+    assert!(pollster::block_on(run_tile_task(&span, &with_means)).is_err());
 }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Metadata, OutputFormat};
 use crate::error::{LupaError, Result, Unit};
 use crate::model::SrModel;
-use crate::pipeline::{Pass, RecipeProgress, TileLimits, UpscaleOptions, auto_tile_size, run_passes};
+use crate::pipeline::{
+    NoHelpers, Pass, RecipeProgress, TileHelpers, TileLimits, UpscaleOptions, auto_tile_size, run_passes_shared,
+};
 use crate::recipe::{self, DENOISE_LABELS, MAX_DENOISE, Mode, Recipe, SCALES, SMART_DESCRIPTION, Target};
 use crate::registry::ModelIndex;
 use crate::tiling::Rect;
@@ -262,6 +264,21 @@ impl Job {
     pub async fn run<M: Borrow<SrModel>>(
         self,
         model: impl Fn(&str) -> Option<M>,
+        between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
+    ) -> Result<Encoded> {
+        self.run_shared(model, &mut NoHelpers, between_tiles).await
+    }
+
+    /// [`Job::run`] with `helpers` (other engines with the same models loaded) running tiles at
+    /// the same time as this one; the result is the same, bit for bit (see
+    /// [`crate::UpscaleJob::run_shared`]).
+    ///
+    /// # Errors
+    /// As [`Job::run`].
+    pub async fn run_shared<M: Borrow<SrModel>>(
+        self,
+        model: impl Fn(&str) -> Option<M>,
+        helpers: &mut impl TileHelpers,
         mut between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
     ) -> Result<Encoded> {
         let Self { image, metadata, recipe, request, plan } = self;
@@ -290,7 +307,7 @@ impl Job {
             tiles_per_pass[p.pass] = p.tiles.tiles_total;
             between_tiles(p).await
         };
-        let result = run_passes(&passes, image, recipe.resize_to, count).await?;
+        let result = run_passes_shared(&passes, image, recipe.resize_to, helpers, count).await?;
         let (width, height) = (result.width(), result.height());
         let bytes = codec::encode(result, request.format, &metadata)?;
         Ok(Encoded {

@@ -73,6 +73,20 @@ impl Network {
         }
     }
 
+    /// An [`ImageContext`] from its [`ImageContext::to_vectors`] (e.g. made by another engine),
+    /// checked against this network; no vectors is no context.
+    ///
+    /// # Errors
+    /// [`LupaError::BadInput`] for vectors this network cannot use.
+    pub fn context_from_vectors(&self, vectors: &[Vec<f32>], device: &Device) -> Result<Option<ImageContext>> {
+        let bad = |reason: String| LupaError::BadInput(format!("the image context does not fit the model: {reason}"));
+        match self {
+            _ if vectors.is_empty() => Ok(None),
+            Self::UpCunet(m) => m.means_from_vectors(vectors, device).map(|m| Some(ImageContext::SeMeans(m))).map_err(bad),
+            _ => Err(bad("this network uses none".into())),
+        }
+    }
+
     fn load_safetensors(&mut self, bytes: Vec<u8>) -> std::result::Result<(), String> {
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
             .with_from_adapter(FloatCastAdapter::to(DType::F32))
@@ -115,6 +129,22 @@ impl Network {
 pub enum ImageContext {
     /// Real-CUGAN's squeeze-excitation channel means.
     SeMeans(SeMeans),
+}
+
+impl ImageContext {
+    /// The statistics as plain vectors (read back from the device), to hand to another engine,
+    /// which turns them back with [`Network::context_from_vectors`].
+    ///
+    /// # Errors
+    /// [`LupaError::Backend`] when the read-back fails.
+    pub async fn to_vectors(&self) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Self::SeMeans(means) => means
+                .to_vectors()
+                .await
+                .map_err(|e| LupaError::Backend(format!("reading back the SE means failed: {e}"))),
+        }
+    }
 }
 
 /// A model from the registry with its weights loaded.

@@ -121,7 +121,12 @@ pub struct UpscaleJob<'m> {
     rgb: Rgb32FImage,
     plan: TilePlan,
     context: Option<ImageContext>,
+    /// The next tile not yet started.
     next: usize,
+    /// Which tiles are in the output.
+    pasted: Vec<bool>,
+    /// How many are.
+    done: usize,
     canvas: DynamicImage,
 }
 
@@ -141,7 +146,8 @@ impl<'m> UpscaleJob<'m> {
         } else {
             None
         };
-        Ok(Self { model, ensemble: options.ensemble, rgb, plan, context, next: 0, canvas })
+        let pasted = vec![false; plan.tiles.len()];
+        Ok(Self { model, ensemble: options.ensemble, rgb, plan, context, next: 0, pasted, done: 0, canvas })
     }
 
     /// The tile plan.
@@ -165,26 +171,68 @@ impl<'m> UpscaleJob<'m> {
 
     /// Tiles done so far and in all.
     pub fn progress(&self) -> Progress {
-        Progress { tiles_done: self.next, tiles_total: self.plan.tiles.len() }
+        Progress { tiles_done: self.done, tiles_total: self.plan.tiles.len() }
     }
 
     /// Whether every tile has run.
     pub fn is_done(&self) -> bool {
-        self.next == self.plan.tiles.len()
+        self.done == self.plan.tiles.len()
     }
 
-    /// Runs the next tile and writes it into the output; does nothing once done.
+    /// Runs the next tile not yet started and writes it into the output; does nothing once every
+    /// tile has started.
     ///
     /// # Errors
     /// [`LupaError::Backend`] when reading the tile back fails.
     pub async fn step(&mut self) -> Result<Progress> {
-        if let Some(tile) = self.plan.tiles.get(self.next) {
-            let upscaled =
-                run_tile(self.model, &self.rgb, tile, self.context.as_ref(), self.ensemble).await?;
-            paste_crop(&mut self.canvas, &upscaled, tile, self.plan.scale);
+        if self.next < self.plan.tiles.len() {
             self.next += 1;
+            self.run_here(self.next - 1).await?;
         }
         Ok(self.progress())
+    }
+
+    /// Runs tile `i` on this engine and writes it into the output.
+    async fn run_here(&mut self, i: usize) -> Result<()> {
+        let input = extract_padded(&self.rgb, &self.plan.tiles[i]);
+        let upscaled = run_model(self.model, &input, self.context.as_ref(), self.ensemble).await?;
+        self.paste(i, &upscaled)
+    }
+
+    /// Writes tile `i`'s upscaled (padded) result into the output, once.
+    ///
+    /// # Errors
+    /// [`LupaError::Backend`] for a result of the wrong size.
+    fn paste(&mut self, i: usize, upscaled: &PlanarRgb) -> Result<()> {
+        let tile = self.plan.tiles[i];
+        let s = self.plan.scale;
+        let expected = ((tile.input.width + tile.pad_right) * s, (tile.input.height + tile.pad_bottom) * s);
+        let (w, h) = (upscaled.width, upscaled.height);
+        if (w, h) != expected || upscaled.data.len() != 3 * w as usize * h as usize {
+            return Err(LupaError::Backend(format!(
+                "tile {i} came back {w}×{h} with {} values, expected {}×{} RGB",
+                upscaled.data.len(),
+                expected.0,
+                expected.1
+            )));
+        }
+        if !self.pasted[i] {
+            paste_crop(&mut self.canvas, upscaled, &tile, s);
+            self.pasted[i] = true;
+            self.done += 1;
+        }
+        Ok(())
+    }
+
+    /// Tile `i` as a task for another engine.
+    fn task(&self, i: usize, context: &[Vec<f32>]) -> TileTask {
+        TileTask {
+            index: i,
+            model: self.model.spec.id.clone(),
+            ensemble: self.ensemble,
+            input: extract_padded(&self.rgb, &self.plan.tiles[i]),
+            context: context.to_vec(),
+        }
     }
 
     /// The upscaled image, in the input's colour type and bit depth.
@@ -201,20 +249,150 @@ impl<'m> UpscaleJob<'m> {
     ///
     /// # Errors
     /// [`LupaError::Cancelled`], and those of [`UpscaleJob::step`].
-    pub async fn run(
+    pub async fn run(self, between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>) -> Result<DynamicImage> {
+        self.run_shared(&mut NoHelpers, between_tiles).await
+    }
+
+    /// [`UpscaleJob::run`] with `helpers` running tiles at the same time: up to
+    /// [`TileHelpers::capacity`] tiles are out with them while this engine runs the others; a
+    /// tile a helper gives back unfinished (a crashed worker) is run here. The result is the same
+    /// as [`UpscaleJob::run`]'s, bit for bit, whoever ran which tile: every engine runs the same
+    /// model on the same padded tile with the same whole-image context (read back once, here).
+    ///
+    /// # Errors
+    /// As [`UpscaleJob::run`]; a helper's failure is not one.
+    pub async fn run_shared(
         mut self,
+        helpers: &mut impl TileHelpers,
         mut between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
     ) -> Result<DynamicImage> {
+        let total = self.plan.tiles.len();
+        let context = match &self.context {
+            Some(c) if helpers.capacity() > 0 && total > 1 => c.to_vectors().await?,
+            _ => Vec::new(),
+        };
+        let mut out = 0; // tiles with helpers
+        let mut redo = Vec::new(); // tiles helpers gave back unfinished
         loop {
+            while let Some(done) = helpers.try_take() {
+                out -= 1;
+                self.accept(done, &mut redo);
+            }
             if between_tiles(self.progress()).await.is_break() {
                 return Err(LupaError::Cancelled);
             }
             if self.is_done() {
                 return self.finish();
             }
-            self.step().await?;
+            while out < helpers.capacity() && self.next < total {
+                helpers.send(self.task(self.next, &context));
+                self.next += 1;
+                out += 1;
+            }
+            let here = redo.pop().or_else(|| (self.next < total).then(|| {
+                self.next += 1;
+                self.next - 1
+            }));
+            match here {
+                Some(i) => self.run_here(i).await?,
+                None if out > 0 => {
+                    let done = helpers.wait().await;
+                    out -= 1;
+                    self.accept(done, &mut redo);
+                }
+                None => unreachable!("every tile is done, out with a helper, or to run here"),
+            }
         }
     }
+
+    /// Takes a helper's result: pasted if it is one, else the tile is to run here.
+    fn accept(&mut self, done: TileDone, redo: &mut Vec<usize>) {
+        let TileDone { index, result } = done;
+        if index >= self.pasted.len() || self.pasted[index] {
+            return; // not one of ours, or already in
+        }
+        if result.and_then(|tile| self.paste(index, &tile)).is_err() {
+            redo.push(index);
+        }
+    }
+}
+
+/// One tile of a job handed to another engine (e.g. another Web Worker): everything that engine
+/// needs to run it alone with [`run_tile_task`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileTask {
+    /// Its place in the pass's tile plan.
+    pub index: usize,
+    /// The model's registry id.
+    pub model: String,
+    /// Whether the self-ensemble runs ([`UpscaleOptions::ensemble`]).
+    pub ensemble: bool,
+    /// The padded tile the model takes.
+    pub input: PlanarRgb,
+    /// The whole image's context ([`ImageContext::to_vectors`]); empty when there is none.
+    pub context: Vec<Vec<f32>>,
+}
+
+/// A tile back from a helper: its index and the upscaled (padded) tile, or why it did not run.
+#[derive(Debug)]
+pub struct TileDone {
+    /// [`TileTask::index`].
+    pub index: usize,
+    /// The model's output for [`TileTask::input`].
+    pub result: Result<PlanarRgb>,
+}
+
+/// Other engines that run tiles at the same time as this one ([`UpscaleJob::run_shared`]): the
+/// browser's pool of CPU workers. Every task sent comes back once, through
+/// [`TileHelpers::try_take`] or [`TileHelpers::wait`], finished or not.
+pub trait TileHelpers {
+    /// How many tiles may be out at once; 0: none, the job runs alone.
+    fn capacity(&self) -> usize;
+    /// Hands a tile out.
+    fn send(&mut self, task: TileTask);
+    /// A tile that has come back, without waiting.
+    fn try_take(&mut self) -> Option<TileDone>;
+    /// Waits for a tile to come back; only called while at least one is out.
+    fn wait(&mut self) -> impl Future<Output = TileDone>;
+}
+
+/// No helpers: the job runs every tile itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHelpers;
+
+impl TileHelpers for NoHelpers {
+    fn capacity(&self) -> usize {
+        0
+    }
+    fn send(&mut self, task: TileTask) {
+        unreachable!("no tile is sent with capacity 0 (tile {})", task.index)
+    }
+    fn try_take(&mut self) -> Option<TileDone> {
+        None
+    }
+    fn wait(&mut self) -> impl Future<Output = TileDone> {
+        std::future::pending()
+    }
+}
+
+/// Runs a [`TileTask`] with `model` (the one [`TileTask::model`] names): what a helper engine
+/// does with each tile it is given. Returns the upscaled padded tile, `[3, s·H, s·W]` planar.
+///
+/// # Errors
+/// [`LupaError::BadInput`] for a tile whose data does not match its size or is below the model's
+/// minimum, or a context the model cannot use; [`LupaError::Backend`] when the read-back fails.
+pub async fn run_tile_task(model: &SrModel, task: &TileTask) -> Result<PlanarRgb> {
+    let PlanarRgb { width, height, ref data } = task.input;
+    let min = model.spec.input.min_size;
+    if data.len() != 3 * width as usize * height as usize || width < min.max(1) || height < min.max(1) {
+        return Err(LupaError::BadInput(format!(
+            "tile {} is {width}×{height} with {} values (3 planes of at least {min}×{min} expected)",
+            task.index,
+            data.len()
+        )));
+    }
+    let context = model.network.context_from_vectors(&task.context, &model.device)?;
+    run_model(model, &task.input, context.as_ref(), task.ensemble).await
 }
 
 /// Upscales any decoded image, keeping its colour type, bit depth and alpha (see the module docs).
@@ -261,16 +439,15 @@ fn to_tensor(planar: &PlanarRgb, device: &Device) -> Tensor<4> {
     Tensor::<4>::from_data(TensorData::new(planar.data.clone(), [1, 3, h, w]), device)
 }
 
-/// Runs the model on one tile (with the self-ensemble if `ensemble`) and returns the upscaled
-/// (padded) tile as `[3, H', W']` planar data.
-async fn run_tile(
+/// Runs the model on a padded tile (with the self-ensemble if `ensemble`) and returns the
+/// upscaled tile, `[3, s·H, s·W]` planar.
+async fn run_model(
     model: &SrModel,
-    image: &Rgb32FImage,
-    tile: &Tile,
+    input: &PlanarRgb,
     context: Option<&ImageContext>,
     ensemble: bool,
 ) -> Result<PlanarRgb> {
-    let x = to_tensor(&extract_padded(image, tile), &model.device);
+    let x = to_tensor(input, &model.device);
     let y = if ensemble {
         let sum = (0..8u8)
             .map(|t| dihedral_inverse(model.network.forward_in(dihedral(x.clone(), t), context), t))
@@ -307,11 +484,16 @@ fn dihedral_inverse(x: Tensor<4>, t: u8) -> Tensor<4> {
     if t & 1 != 0 { x.flip([3]) } else { x }
 }
 
-/// Channel-planar RGB, `data[c·H·W + y·W + x]`.
-struct PlanarRgb {
-    width: u32,
-    height: u32,
-    data: Vec<f32>,
+/// A tile as the models take and give it: channel-planar RGB, `data[c·H·W + y·W + x]`, values
+/// in `[0, 1]` in (out: not clamped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanarRgb {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `3 · width · height` values: the R plane, then G, then B.
+    pub data: Vec<f32>,
 }
 
 /// Copies a tile's input region out of `image` as planar RGB, replicating the last column and row
@@ -494,6 +676,20 @@ pub async fn run_passes(
     passes: &[Pass<'_>],
     image: DynamicImage,
     resize_to: Option<(u32, u32)>,
+    between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
+) -> Result<DynamicImage> {
+    run_passes_shared(passes, image, resize_to, &mut NoHelpers, between_tiles).await
+}
+
+/// [`run_passes`] with `helpers` sharing every pass's tiles ([`UpscaleJob::run_shared`]).
+///
+/// # Errors
+/// As [`run_passes`].
+pub async fn run_passes_shared(
+    passes: &[Pass<'_>],
+    image: DynamicImage,
+    resize_to: Option<(u32, u32)>,
+    helpers: &mut impl TileHelpers,
     mut between_tiles: impl AsyncFnMut(RecipeProgress) -> ControlFlow<()>,
 ) -> Result<DynamicImage> {
     let resize = |image: DynamicImage, size: Option<(u32, u32)>| match size {
@@ -505,7 +701,7 @@ pub async fn run_passes(
     let mut image = image;
     for (pass, p) in passes.iter().enumerate() {
         let report = async |tiles| between_tiles(RecipeProgress { pass, passes: passes.len(), tiles }).await;
-        image = UpscaleJob::new(p.model, &image, p.options)?.run(report).await?;
+        image = UpscaleJob::new(p.model, &image, p.options)?.run_shared(helpers, report).await?;
         image = resize(image, p.then_resize_to);
     }
     Ok(resize(image, resize_to))

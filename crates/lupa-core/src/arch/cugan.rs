@@ -152,6 +152,23 @@ impl SeBlock {
 #[derive(Debug, Clone)]
 pub struct SeMeans(Vec<Tensor<4>>);
 
+impl SeMeans {
+    /// The means as plain vectors, one per SE block in the order they run (read back from the
+    /// device), e.g. to hand them to another engine.
+    ///
+    /// # Errors
+    /// The read-back's message, when it fails.
+    pub async fn to_vectors(&self) -> Result<Vec<Vec<f32>>, String> {
+        let mut vectors = Vec::with_capacity(self.0.len());
+        for means in &self.0 {
+            let data = means.clone().into_data_async().await.map_err(|e| format!("{e:?}"))?;
+            vectors.push(data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+        }
+        Ok(vectors)
+    }
+
+}
+
 /// Means to use instead of computing them (`fixed`), and those used so far (`recorded`).
 struct SeState {
     fixed: Option<Vec<Tensor<4>>>,
@@ -295,6 +312,36 @@ impl UpCunet {
     /// Like [`UpCunet::forward`], with the SE means of another input (see the module docs).
     pub fn forward_with_means(&self, x: Tensor<4>, means: &SeMeans) -> Tensor<4> {
         self.run(x, &mut SeState { fixed: Some(means.0.clone()), recorded: Vec::new() })
+    }
+
+    /// The means of [`SeMeans::to_vectors`] back on `device`, each as `[1, C, 1, 1]`, checked
+    /// against this network's SE blocks (one vector per block, of its channel count).
+    ///
+    /// # Errors
+    /// Which count or length does not match.
+    pub fn means_from_vectors(&self, vectors: &[Vec<f32>], device: &Device) -> Result<SeMeans, String> {
+        let channels = self.se_channels();
+        if vectors.len() != channels.len() {
+            return Err(format!("{} SE mean vectors for {} SE blocks", vectors.len(), channels.len()));
+        }
+        let mut means = Vec::with_capacity(vectors.len());
+        for (i, (v, &c)) in vectors.iter().zip(&channels).enumerate() {
+            if v.len() != c {
+                return Err(format!("SE block {i} has {c} channels, its mean vector {}", v.len()));
+            }
+            means.push(Tensor::<1>::from_floats(v.as_slice(), device).reshape([1, c, 1, 1]));
+        }
+        Ok(SeMeans(means))
+    }
+
+    /// The channel count of each SE block, in the order they run.
+    fn se_channels(&self) -> Vec<usize> {
+        let (u1, u2) = (&self.unet1, &self.unet2);
+        [&u1.conv2, &u2.conv2, &u2.conv3, &u2.conv4]
+            .into_iter()
+            .filter_map(|c| c.seblock.as_ref())
+            .map(|se| se.conv1.weight.dims()[1])
+            .collect()
     }
 
     /// The channel means every SE block sees when the network runs on `x`.
