@@ -345,7 +345,12 @@ impl TileHelpers for Helper {
 
 /// Runs `image` with `model` in `tile_size` tiles alone, then shared with `helper`; asserts the
 /// two results are identical and returns how many tiles there were.
-fn assert_shared_equals_alone(model: &SrModel, helper: &mut Helper, image: &DynamicImage, tile_size: u32) -> usize {
+fn assert_shared_equals_alone(
+    model: &SrModel,
+    helper: &mut Helper,
+    image: &DynamicImage,
+    tile_size: u32,
+) -> usize {
     let options = UpscaleOptions { tile_size, overlap: None, ensemble: false };
     let alone = UpscaleJob::new(model, image, options).unwrap();
     let tiles = alone.plan().tiles.len();
@@ -404,7 +409,8 @@ fn realcugan_tiles_shared_with_helpers_use_the_same_se_means() {
 fn a_helper_refuses_a_malformed_tile_task() {
     let cugan = load("realcugan-se-x2-no-denoise", &Device::flex());
     let input = PlanarRgb { width: 40, height: 40, data: vec![0.5; 3 * 40 * 40] };
-    let task = TileTask { index: 0, model: cugan.spec.id.clone(), ensemble: false, input, context: Vec::new() };
+    let task =
+        TileTask { index: 0, model: cugan.spec.id.clone(), ensemble: false, input, context: Vec::new() };
     let run = |task: &TileTask| pollster::block_on(run_tile_task(&cugan, task));
     let short = TileTask { input: PlanarRgb { data: vec![0.5; 100], ..task.input.clone() }, ..task.clone() };
     let error = run(&short).unwrap_err();

@@ -276,7 +276,8 @@ async function processItem(item, signal) {
     crop: request.crop ?? null,
     filename: `${stem}_${done.width}x${done.height}.${done.extension}`,
   });
-  const where = upscaler.backend.backend === 'webgpu' ? 'WebGPU' : 'the CPU';
+  const cpu = done.engines > 1 ? `the CPU (${done.engines} workers)` : 'the CPU';
+  const where = upscaler.backend.backend === 'webgpu' ? 'WebGPU' : cpu;
   const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles`;
   queue.setState(item, 'done',
     `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s on ${where}, ${tiles}. ${done.explanation}`);
@@ -370,7 +371,9 @@ ui.zip.addEventListener('click', async () => {
 /** Starts the engine on `backend` and builds the controls from its catalogue. */
 async function start(backend) {
   setState('starting', 'Starting the engine…');
-  const created = await Upscaler.create({ backend });
+  // ?workers=N sets how many CPU engines share a job (default: one per core).
+  const workers = params.has('workers') ? Number(params.get('workers')) : 'auto';
+  const created = await Upscaler.create({ backend, workers });
   try {
     catalogue = created.catalogue;
     fillControls(created.index);

@@ -42,6 +42,9 @@ export interface BackendInfo {
   reason: string;
   /** The device's largest buffer in bytes (WebGPU only). */
   maxBuffer: number | null;
+  /** Engines (Web Workers) that share each job's tiles: 1 on WebGPU; on the CPU one per core
+   * within a memory budget, or as `workers` asked (see pool.js). */
+  engines: number;
 }
 
 export type ModeId = 'smart' | 'precision' | 'creative' | 'maximum-detail' | 'illustration';
@@ -134,6 +137,8 @@ export interface UpscaleResult {
   explanation: string;
   /** How long the engine worked on it (ms), weights and planning excluded. */
   ms: number;
+  /** Engines that ran its tiles: the coordinating worker and the helpers that were ready. */
+  engines: number;
   plan: JobPlan;
 }
 
@@ -153,7 +158,7 @@ export class Upscaler {
    * Fetches `${base}models/index.json` and starts the engine worker `${base}worker.js`.
    * `base` defaults to the folder of lupa.js.
    */
-  static create(options?: { base?: string | URL; backend?: Backend }): Promise<Upscaler>;
+  static create(options?: { base?: string | URL; backend?: Backend; workers?: 'auto' | number }): Promise<Upscaler>;
 
   /** Which backend runs (updated whenever the engine is started again). */
   readonly backend: BackendInfo;

@@ -1,7 +1,8 @@
 // Lupa's engine bridge and public JavaScript API: an `Upscaler` drives the wasm engine in a module
-// worker (worker.js, protocol at its top) and fetches and caches model weights (weights.js).
+// worker (worker.js, protocol at its top) and fetches and caches model weights (weights.js). On
+// the CPU backend, helper workers (pool.js) run tiles of each job beside it, one per core.
 //
-//   const upscaler = await Upscaler.create({ backend: 'auto' });
+//   const upscaler = await Upscaler.create({ backend: 'auto', workers: 'auto' });
 //   const plan = await upscaler.plan(file, { mode: 'smart', format: 'png' });
 //   const { blob, width, height } = await upscaler.upscale(file, request, { signal, onProgress });
 //
@@ -18,6 +19,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
+import { HelperPool, engineCount } from './pool.js';
 import { loadWeights } from './weights.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -66,6 +68,9 @@ export class Upscaler {
   #base;           // URL of the folder with worker.js and models/
   #indexText;      // the text of models/index.json, sent to every new engine
   #backendChoice;  // 'auto' | 'webgpu' | 'cpu'
+  #workers;        // 'auto' | number: engines on the CPU backend (see pool.js engineCount)
+  #pool = null;    // the HelperPool of #worker on the CPU backend with more than one engine
+  #weights = new Map(); // id → a copy of the weights #worker holds, for the pool's helpers
   #worker = null;  // the current Worker, or null: the next call starts one
   #loaded = new Set();   // ids of the models loaded in #worker
   #inflight = null;      // the message #worker is working on (see #post)
@@ -77,24 +82,27 @@ export class Upscaler {
   /**
    * Fetches `${base}models/index.json`, starts the engine worker `${base}worker.js` on `backend`
    * and waits for it. Rejects with kind 'registry' (index.json unreadable) or the engine's error
-   * (e.g. 'backend' for WebGPU asked for and missing).
-   * @param {{ base?: string | URL, backend?: 'auto' | 'webgpu' | 'cpu' }} [options]
+   * (e.g. 'backend' for WebGPU asked for and missing). `workers`: how many engines share each
+   * job's tiles on the CPU backend ('auto': one per core, within a memory budget; 1: no helpers);
+   * WebGPU always runs one.
+   * @param {{ base?: string | URL, backend?: 'auto' | 'webgpu' | 'cpu', workers?: 'auto' | number }} [options]
    * @returns {Promise<Upscaler>}
    */
-  static async create({ base = new URL('./', import.meta.url), backend = 'auto' } = {}) {
+  static async create({ base = new URL('./', import.meta.url), backend = 'auto', workers = 'auto' } = {}) {
     let root = new URL(base, globalThis.location?.href);
     if (!root.pathname.endsWith('/')) root = new URL(`${root.pathname}/`, root);
     const indexText = await fetchIndex(root);
-    const upscaler = new Upscaler(root, indexText, backend);
+    const upscaler = new Upscaler(root, indexText, backend, workers);
     await upscaler.#request(null); // start the engine, which checks the registry in full
     return upscaler;
   }
 
   /** Use Upscaler.create. */
-  constructor(base, indexText, backend) {
+  constructor(base, indexText, backend, workers = 'auto') {
     this.#base = base;
     this.#indexText = indexText;
     this.#backendChoice = backend;
+    this.#workers = workers;
     this.index = JSON.parse(indexText);
   }
 
@@ -123,14 +131,24 @@ export class Upscaler {
     const plan = await this.#plan(bytes.slice(0), request, signal);
     onProgress?.({ phase: 'planned', plan });
     for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
-    const done = await this.#request({ type: 'run', input: bytes, request, tile }, {
+    // One tile out per helper: a helper's next tile comes as soon as its last is back.
+    const slots = await this.#readyPool(plan.models);
+    const done = await this.#request({ type: 'run', input: bytes, request, tile, slots }, {
       transfer: [bytes],
       signal,
       onProgress: ({ done, total, pass, passes }) => onProgress?.({ phase: 'tiles', done, total, pass, passes }),
     });
     const { mime, extension, width, height, tiles, explanation, ms } = done;
     const blob = new Blob([done.bytes], { type: mime });
-    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, plan };
+    const engines = 1 + slots;
+    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, plan };
+  }
+
+  /** Starts the pool's helpers and loads `models` into them; resolves to the helpers ready (0
+   * without a pool). A helper that fails is left out: the job runs without it. */
+  async #readyPool(models) {
+    if (!this.#pool) return 0;
+    return this.#pool.ensure(models, (id) => this.#weights.get(id)?.slice(0) ?? null);
   }
 
   /**
@@ -196,7 +214,10 @@ export class Upscaler {
     await loadWeights(this.#base, spec, {
       signal,
       onSource: (from) => onProgress?.({ phase: 'weights', model: spec, from }),
-      load: (weights) => this.#request({ type: 'load', id, weights }, { transfer: [weights], signal }),
+      load: (weights) => {
+        if (this.#pool) this.#weights.set(id, weights.slice(0)); // `weights` goes to the worker
+        return this.#request({ type: 'load', id, weights }, { transfer: [weights], signal });
+      },
     });
   }
 
@@ -267,7 +288,11 @@ export class Upscaler {
     this.#loaded = new Set();
     try {
       const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: this.#backendChoice }).reply;
-      this.backend = info;
+      // WebGPU runs one engine (one GPU); the CPU backend one per core, helpers started at the
+      // first upscale.
+      const engines = info.backend === 'cpu' ? engineCount(this.#workers) : 1;
+      this.#pool = engines > 1 ? new HelperPool(this.#base, this.#indexText, engines - 1) : null;
+      this.backend = { ...info, engines };
       this.catalogue = catalogue;
       started = true;
     } catch (e) {
@@ -300,6 +325,10 @@ export class Upscaler {
 
   #onMessage(worker, data) {
     if (worker !== this.#worker) return; // a replaced worker's last words
+    if (data.type === 'tile') {
+      this.#relayTile(worker, data);
+      return;
+    }
     if (data.type === 'panic') {
       this.#replaceWorker(worker, new LupaError('backend', `the engine crashed: ${data.message}`));
       return;
@@ -323,10 +352,22 @@ export class Upscaler {
     }
   }
 
+  /** Runs a tile the engine hands out on the pool and sends it back; if no helper can, the
+   * engine is told, and runs the tile itself. */
+  #relayTile(worker, { taskId, task }) {
+    const pool = this.#pool;
+    const run = pool ? pool.run(task) : Promise.reject(new Error('there is no helper pool'));
+    run.then(
+      (tile) => worker.postMessage({ type: 'tile-done', taskId, tile }, [tile.data.buffer]),
+      (e) => worker.postMessage({ type: 'tile-failed', taskId, message: e.message }),
+    );
+  }
+
   /** Asks the running job to stop; terminates its worker if it has not after the grace time. */
   #cancelRun(entry) {
     if (entry.aborted) return;
     entry.aborted = true;
+    this.#pool?.cancel();
     entry.worker.postMessage({ type: 'cancel' });
     entry.timer = setTimeout(() => {
       if (this.#inflight === entry) this.#replaceWorker(entry.worker, cancelled());
@@ -339,6 +380,9 @@ export class Upscaler {
     worker.terminate();
     this.#worker = null;
     this.#loaded = new Set();
+    this.#pool?.dispose();
+    this.#pool = null;
+    this.#weights = new Map();
     const entry = this.#inflight;
     this.#inflight = null;
     if (entry) {

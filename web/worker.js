@@ -6,7 +6,12 @@
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
 //               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
 //                                                 request: the job (JobRequest in lupa.d.ts)
-//               {type: 'run', input, request, tile}   tile: tile side in input pixels, 0: automatic
+//               {type: 'run', input, request, tile, slots}   tile: tile side in input pixels, 0:
+//                                                 automatic; slots: tiles that may be out with the
+//                                                 page's helper workers at once (0: none)
+//               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
+//                                                 the page's answer to a 'tile' this worker sent
+//               {type: 'tile', task}              (a helper) run another engine's tile task
 //               {type: 'zip', names, files}       files: ArrayBuffers
 //               {type: 'cancel'}                  stops the running job before its next tile
 // Messages out: {type: 'ready', info, catalogue}  BackendInfo and the modes-as-data catalogue
@@ -16,12 +21,17 @@
 //               {type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms}
 //                                                 bytes: ArrayBuffer of the encoded file;
 //                                                 ms: the time run_job took
+//               {type: 'tile', taskId, task}      during a 'run' with slots: a tile for a helper;
+//                                                 task: {index, model, ensemble, width, height,
+//                                                 data: Float32Array, context: Float32Array[]}
+//               {type: 'tiled', tile}             a helper's result: {width, height, data}
 //               {type: 'zipped', zip}             zip: ArrayBuffer
 //               {type: 'error', error: {kind, message}, request}   request: the failed message's type
 //               {type: 'panic', message}
 // Every message in may carry a `requestId`; every reply to it carries the same one. A cancelled run
 // ends with an 'error' of kind 'cancelled'. After 'panic' the engine is dead: the page must start a
-// new worker.
+// new worker. Tiles and their results are planar RGB floats (crates/lupa-web/src/wasm.rs): a
+// helper's tiles are bit-identical to the coordinator's own.
 import init, * as lupa from './lupa-web.js';
 
 self.lupaReportPanic = (message) => postMessage({ type: 'panic', message });
@@ -55,12 +65,33 @@ function bufferOf(view) {
   return whole ? view.buffer : view.slice().buffer;
 }
 
+// Tiles out with the page's helpers during a 'run': taskId → {resolve, reject}.
+const tilesOut = new Map();
+let nextTaskId = 1;
+
+/** Hands `task` to the page for a helper; resolves to the tile, rejects if no helper ran it. */
+function sendTile(requestId, task) {
+  return new Promise((resolve, reject) => {
+    const taskId = nextTaskId++;
+    tilesOut.set(taskId, { resolve, reject });
+    const buffers = [task.data.buffer, ...task.context.map((c) => c.buffer)];
+    postMessage({ type: 'tile', requestId, taskId, task }, buffers);
+  });
+}
+
 self.onmessage = async ({ data }) => {
   const { requestId } = data;
   const reply = (message, transfer = []) => postMessage({ ...message, requestId }, transfer);
   if (data.type === 'cancel') {
     // Handled at once, even while a job runs: the engine checks between tiles.
     lupa.cancel();
+    return;
+  }
+  if (data.type === 'tile-done' || data.type === 'tile-failed') {
+    const out = tilesOut.get(data.taskId);
+    tilesOut.delete(data.taskId);
+    if (data.type === 'tile-done') out?.resolve(data.tile);
+    else out?.reject(new Error(data.message));
     return;
   }
   try {
@@ -85,12 +116,19 @@ self.onmessage = async ({ data }) => {
       case 'run': {
         const started = performance.now();
         const onProgress = (done, total, pass, passes) => reply({ type: 'progress', done, total, pass, passes });
+        const slots = data.slots ?? 0;
+        const runTile = slots > 0 ? (task) => sendTile(requestId, task) : undefined;
         const result = await lupa.run_job(new Uint8Array(data.input), JSON.stringify(data.request),
-          data.tile ?? 0, onProgress);
+          data.tile ?? 0, onProgress, runTile, slots);
         const ms = performance.now() - started;
         const bytes = bufferOf(result.bytes);
         const { mime, extension, width, height, tiles, explanation } = result;
         reply({ type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms }, [bytes]);
+        break;
+      }
+      case 'tile': {
+        const tile = await lupa.run_tile(data.task);
+        reply({ type: 'tiled', tile }, [tile.data.buffer]);
         break;
       }
       case 'zip': {

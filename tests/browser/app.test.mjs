@@ -272,6 +272,92 @@ test('cancel stops an upscale between tiles', async () => {
   await page.close();
 });
 
+test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bit; a crashed helper is replaced', async () => {
+  const page = await openApp('cpu');
+  const photo = fs.readFileSync(PHOTO).toString('base64');
+  const cartoon = fs.readFileSync(path.join(IMAGES, 'cartoon_32x40.png')).toString('base64');
+  // Runs each job on a fresh Upscaler with `workers` engines; returns each result's PNG (base64),
+  // engines, tiles and the last progress event.
+  const run = (workers, jobs) => page.evaluate(async ({ workers, jobs }) => {
+    const { Upscaler } = await import('./lupa.js');
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)));
+    const upscaler = await Upscaler.create({ backend: 'cpu', workers });
+    try {
+      const out = [];
+      for (const { image, request, tile } of jobs) {
+        let last = null;
+        const done = await upscaler.upscale(bytes(image), request, { tile, onProgress: (e) => { if (e.phase === 'tiles') last = e; } });
+        out.push({ png: b64(done.bytes), engines: done.engines, tiles: done.tiles, last });
+      }
+      return { engines: upscaler.backend.engines, out };
+    } finally {
+      upscaler.dispose();
+    }
+  }, { workers, jobs });
+  const jobs = [
+    // SPAN x4 in 16-px tiles: 4×3 = 12 tiles.
+    { image: photo, request: { mode: 'precision', model: 'span-x4', scale: 4 }, tile: 16 },
+    // Real-CUGAN 2x in 16-px tiles: every tile gets the coordinator's whole-image SE means.
+    { image: cartoon, request: { mode: 'illustration', model: 'realcugan-se-x2-no-denoise', scale: 2 }, tile: 16 },
+  ];
+  const one = await run(1, jobs);
+  const three = await run(3, jobs);
+  assert.equal(one.engines, 1);
+  assert.equal(three.engines, 3);
+  for (const [i, job] of jobs.entries()) {
+    const [a, b] = [one.out[i], three.out[i]];
+    assert.equal(a.engines, 1);
+    assert.equal(b.engines, 3, `job ${i}: both helpers were ready`);
+    assert.ok(b.tiles >= 6, `job ${i}: ${b.tiles} tiles`);
+    assert.equal(b.png, a.png, `${job.request.model}: 3 workers' PNG differs from one worker's`);
+    assert.deepEqual([b.last.done, b.last.total], [b.tiles, b.tiles], 'one progress bar over every worker');
+  }
+
+  // A crash: every helper throws on its first tile. Their tiles are run by the coordinator, the
+  // result is the same, and the next job starts fresh helpers.
+  const crashed = await page.evaluate(async ({ image, request, tile }) => {
+    const { Upscaler } = await import('./lupa.js');
+    const bytes = Uint8Array.from(atob(image), (c) => c.charCodeAt(0));
+    const upscaler = await Upscaler.create({ backend: 'cpu', workers: 3 });
+    await upscaler.upscale(bytes, request, { tile }); // the helpers are up
+    window.lupaPoolTest = upscaler;
+    return upscaler.backend.engines;
+  }, jobs[0]);
+  assert.equal(crashed, 3);
+  const workers = page.workers();
+  assert.ok(workers.length >= 3, `${workers.length} workers`);
+  let closed = 0;
+  for (const w of workers) w.on('close', () => { closed += 1; });
+  for (const w of workers) {
+    await w.evaluate(() => {
+      const original = self.onmessage;
+      let crashed = false;
+      self.onmessage = (e) => {
+        if (e.data?.type === 'tile' && !crashed) {
+          crashed = true;
+          throw new Error('injected crash');
+        }
+        return original(e);
+      };
+    });
+  }
+  const after = await page.evaluate(async ({ image, request, tile }) => {
+    const upscaler = window.lupaPoolTest;
+    const bytes = Uint8Array.from(atob(image), (c) => c.charCodeAt(0));
+    const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)));
+    const first = await upscaler.upscale(bytes, request, { tile });
+    const second = await upscaler.upscale(bytes, request, { tile });
+    upscaler.dispose();
+    return { first: b64(first.bytes), second: b64(second.bytes), engines: [first.engines, second.engines] };
+  }, jobs[0]);
+  assert.ok(closed >= 2, `both crashed helpers were terminated (${closed} workers closed)`);
+  assert.equal(after.first, one.out[0].png, 'the crashed helpers\' tiles were redone: same result');
+  assert.equal(after.second, one.out[0].png);
+  assert.deepEqual(after.engines, [3, 3], 'fresh helpers replaced the crashed ones');
+  await page.close();
+});
+
 test('every kind of error a user can meet reaches the page with its kind', async () => {
   const kindOf = (page, selector) => page.$eval(selector, (el) => el.dataset.errorKind ?? '');
   const failedWith = async (page, kind) => {

@@ -20,7 +20,8 @@ use crate::codec::{self, Metadata, OutputFormat};
 use crate::error::{LupaError, Result, Unit};
 use crate::model::SrModel;
 use crate::pipeline::{
-    NoHelpers, Pass, RecipeProgress, TileHelpers, TileLimits, UpscaleOptions, auto_tile_size, run_passes_shared,
+    NoHelpers, Pass, RecipeProgress, TileHelpers, TileLimits, UpscaleOptions, auto_tile_size,
+    run_passes_shared,
 };
 use crate::recipe::{self, DENOISE_LABELS, MAX_DENOISE, Mode, Recipe, SCALES, SMART_DESCRIPTION, Target};
 use crate::registry::ModelIndex;

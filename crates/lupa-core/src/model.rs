@@ -78,11 +78,19 @@ impl Network {
     ///
     /// # Errors
     /// [`LupaError::BadInput`] for vectors this network cannot use.
-    pub fn context_from_vectors(&self, vectors: &[Vec<f32>], device: &Device) -> Result<Option<ImageContext>> {
-        let bad = |reason: String| LupaError::BadInput(format!("the image context does not fit the model: {reason}"));
+    pub fn context_from_vectors(
+        &self,
+        vectors: &[Vec<f32>],
+        device: &Device,
+    ) -> Result<Option<ImageContext>> {
+        let bad = |reason: String| {
+            LupaError::BadInput(format!("the image context does not fit the model: {reason}"))
+        };
         match self {
             _ if vectors.is_empty() => Ok(None),
-            Self::UpCunet(m) => m.means_from_vectors(vectors, device).map(|m| Some(ImageContext::SeMeans(m))).map_err(bad),
+            Self::UpCunet(m) => {
+                m.means_from_vectors(vectors, device).map(|m| Some(ImageContext::SeMeans(m))).map_err(bad)
+            }
             _ => Err(bad("this network uses none".into())),
         }
     }

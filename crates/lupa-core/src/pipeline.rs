@@ -249,7 +249,10 @@ impl<'m> UpscaleJob<'m> {
     ///
     /// # Errors
     /// [`LupaError::Cancelled`], and those of [`UpscaleJob::step`].
-    pub async fn run(self, between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>) -> Result<DynamicImage> {
+    pub async fn run(
+        self,
+        between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<DynamicImage> {
         self.run_shared(&mut NoHelpers, between_tiles).await
     }
 
@@ -289,10 +292,12 @@ impl<'m> UpscaleJob<'m> {
                 self.next += 1;
                 out += 1;
             }
-            let here = redo.pop().or_else(|| (self.next < total).then(|| {
-                self.next += 1;
-                self.next - 1
-            }));
+            let here = redo.pop().or_else(|| {
+                (self.next < total).then(|| {
+                    self.next += 1;
+                    self.next - 1
+                })
+            });
             match here {
                 Some(i) => self.run_here(i).await?,
                 None if out > 0 => {

@@ -15,6 +15,14 @@
 //!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, extension, width,
 //!   height, tiles, explanation }` with the result encoded here, in wasm, once: no canvas is
 //!   involved, so results beyond the browser's canvas limits still encode.
+//!   With `runTile` (a function) and `slots > 0`, up to `slots` tiles at a time are handed to
+//!   `runTile(task)`, which resolves to the upscaled tile from another engine (a helper worker of
+//!   the pool) or rejects, and the tile is then run here; this engine runs tiles meanwhile. The
+//!   result is the same, bit for bit ([`lupa_core::UpscaleJob::run_shared`]). A task is `{ index,
+//!   model, ensemble, width, height, data: Float32Array, context: Float32Array[] }`, the result
+//!   `{ width, height, data: Float32Array }` (channel-planar RGB, [`lupa_core::PlanarRgb`]).
+//! - [`run_tile`]`(task)`: what a helper does with each task: runs it with the model it names
+//!   (loaded beforehand) and resolves to the result as above.
 //! - [`zip_files`]`(names, files)` packs finished results into one zip.
 //! - [`cancel`]`()` stops a running job before its next tile; it then rejects with the kind
 //!   `cancelled`.
@@ -29,12 +37,13 @@
 //! the worker script forwards to the page; the wasm instance is unusable afterwards.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use lupa_core::burn::tensor::{Device, Tensor};
-use lupa_core::{Job, LupaError, ModelIndex, SrModel};
+use lupa_core::{Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -225,6 +234,8 @@ pub async fn run_job(
     request_json: String,
     tile: u32,
     on_progress: js_sys::Function,
+    run_tile: Option<js_sys::Function>,
+    slots: u32,
 ) -> Result<JsValue, JsValue> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
@@ -244,7 +255,14 @@ pub async fn run_job(
         if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
     let model = |id: &str| engine.models.borrow().get(id).cloned();
-    let done = job.run(model, between_tiles).await.map_err(to_js)?;
+    let done = match run_tile {
+        Some(run_tile) if slots > 0 => {
+            let mut pool = Pool { run_tile, slots: slots as usize, inbox: Rc::default() };
+            job.run_shared(model, &mut pool, between_tiles).await
+        }
+        _ => job.run_shared(model, &mut NoHelpers, between_tiles).await,
+    }
+    .map_err(to_js)?;
 
     let out = js_sys::Object::new();
     let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
@@ -256,6 +274,155 @@ pub async fn run_job(
         .and(set("tiles", done.tiles.into()))
         .and(set("explanation", done.explanation.into()))
         .map_err(|_| to_js(LupaError::Backend("cannot build the result object".into())))?;
+    Ok(out.into())
+}
+
+/// The page's pool of helper engines, as [`run_job`] sees it: `run_tile(task)` returns a promise
+/// of the tile from another worker; each settles into the inbox, which wakes [`Pool::wait`].
+struct Pool {
+    run_tile: js_sys::Function,
+    slots: usize,
+    inbox: Rc<RefCell<Inbox>>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    done: VecDeque<TileDone>,
+    waker: Option<Waker>,
+}
+
+impl TileHelpers for Pool {
+    fn capacity(&self) -> usize {
+        self.slots
+    }
+
+    fn send(&mut self, task: TileTask) {
+        let index = task.index;
+        let sent = self.run_tile.call1(&JsValue::NULL, &task_to_js(&task)).map(js_sys::Promise::from);
+        let inbox = Rc::clone(&self.inbox);
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match sent {
+                Ok(promise) => JsFuture::from(promise).await.and_then(|tile| planar_from_js(&tile)),
+                Err(e) => Err(e),
+            };
+            let result = result.map_err(|e| {
+                let why = e.as_string().or_else(|| js_sys::Error::from(e).message().as_string());
+                LupaError::Backend(format!(
+                    "a helper engine failed tile {index}: {}",
+                    why.unwrap_or_default()
+                ))
+            });
+            let mut inbox = inbox.borrow_mut();
+            inbox.done.push_back(TileDone { index, result });
+            if let Some(waker) = inbox.waker.take() {
+                waker.wake();
+            }
+        });
+    }
+
+    fn try_take(&mut self) -> Option<TileDone> {
+        self.inbox.borrow_mut().done.pop_front()
+    }
+
+    fn wait(&mut self) -> impl Future<Output = TileDone> {
+        std::future::poll_fn(|cx| {
+            let mut inbox = self.inbox.borrow_mut();
+            match inbox.done.pop_front() {
+                Some(done) => Poll::Ready(done),
+                None => {
+                    inbox.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+/// `{ index, model, ensemble, width, height, data: Float32Array, context: Float32Array[] }`.
+fn task_to_js(task: &TileTask) -> JsValue {
+    let out = js_sys::Object::new();
+    let context: js_sys::Array =
+        task.context.iter().map(|v| js_sys::Float32Array::from(v.as_slice())).collect();
+    for (key, value) in [
+        ("index", JsValue::from(task.index)),
+        ("model", task.model.as_str().into()),
+        ("ensemble", task.ensemble.into()),
+        ("width", task.input.width.into()),
+        ("height", task.input.height.into()),
+        ("data", js_sys::Float32Array::from(task.input.data.as_slice()).into()),
+        ("context", context.into()),
+    ] {
+        // Setting a property on a fresh Object cannot fail.
+        let _ = js_sys::Reflect::set(&out, &key.into(), &value);
+    }
+    out.into()
+}
+
+/// A number property of `object`, as a `u32`.
+fn get_u32(object: &JsValue, key: &str) -> Result<u32, JsValue> {
+    let value = js_sys::Reflect::get(object, &key.into())?.as_f64();
+    match value {
+        Some(v) if v >= 0.0 && v <= f64::from(u32::MAX) && v.fract() == 0.0 => Ok(v as u32),
+        _ => Err(JsValue::from_str(&format!("`{key}` is not a size"))),
+    }
+}
+
+/// A `Float32Array` property of `object`, copied out.
+fn get_floats(object: &JsValue, key: &str) -> Result<Vec<f32>, JsValue> {
+    let value = js_sys::Reflect::get(object, &key.into())?;
+    let array = value
+        .dyn_into::<js_sys::Float32Array>()
+        .map_err(|_| JsValue::from_str(&format!("`{key}` is not a Float32Array")))?;
+    Ok(array.to_vec())
+}
+
+/// `{ width, height, data: Float32Array }` as a tile.
+fn planar_from_js(tile: &JsValue) -> Result<PlanarRgb, JsValue> {
+    Ok(PlanarRgb {
+        width: get_u32(tile, "width")?,
+        height: get_u32(tile, "height")?,
+        data: get_floats(tile, "data")?,
+    })
+}
+
+/// Runs a tile task of another engine's job (see [`run_job`]) with the model it names, loaded
+/// beforehand. Resolves to `{ width, height, data: Float32Array }`.
+///
+/// # Errors
+/// `bad-input` for a malformed task, `weights` for a model not loaded, `backend`.
+#[wasm_bindgen]
+pub async fn run_tile(task: JsValue) -> Result<JsValue, JsValue> {
+    let engine = engine()?;
+    let bad = |e: JsValue| {
+        let why = e.as_string().unwrap_or_else(|| "unreadable".into());
+        to_js(LupaError::BadInput(format!("malformed tile task: {why}")))
+    };
+    let model_id =
+        js_sys::Reflect::get(&task, &"model".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
+    let context = js_sys::Reflect::get(&task, &"context".into()).map_err(bad)?;
+    let context: Vec<Vec<f32>> = js_sys::Array::from(&context)
+        .iter()
+        .map(|v| v.dyn_into::<js_sys::Float32Array>().map(|a| a.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("`context` is not a list of Float32Arrays".into()))?;
+    let task = TileTask {
+        index: get_u32(&task, "index").map_err(bad)? as usize,
+        ensemble: js_sys::Reflect::get(&task, &"ensemble".into()).map_err(bad)?.is_truthy(),
+        input: planar_from_js(&task).map_err(bad)?,
+        context,
+        model: model_id,
+    };
+    let model = engine.models.borrow().get(&task.model).cloned();
+    let model = model.ok_or_else(|| to_js(LupaError::NotLoaded { id: task.model.clone() }))?;
+    let tile = lupa_core::run_tile_task(&model, &task).await.map_err(to_js)?;
+    let out = js_sys::Object::new();
+    for (key, value) in [
+        ("width", JsValue::from(tile.width)),
+        ("height", tile.height.into()),
+        ("data", js_sys::Float32Array::from(tile.data.as_slice()).into()),
+    ] {
+        let _ = js_sys::Reflect::set(&out, &key.into(), &value);
+    }
     Ok(out.into())
 }
 

@@ -166,7 +166,6 @@ impl SeMeans {
         }
         Ok(vectors)
     }
-
 }
 
 /// Means to use instead of computing them (`fixed`), and those used so far (`recorded`).

@@ -1,0 +1,211 @@
+// The CPU worker pool: helper engines that run tiles of the job another engine (the coordinator,
+// driven by lupa.js) is running, so that the wasm CPU backend, one thread per instance, uses every
+// core. The coordinator cuts the image into tiles as it always does and hands some to the pool
+// (worker.js: 'tile' out, 'tile-done' / 'tile-failed' back); each helper is a worker.js of its
+// own on the CPU backend with the job's models loaded, and runs one tile at a time. The result
+// is bit-identical to one engine's: every engine runs the same kernels on the same padded tile
+// with the same whole-image context (Real-CUGAN's SE means, computed once by the coordinator).
+//
+//   const pool = new HelperPool(base, indexText, 1);
+//   await pool.ensure(['span-x4'], (id) => weightsCopy(id));  // start helpers, load models
+//   const tile = await pool.run(task);                        // rejects: run it yourself
+//
+// A helper that fails to start, to load a model, or that crashes is terminated; its tile rejects
+// (the coordinator runs it) and the next `ensure` starts a fresh one. The pool never fails a job.
+
+/** Memory one helper engine may take: its tile budget (crates/lupa-web/src/engine.rs,
+ * CPU_TILE_BUDGET 128 MiB), the weights, one tile in and out, the engine itself. */
+export const HELPER_MEMORY_MB = 320;
+/** At most this many engines (coordinator included) share one job. */
+export const MAX_ENGINES = 8;
+
+/**
+ * How many engines (the coordinator and its helpers) to run on the CPU: `workers` if it is a
+ * number, else ('auto') one per logical core (`navigator.hardwareConcurrency`), at most
+ * MAX_ENGINES, and as many as fit a quarter of the device's memory (`navigator.deviceMemory`,
+ * GiB, where the browser tells; 4 GiB assumed elsewhere) at HELPER_MEMORY_MB each. At least 1.
+ * @param {'auto' | number} workers
+ * @param {{ cores?: number, memoryGiB?: number }} [device]
+ * @returns {number}
+ */
+export function engineCount(workers, { cores = globalThis.navigator?.hardwareConcurrency,
+  memoryGiB = globalThis.navigator?.deviceMemory } = {}) {
+  if (typeof workers === 'number' && Number.isFinite(workers)) {
+    return Math.min(MAX_ENGINES, Math.max(1, Math.floor(workers)));
+  }
+  const byCores = Math.max(1, Math.floor(cores || 1));
+  const byMemory = Math.max(1, Math.floor(((memoryGiB || 4) * 1024) / 4 / HELPER_MEMORY_MB));
+  return Math.min(MAX_ENGINES, byCores, byMemory);
+}
+
+/** One helper: a worker.js on the CPU backend, and the models it holds. */
+class Helper {
+  worker;
+  loaded = new Set();
+  busy = null;      // the pending request's {resolve, reject, id}, or null
+  started = null;   // resolves once the engine is up (or the helper is dead)
+  dead = false;
+  #nextId = 1;
+  #onDeath;
+
+  constructor(base, onDeath) {
+    this.#onDeath = onDeath;
+    this.worker = new Worker(new URL('worker.js', base), { type: 'module' });
+    this.worker.onmessage = ({ data }) => this.#onMessage(data);
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      this.kill(`a helper engine crashed: ${e.message || 'worker error'}`);
+    };
+    this.worker.onmessageerror = () => this.kill('a helper engine sent a message that cannot be read');
+  }
+
+  /** Sends `message`, resolving to the reply; one at a time. */
+  request(message, transfer = []) {
+    if (this.dead) return Promise.reject(new Error('the helper engine is gone'));
+    return new Promise((resolve, reject) => {
+      this.busy = { resolve, reject, id: this.#nextId };
+      this.worker.postMessage({ ...message, requestId: this.#nextId++ }, transfer);
+    });
+  }
+
+  #onMessage(data) {
+    if (data.type === 'panic') {
+      this.kill(`a helper engine crashed: ${data.message}`);
+      return;
+    }
+    const busy = this.busy;
+    if (!busy || data.requestId !== busy.id) return;
+    this.busy = null;
+    if (data.type === 'error') busy.reject(new Error(data.error?.message ?? 'the helper engine failed'));
+    else busy.resolve(data);
+  }
+
+  /** Terminates the worker; the pending request rejects with `why`. */
+  kill(why) {
+    if (this.dead) return;
+    this.dead = true;
+    this.worker.terminate();
+    const busy = this.busy;
+    this.busy = null;
+    busy?.reject(new Error(why));
+    this.#onDeath(this);
+  }
+}
+
+export class HelperPool {
+  #base;
+  #indexText;
+  #size;
+  /** @type {Helper[]} */
+  #helpers = [];
+  #queue = [];      // tasks waiting for a helper: {task, resolve, reject}
+  #disposed = false;
+
+  /**
+   * @param {URL} base the folder with worker.js
+   * @param {string} indexText the text of models/index.json
+   * @param {number} size helpers to run (0: the pool is empty and every run rejects)
+   */
+  constructor(base, indexText, size) {
+    this.#base = base;
+    this.#indexText = indexText;
+    this.#size = Math.max(0, size);
+  }
+
+  /** Helpers this pool runs when all are up. */
+  get size() {
+    return this.#size;
+  }
+
+  /** Helpers up now, with the models of the last `ensure`. */
+  get ready() {
+    return this.#helpers.filter((h) => !h.dead).length;
+  }
+
+  /**
+   * Starts missing helpers and loads `models` into every helper (weights(id) gives a fresh
+   * ArrayBuffer of a model's weights, transferred to the helper). Helpers that fail are dropped;
+   * resolves to the number ready.
+   * @param {string[]} models
+   * @param {(id: string) => ArrayBuffer | null} weights
+   * @returns {Promise<number>}
+   */
+  async ensure(models, weights) {
+    if (this.#disposed) return 0;
+    while (this.#helpers.length < this.#size) {
+      const helper = new Helper(this.#base, (h) => this.#onDeath(h));
+      this.#helpers.push(helper);
+      helper.started = helper.request({ type: 'init', index: this.#indexText, backend: 'cpu' })
+        .catch((e) => helper.kill(`a helper engine failed to start: ${e.message}`));
+    }
+    await Promise.all(this.#helpers.map(async (helper) => {
+      await helper.started;
+      for (const id of models) {
+        if (helper.dead || helper.loaded.has(id)) continue;
+        const bytes = weights(id);
+        if (!bytes) {
+          helper.kill(`no weights for ${id}`);
+          continue;
+        }
+        try {
+          await helper.request({ type: 'load', id, weights: bytes }, [bytes]);
+          helper.loaded.add(id);
+        } catch (e) {
+          helper.kill(`a helper engine refused ${id}: ${e.message}`);
+        }
+      }
+    }));
+    return this.ready;
+  }
+
+  /**
+   * Runs a tile task (worker.js's 'tile') on the first free helper that holds its model; resolves
+   * to the tile `{width, height, data}`, rejects when no helper could run it.
+   */
+  run(task) {
+    return new Promise((resolve, reject) => {
+      if (!this.#helpers.some((h) => !h.dead && h.loaded.has(task.model))) {
+        reject(new Error(`no helper engine holds ${task.model}`));
+        return;
+      }
+      this.#queue.push({ task, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** Rejects every task still waiting for a helper (those running finish, and are ignored). */
+  cancel(why = 'cancelled') {
+    for (const { reject } of this.#queue.splice(0)) reject(new Error(why));
+  }
+
+  /** Terminates every helper; waiting tasks reject. */
+  dispose() {
+    this.#disposed = true;
+    this.cancel('the pool was closed');
+    for (const helper of this.#helpers.splice(0)) helper.kill('the pool was closed');
+  }
+
+  #dispatch() {
+    for (const helper of this.#helpers) {
+      if (helper.dead || helper.busy) continue;
+      const i = this.#queue.findIndex(({ task }) => helper.loaded.has(task.model));
+      if (i < 0) continue;
+      const [{ task, resolve, reject }] = this.#queue.splice(i, 1);
+      const buffers = [task.data.buffer, ...task.context.map((c) => c.buffer)];
+      helper.request({ type: 'tile', task }, buffers)
+        .then(({ tile }) => resolve(tile), reject)
+        .finally(() => this.#dispatch());
+    }
+  }
+
+  /** A dead helper leaves the pool (the next `ensure` starts another); tasks only it could run reject. */
+  #onDeath(helper) {
+    this.#helpers = this.#helpers.filter((h) => h !== helper);
+    for (const entry of [...this.#queue]) {
+      if (!this.#helpers.some((h) => !h.dead && h.loaded.has(entry.task.model))) {
+        this.#queue.splice(this.#queue.indexOf(entry), 1);
+        entry.reject(new Error('no helper engine is left'));
+      }
+    }
+  }
+}
