@@ -297,24 +297,40 @@ fn self_ensemble_is_equivariant_and_close_to_plain() {
 /// Another engine (a worker of the browser's pool, here on this thread): its own copy of the
 /// model, loaded from the same file, running the tasks it is sent. A task is finished each time
 /// the job looks for one (`try_take`) or waits, last sent first, so tiles come back out of order;
-/// with `crash_every: k`, every k-th task comes back unfinished, as from a crashed worker.
+/// with `crash_every: k`, every k-th task comes back unfinished, as from a crashed worker;
+/// `reclaim` gives back all but the task it is on.
 struct Helper {
     model: SrModel,
     capacity: usize,
     crash_every: Option<usize>,
     queue: Vec<TileTask>,
+    given_back: Vec<usize>,
     received: usize,
     ran: usize,
     crashed: usize,
+    reclaimed: usize,
 }
 
 impl Helper {
     fn new(id: &str, capacity: usize, crash_every: Option<usize>) -> Self {
         let model = load(id, &Device::flex());
-        Self { model, capacity, crash_every, queue: Vec::new(), received: 0, ran: 0, crashed: 0 }
+        Self {
+            model,
+            capacity,
+            crash_every,
+            queue: Vec::new(),
+            given_back: Vec::new(),
+            received: 0,
+            ran: 0,
+            crashed: 0,
+            reclaimed: 0,
+        }
     }
 
     fn finish_one(&mut self) -> Option<TileDone> {
+        if let Some(index) = self.given_back.pop() {
+            return Some(TileDone { index, result: Err(LupaError::Backend("reclaimed".into())) });
+        }
         let task = self.queue.pop()?;
         let index = task.index;
         if self.crash_every.is_some_and(|k| index % k == k - 1) {
@@ -340,6 +356,13 @@ impl TileHelpers for Helper {
     }
     async fn wait(&mut self) -> TileDone {
         self.finish_one().expect("wait is called with a tile out")
+    }
+    fn reclaim(&mut self) {
+        // The last task sent is the one this helper works on next; the others have not started.
+        let keep = self.queue.pop();
+        self.reclaimed += self.queue.len();
+        self.given_back.extend(self.queue.drain(..).map(|t| t.index));
+        self.queue.extend(keep);
     }
 }
 
@@ -389,7 +412,20 @@ fn a_crashed_helpers_tiles_are_redone_and_the_result_is_the_same() {
     let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
     println!("span-x2: {tiles} tiles; the helper ran {}, crashed on {}", helper.ran, helper.crashed);
     assert!(helper.crashed >= 1 && helper.ran >= 1);
-    assert_eq!(helper.received, helper.ran + helper.crashed);
+    assert_eq!(helper.received, helper.ran + helper.crashed + helper.reclaimed);
+}
+
+#[test]
+fn tiles_a_helper_has_not_started_are_reclaimed_when_this_engine_runs_out() {
+    // A helper holding 4 tiles at once: at the end this engine would wait for tiles queued
+    // behind the helper's current one; it takes them back and runs them itself.
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let model = load("span-x2", &Device::flex());
+    let mut helper = Helper::new("span-x2", 4, None);
+    let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
+    println!("span-x2: {tiles} tiles; the helper ran {}, gave back {}", helper.ran, helper.reclaimed);
+    assert!(helper.reclaimed >= 1 && helper.ran >= 1);
+    assert_eq!(helper.received, helper.ran + helper.reclaimed);
 }
 
 #[test]

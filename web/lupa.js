@@ -131,8 +131,10 @@ export class Upscaler {
     const plan = await this.#plan(bytes.slice(0), request, signal);
     onProgress?.({ phase: 'planned', plan });
     for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
-    // One tile out per helper: a helper's next tile comes as soon as its last is back.
-    const slots = await this.#readyPool(plan.models);
+    // Two tiles out per helper, so that its next one waits in the pool's queue; the engine takes
+    // back ('reclaim') those not started when it has none left to run.
+    const helpers = await this.#readyPool(plan.models);
+    const slots = 2 * helpers;
     const done = await this.#request({ type: 'run', input: bytes, request, tile, slots }, {
       transfer: [bytes],
       signal,
@@ -140,7 +142,7 @@ export class Upscaler {
     });
     const { mime, extension, width, height, tiles, explanation, ms } = done;
     const blob = new Blob([done.bytes], { type: mime });
-    const engines = 1 + slots;
+    const engines = 1 + helpers;
     return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, plan };
   }
 
@@ -327,6 +329,10 @@ export class Upscaler {
     if (worker !== this.#worker) return; // a replaced worker's last words
     if (data.type === 'tile') {
       this.#relayTile(worker, data);
+      return;
+    }
+    if (data.type === 'reclaim') {
+      this.#pool?.cancel('reclaimed: the job runs it itself');
       return;
     }
     if (data.type === 'panic') {

@@ -5,6 +5,8 @@
 // own on the CPU backend with the job's models loaded, and runs one tile at a time. The result
 // is bit-identical to one engine's: every engine runs the same kernels on the same padded tile
 // with the same whole-image context (Real-CUGAN's SE means, computed once by the coordinator).
+// Tasks wait in this pool's queue until a helper is free; the coordinator, when it has no tile
+// left to run, takes back those not started ('reclaim' → `cancel`) and runs them itself.
 //
 //   const pool = new HelperPool(base, indexText, 1);
 //   await pool.ensure(['span-x4'], (id) => weightsCopy(id));  // start helpers, load models
@@ -173,7 +175,8 @@ export class HelperPool {
     });
   }
 
-  /** Rejects every task still waiting for a helper (those running finish, and are ignored). */
+  /** Rejects every task still waiting for a helper (a cancel, or the job reclaiming them);
+   * those running finish. */
   cancel(why = 'cancelled') {
     for (const { reject } of this.#queue.splice(0)) reject(new Error(why));
   }

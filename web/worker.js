@@ -11,6 +11,7 @@
 //                                                 page's helper workers at once (0: none)
 //               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
 //                                                 the page's answer to a 'tile' this worker sent
+//                                                 ('tile-failed' too for a tile reclaimed unstarted)
 //               {type: 'tile', task}              (a helper) run another engine's tile task
 //               {type: 'zip', names, files}       files: ArrayBuffers
 //               {type: 'cancel'}                  stops the running job before its next tile
@@ -24,6 +25,8 @@
 //               {type: 'tile', taskId, task}      during a 'run' with slots: a tile for a helper;
 //                                                 task: {index, model, ensemble, width, height,
 //                                                 data: Float32Array, context: Float32Array[]}
+//               {type: 'reclaim'}                 during a 'run': this engine has no tile left
+//                                                 to run; fail the ones not started on a helper
 //               {type: 'tiled', tile}             a helper's result: {width, height, data}
 //               {type: 'zipped', zip}             zip: ArrayBuffer
 //               {type: 'error', error: {kind, message}, request}   request: the failed message's type
@@ -116,10 +119,13 @@ self.onmessage = async ({ data }) => {
       case 'run': {
         const started = performance.now();
         const onProgress = (done, total, pass, passes) => reply({ type: 'progress', done, total, pass, passes });
-        const slots = data.slots ?? 0;
-        const runTile = slots > 0 ? (task) => sendTile(requestId, task) : undefined;
+        const pool = {
+          slots: data.slots ?? 0,
+          runTile: (task) => sendTile(requestId, task),
+          reclaim: () => postMessage({ type: 'reclaim', requestId }),
+        };
         const result = await lupa.run_job(new Uint8Array(data.input), JSON.stringify(data.request),
-          data.tile ?? 0, onProgress, runTile, slots);
+          data.tile ?? 0, onProgress, pool);
         const ms = performance.now() - started;
         const bytes = bufferOf(result.bytes);
         const { mime, extension, width, height, tiles, explanation } = result;

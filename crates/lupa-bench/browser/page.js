@@ -21,11 +21,13 @@ async function bytesToB64(bytes) {
 
 /**
  * Upscales `warm`, then each of `inputs` (PNG bytes, base64) with model `id` on `backend`
- * (webgpu|cpu), through Lupa's own bridge (lupa.js). Returns the adapter and, per input, the time
- * in ms (the worker's, around the engine's run), the size and the PNG (base64).
+ * (webgpu | cpu: one engine | cpu-pool: the CPU worker pool, one engine per core), through Lupa's
+ * own bridge (lupa.js). Returns the adapter and, per input, the time in ms (the coordinating
+ * worker's, around the engine's run), the size and the PNG (base64).
  */
 window.benchLupa = async ({ backend, id, warm, inputs }) => {
-  const upscaler = await Upscaler.create({ base: '/lupa/', backend });
+  const pool = backend === 'cpu-pool';
+  const upscaler = await Upscaler.create({ base: '/lupa/', backend: pool ? 'cpu' : backend, workers: pool ? 'auto' : 1 });
   try {
     const spec = upscaler.index.models.find((m) => m.id === id);
     if (!spec) throw new Error(`no model ${id} in the Lupa build`);
@@ -38,8 +40,9 @@ window.benchLupa = async ({ backend, id, warm, inputs }) => {
       const png = await bytesToB64(new Uint8Array(done.bytes));
       results.push({ ms: done.ms, width: done.width, height: done.height, png });
     }
-    const { backend: used, adapter } = upscaler.backend;
-    return { adapter: `${used} (${adapter})`, results };
+    const { backend: used, adapter, engines } = upscaler.backend;
+    const workers = used === 'cpu' ? `, ${engines} worker${engines > 1 ? 's' : ''}` : '';
+    return { adapter: `${used} (${adapter}${workers})`, results };
   } finally {
     upscaler.dispose();
   }

@@ -49,11 +49,12 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', default_value = "256,1024")]
     pub sizes: Vec<u32>,
     /// Lupa's backends: native-cpu, native-cpu-burn (the CPU backend with Lupa's fused convolution
-    /// switched off), native-wgpu, browser-webgpu, browser-cpu.
+    /// switched off), native-wgpu, browser-webgpu, browser-cpu (one engine), browser-cpu-pool (the
+    /// CPU worker pool, one engine per core).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "native-cpu,native-cpu-burn,native-wgpu,browser-webgpu,browser-cpu"
+        default_value = "native-cpu,native-cpu-burn,native-wgpu,browser-webgpu,browser-cpu,browser-cpu-pool"
     )]
     pub backends: Vec<String>,
     /// UpscalerJS models (x4).
@@ -221,7 +222,7 @@ pub fn run(config: &Config) -> Result<()> {
 }
 
 /// Lupa's runners named by `--backends` (`native-cpu`, `native-cpu-burn`, `native-wgpu`,
-/// `browser-webgpu`, `browser-cpu`).
+/// `browser-webgpu`, `browser-cpu`, `browser-cpu-pool`).
 fn lupa_runners(config: &Config) -> Result<Vec<Runner>> {
     config
         .backends
@@ -230,7 +231,8 @@ fn lupa_runners(config: &Config) -> Result<Vec<Runner>> {
             Some(("native", be)) => Ok(Runner::Native(be.into())),
             Some(("browser", be)) => Ok(Runner::Browser(be.into())),
             _ => anyhow::bail!(
-                "unknown backend {b} (native-cpu, native-cpu-burn, native-wgpu, browser-webgpu, browser-cpu)"
+                "unknown backend {b} (native-cpu, native-cpu-burn, native-wgpu, browser-webgpu, browser-cpu, \
+                 browser-cpu-pool)"
             ),
         })
         .collect()
@@ -725,6 +727,38 @@ fn targets(
                     l.secs,
                     b.secs / l.secs,
                     l.gmacs()
+                )?;
+            }
+        }
+    }
+
+    // 5. The browser's CPU worker pool against one worker, same run.
+    let one = Runner::Browser("cpu".into()).label();
+    let pool = Runner::Browser("cpu-pool".into()).label();
+    if done(outcomes).any(|m| m.runner == pool) {
+        writeln!(
+            w,
+            "\n**The browser's CPU worker pool (one engine per core) is ≥ 1.8× one worker on 2 cores.** \
+             Same model and input, same run; the result is bit-identical (tests/browser).\n"
+        )?;
+        writeln!(
+            w,
+            "| model | input | one worker | pool | workers | speed-up | pool GMAC/s | target |\n\
+             |---|---|---:|---:|---|---:|---:|---|"
+        )?;
+        for p in done(outcomes).filter(|m| m.runner == pool) {
+            if let Some(o) = find(outcomes, &one, &p.model, p.size) {
+                let speedup = o.secs / p.secs;
+                writeln!(
+                    w,
+                    "| {} | {}² | {:.2} s | {:.2} s | {} | {speedup:.2}× | {:.1} | {} |",
+                    p.model,
+                    p.size,
+                    o.secs,
+                    p.secs,
+                    p.adapter,
+                    p.gmacs(),
+                    if speedup >= 1.8 { "met" } else { "**not met**" }
                 )?;
             }
         }

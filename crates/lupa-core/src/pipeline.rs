@@ -258,7 +258,8 @@ impl<'m> UpscaleJob<'m> {
 
     /// [`UpscaleJob::run`] with `helpers` running tiles at the same time: up to
     /// [`TileHelpers::capacity`] tiles are out with them while this engine runs the others; a
-    /// tile a helper gives back unfinished (a crashed worker) is run here. The result is the same
+    /// tile a helper gives back unfinished (a crashed worker, or one [`TileHelpers::reclaim`]
+    /// took back when this engine ran out of tiles) is run here. The result is the same
     /// as [`UpscaleJob::run`]'s, bit for bit, whoever ran which tile: every engine runs the same
     /// model on the same padded tile with the same whole-image context (read back once, here).
     ///
@@ -301,6 +302,7 @@ impl<'m> UpscaleJob<'m> {
             match here {
                 Some(i) => self.run_here(i).await?,
                 None if out > 0 => {
+                    helpers.reclaim();
                     let done = helpers.wait().await;
                     out -= 1;
                     self.accept(done, &mut redo);
@@ -359,6 +361,10 @@ pub trait TileHelpers {
     fn try_take(&mut self) -> Option<TileDone>;
     /// Waits for a tile to come back; only called while at least one is out.
     fn wait(&mut self) -> impl Future<Output = TileDone>;
+    /// Asks for the tiles sent but not started yet: they come back unfinished, and this engine
+    /// runs them rather than wait while they queue behind a busy helper. Called whenever this
+    /// engine has nothing left to run; by default nothing comes back early.
+    fn reclaim(&mut self) {}
 }
 
 /// No helpers: the job runs every tile itself.

@@ -11,16 +11,18 @@
 //!   loads them.
 //! - [`plan_job`]`(fileBytes, requestJson)` decodes the file and says what a job would do: a JSON
 //!   [`lupa_core::JobPlan`] with the models to load, Smart mode's choice and the output size.
-//! - [`run_job`]`(fileBytes, requestJson, tile, onProgress)` runs it tile by tile
+//! - [`run_job`]`(fileBytes, requestJson, tile, onProgress, pool)` runs it tile by tile
 //!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, extension, width,
 //!   height, tiles, explanation }` with the result encoded here, in wasm, once: no canvas is
 //!   involved, so results beyond the browser's canvas limits still encode.
-//!   With `runTile` (a function) and `slots > 0`, up to `slots` tiles at a time are handed to
-//!   `runTile(task)`, which resolves to the upscaled tile from another engine (a helper worker of
-//!   the pool) or rejects, and the tile is then run here; this engine runs tiles meanwhile. The
-//!   result is the same, bit for bit ([`lupa_core::UpscaleJob::run_shared`]). A task is `{ index,
-//!   model, ensemble, width, height, data: Float32Array, context: Float32Array[] }`, the result
-//!   `{ width, height, data: Float32Array }` (channel-planar RGB, [`lupa_core::PlanarRgb`]).
+//!   With `pool = { slots, runTile, reclaim }` (`slots > 0`), up to `slots` tiles at a time are
+//!   handed to `runTile(task)`, which resolves to the upscaled tile from another engine (a helper
+//!   worker of the pool) or rejects, and the tile is then run here; this engine runs tiles
+//!   meanwhile, and calls `reclaim()` when it has none left, asking for the tiles not started yet
+//!   to reject. The result is the same, bit for bit ([`lupa_core::UpscaleJob::run_shared`]). A
+//!   task is `{ index, model, ensemble, width, height, data: Float32Array, context:
+//!   Float32Array[] }`, the result `{ width, height, data: Float32Array }` (channel-planar RGB,
+//!   [`lupa_core::PlanarRgb`]).
 //! - [`run_tile`]`(task)`: what a helper does with each task: runs it with the model it names
 //!   (loaded beforehand) and resolves to the result as above.
 //! - [`zip_files`]`(names, files)` packs finished results into one zip.
@@ -234,8 +236,7 @@ pub async fn run_job(
     request_json: String,
     tile: u32,
     on_progress: js_sys::Function,
-    run_tile: Option<js_sys::Function>,
-    slots: u32,
+    pool: JsValue,
 ) -> Result<JsValue, JsValue> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
@@ -255,12 +256,9 @@ pub async fn run_job(
         if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
     let model = |id: &str| engine.models.borrow().get(id).cloned();
-    let done = match run_tile {
-        Some(run_tile) if slots > 0 => {
-            let mut pool = Pool { run_tile, slots: slots as usize, inbox: Rc::default() };
-            job.run_shared(model, &mut pool, between_tiles).await
-        }
-        _ => job.run_shared(model, &mut NoHelpers, between_tiles).await,
+    let done = match Pool::from_js(&pool) {
+        Some(mut pool) => job.run_shared(model, &mut pool, between_tiles).await,
+        None => job.run_shared(model, &mut NoHelpers, between_tiles).await,
     }
     .map_err(to_js)?;
 
@@ -281,8 +279,24 @@ pub async fn run_job(
 /// of the tile from another worker; each settles into the inbox, which wakes [`Pool::wait`].
 struct Pool {
     run_tile: js_sys::Function,
+    reclaim: js_sys::Function,
     slots: usize,
     inbox: Rc<RefCell<Inbox>>,
+}
+
+impl Pool {
+    /// `{ slots, runTile, reclaim }` with `slots > 0`; `None` for anything else (no pool).
+    fn from_js(pool: &JsValue) -> Option<Self> {
+        let function =
+            |key: &str| js_sys::Reflect::get(pool, &key.into()).ok()?.dyn_into::<js_sys::Function>().ok();
+        let slots = get_u32(pool, "slots").ok().filter(|&s| s > 0)?;
+        Some(Self {
+            run_tile: function("runTile")?,
+            reclaim: function("reclaim")?,
+            slots: slots as usize,
+            inbox: Rc::default(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -322,6 +336,11 @@ impl TileHelpers for Pool {
 
     fn try_take(&mut self) -> Option<TileDone> {
         self.inbox.borrow_mut().done.pop_front()
+    }
+
+    fn reclaim(&mut self) {
+        // Nothing to do if it fails: the tiles then come back when their helper has run them.
+        let _ = self.reclaim.call0(&JsValue::NULL);
     }
 
     fn wait(&mut self) -> impl Future<Output = TileDone> {
