@@ -278,15 +278,18 @@ impl<'m> UpscaleJob<'m> {
         let mut out = 0; // tiles with helpers
         let mut redo = Vec::new(); // tiles helpers gave back unfinished
         loop {
-            while let Some(done) = helpers.try_take() {
-                out -= 1;
-                self.accept(done, &mut redo);
-            }
+            out -= self.take_back(helpers, &mut redo);
             if between_tiles(self.progress()).await.is_break() {
                 return Err(LupaError::Cancelled);
             }
             if self.is_done() {
                 return self.finish();
+            }
+            // What came back while `between_tiles` yielded: its slots are free again now, not
+            // after this engine's next tile (a helper would run dry meanwhile).
+            out -= self.take_back(helpers, &mut redo);
+            if self.is_done() {
+                continue; // report the last tile, then finish
             }
             while out < helpers.capacity() && self.next < total {
                 helpers.send(self.task(self.next, &context));
@@ -310,6 +313,16 @@ impl<'m> UpscaleJob<'m> {
                 None => unreachable!("every tile is done, out with a helper, or to run here"),
             }
         }
+    }
+
+    /// Takes every tile that has come back from `helpers`; returns how many.
+    fn take_back(&mut self, helpers: &mut impl TileHelpers, redo: &mut Vec<usize>) -> usize {
+        let mut n = 0;
+        while let Some(done) = helpers.try_take() {
+            self.accept(done, redo);
+            n += 1;
+        }
+        n
     }
 
     /// Takes a helper's result: pasted if it is one, else the tile is to run here.
