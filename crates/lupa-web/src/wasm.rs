@@ -243,19 +243,7 @@ pub async fn run_job(
     let job = prepare(&engine, &input, &request_json, tile)?;
     drop(input);
     let plan = job.plan.clone();
-    let t0 = js_sys::Date::now();
     let between_tiles = async |p: lupa_core::RecipeProgress| {
-        if p.tiles.tiles_done == 0 || p.tiles.tiles_done == p.tiles.tiles_total {
-            web_sys::console::log_1(
-                &format!(
-                    "PHASE {} of {} at {:.0} ms",
-                    p.tiles.tiles_done,
-                    p.tiles.tiles_total,
-                    js_sys::Date::now() - t0
-                )
-                .into(),
-            );
-        }
         let args = js_sys::Array::of4(
             &p.tiles.tiles_done.into(),
             &p.tiles.tiles_total.into(),
