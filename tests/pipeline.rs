@@ -10,8 +10,8 @@ use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
 use lupa_core::tiling::TilePlan;
 use lupa_core::{
-    LupaError, PlanarRgb, Progress, SrModel, TileDone, TileHelpers, TileTask, UpscaleJob, UpscaleOptions,
-    run_tile_task,
+    LupaError, PlanarRgb, Progress, SrModel, TileDone, TileHelpers, TileTask, TileThreads, UpscaleJob,
+    UpscaleOptions, run_tile_task,
 };
 use lupa_tests::{load, open, samples, upscale, upscale_with};
 
@@ -439,6 +439,30 @@ fn realcugan_tiles_shared_with_helpers_use_the_same_se_means() {
     let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 40);
     println!("{id}: {tiles} tiles, {} run by the helper", helper.ran);
     assert!(tiles >= 4 && helper.ran >= 2);
+}
+
+#[test]
+fn tiles_on_helper_threads_equal_one_engine_bit_for_bit() {
+    // The CLI's helpers: threads of this process sharing the loaded model.
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let model = load("span-x2", &Device::flex());
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let alone = UpscaleJob::new(&model, &image, options).unwrap();
+    let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
+    for threads in [1, 3] {
+        let mut last = None;
+        let shared = std::thread::scope(|scope| {
+            let mut helpers = TileThreads::start(scope, vec![&model], threads);
+            let job = UpscaleJob::new(&model, &image, options).unwrap();
+            pollster::block_on(job.run_shared(&mut helpers, async |p: Progress| {
+                last = Some(p);
+                ControlFlow::Continue(())
+            }))
+        })
+        .unwrap();
+        assert!(samples(&alone) == samples(&shared), "{threads} helper threads changed the result");
+        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9 }));
+    }
 }
 
 #[test]

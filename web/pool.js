@@ -15,8 +15,8 @@
 // A helper that fails to start, to load a model, or that crashes is terminated; its tile rejects
 // (the coordinator runs it) and the next `ensure` starts a fresh one. The pool never fails a job.
 
-/** Memory one helper engine may take: its tile budget (crates/lupa-web/src/engine.rs,
- * CPU_TILE_BUDGET 128 MiB), the weights, one tile in and out, the engine itself. */
+/** Memory one helper engine may take: its tile's activations (crates/lupa-web/src/engine.rs,
+ * CPU_TILE_BUDGET: about 120 MiB of real memory), the weights, one tile in and out, the engine. */
 export const HELPER_MEMORY_MB = 320;
 /** At most this many engines (coordinator included) share one job. */
 export const MAX_ENGINES = 8;

@@ -224,10 +224,19 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
         overlap: None,
         ensemble: false,
     };
+    // On the CPU, tiles side by side as the CLI runs them: one per core (lupa_core::TileThreads).
+    let helpers =
+        if backend == "wgpu" { 0 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) - 1 };
+    let adapter = if helpers > 0 { format!("{adapter}, {} tiles at once", helpers + 1) } else { adapter };
     let run = |image: &DynamicImage| -> Result<(f64, DynamicImage)> {
-        let mut ignore = |_: Progress| std::ops::ControlFlow::Continue(());
         let started = std::time::Instant::now();
-        let out = pollster::block_on(lupa_core::upscale_image(&model, image, options, &mut ignore))?;
+        let out = std::thread::scope(|scope| {
+            let mut threads = lupa_core::TileThreads::start(scope, vec![&model], helpers);
+            let job = lupa_core::UpscaleJob::new(&model, image, options)?;
+            pollster::block_on(
+                job.run_shared(&mut threads, async |_: Progress| std::ops::ControlFlow::Continue(())),
+            )
+        })?;
         Ok((started.elapsed().as_secs_f64(), out))
     };
     run(&warm)?;

@@ -85,6 +85,10 @@ struct UpscaleArgs {
     /// the largest scale that fits [default: 80 % of the available memory, where the system says]
     #[arg(long, value_name = "MIB")]
     max_memory: Option<u64>,
+    /// Tiles run side by side on the CPU backend (one thread each, beside the convolutions' own
+    /// threads); 1 runs one at a time [default: one per core, within a quarter of --max-memory]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    parallel_tiles: Option<u32>,
     /// Tile side in input pixels; 0 runs the whole image at once [default: sized to a 1 GiB budget]
     #[arg(long)]
     tile: Option<u32>,

@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lupa_core::codec::OutputFormat;
 use lupa_core::recipe::{Mode, Target};
 use lupa_core::tiling::Rect;
-use lupa_core::{Encoded, Job, JobRequest, Limits, ModelIndex, RecipeProgress, SrModel, TileLimits};
+use lupa_core::{
+    Encoded, Job, JobRequest, Limits, ModelIndex, RecipeProgress, SrModel, TileLimits, TileThreads,
+};
 
 use crate::UpscaleArgs;
 use crate::device::{self, Chosen};
@@ -206,6 +208,11 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
         None => eprintln!("backend {}", chosen.description),
     }
     request.limits.tiles.max_buffer = chosen.max_buffer;
+    if chosen.max_buffer.is_none() {
+        request.limits.tiles_at_once = args
+            .parallel_tiles
+            .unwrap_or_else(|| tiles_at_once(max_memory, request.limits.tiles.memory_budget));
+    }
     let mut models = Models { index, dir: models_dir, chosen: &chosen, loaded: HashMap::new() };
 
     let mut failures = 0;
@@ -248,6 +255,8 @@ fn upscale_file(
     output: &Path,
 ) -> Result<Encoded> {
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    // Tiles side by side: the job's own and one per helper thread (see `tiles_at_once`).
+    let helpers = request.limits.tiles_at_once.saturating_sub(1) as usize;
     let job = Job::prepare(models.index, &bytes, request)?;
     drop(bytes);
     for id in &job.plan.models {
@@ -268,10 +277,23 @@ fn upscale_file(
         bar.set_position((p.fraction() * 1000.0) as u64);
         ControlFlow::Continue(())
     };
-    let done = pollster::block_on(job.run(|id| models.loaded.get(id), report))?;
+    let loaded: Vec<&SrModel> = job.plan.models.iter().filter_map(|id| models.loaded.get(id)).collect();
+    let done = std::thread::scope(|scope| {
+        let mut threads = TileThreads::start(scope, loaded, helpers);
+        pollster::block_on(job.run_shared(|id| models.loaded.get(id), &mut threads, report))
+    })?;
     bar.finish_and_clear();
     write_atomically(output, &done.bytes)?;
     Ok(done)
+}
+
+/// How many tiles run at once on the CPU: one per core, as many as a quarter of `max_memory` holds
+/// at `tile_budget` each (2 at most where the memory is not known), at least 1. One tile alone
+/// leaves cores idle outside its convolutions (see `lupa_core::TileThreads`).
+fn tiles_at_once(max_memory: Option<u64>, tile_budget: u64) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let by_memory = max_memory.map_or(2, |m| (m / 4) / tile_budget.max(1));
+    cores.min(by_memory).clamp(1, 64) as u32
 }
 
 /// What a job may use by default: [`MEMORY_SHARE`] of the memory the system says is available

@@ -93,6 +93,9 @@ pub struct Limits {
     pub overlap: Option<u32>,
     /// The memory budget and device buffer limit automatic tiles fit.
     pub tiles: TileLimits,
+    /// Tiles that run at the same time in this process ([`crate::TileThreads`]: helper threads
+    /// plus the job's own), each with [`TileLimits::memory_budget`] of activations; at least 1.
+    pub tiles_at_once: u32,
 }
 
 impl Default for Limits {
@@ -105,7 +108,16 @@ impl Default for Limits {
             tile_size: None,
             overlap: None,
             tiles: TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 512 },
+            tiles_at_once: 1,
         }
+    }
+}
+
+impl Limits {
+    /// Bytes of activations the job's tiles take at once: [`TileLimits::memory_budget`] for each
+    /// of [`Limits::tiles_at_once`].
+    pub fn tile_memory(&self) -> u64 {
+        self.tiles.memory_budget.saturating_mul(u64::from(self.tiles_at_once.max(1)))
     }
 }
 
@@ -342,9 +354,10 @@ fn check_sizes(image: &DynamicImage, recipe: &Recipe, limits: &Limits) -> Result
 }
 
 /// An upper estimate, in bytes, of the memory a job's images take at its peak, for an image of
-/// `bytes_per_pixel` (with alpha if `alpha`) and one tile's activations of at most `tile_budget`
-/// bytes. While a model pass runs: its input, the input as f32 RGB (12 bytes a pixel), its
-/// output, one tile, and for alpha the separable bicubic resize of the alpha plane; during a
+/// `bytes_per_pixel` (with alpha if `alpha`) and tile activations of at most `tile_budget` bytes
+/// (all the tiles that run at once: [`Limits::tile_memory`]). While a model pass runs: its input,
+/// the input as f32 RGB (12 bytes a pixel), its output, the tiles, and for alpha the separable
+/// bicubic resize of the alpha plane; during a
 /// Lanczos3 resize: the image before and after and the resize's f32 RGBA intermediate (source
 /// width × new height, 16 bytes a pixel, as `image`'s separable `resize` makes it); at the end:
 /// the result and its encoded file (at most as large again). The largest of these is the peak.
@@ -383,7 +396,7 @@ fn check_memory(
     let Some(limit) = limits.max_memory else { return Ok(()) };
     let bytes_per_pixel = u64::from(image.color().bytes_per_pixel());
     let alpha = image.color().has_alpha();
-    let needed = peak_memory(bytes_per_pixel, alpha, recipe, limits.tiles.memory_budget);
+    let needed = peak_memory(bytes_per_pixel, alpha, recipe, limits.tile_memory());
     if needed <= limit {
         return Ok(());
     }
@@ -393,7 +406,7 @@ fn check_memory(
         let smaller =
             JobRequest { mode: Some(recipe.mode), target: Some(Target::Scale(s)), ..request.clone() };
         recipe::plan(index, &smaller, w, h)
-            .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tiles.memory_budget) <= limit)
+            .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit)
     };
     let advice = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
         Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),

@@ -23,6 +23,8 @@ mod pipeline;
 pub mod recipe;
 mod registry;
 pub mod smart;
+#[cfg(not(target_family = "wasm"))]
+mod threads;
 pub mod tiling;
 
 pub use burn;
@@ -39,3 +41,5 @@ pub use registry::{
     Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,
     SourceFile, WeightsFile,
 };
+#[cfg(not(target_family = "wasm"))]
+pub use threads::TileThreads;

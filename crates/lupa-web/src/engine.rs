@@ -9,8 +9,14 @@ use lupa_core::{Job, JobRequest, Limits, LupaError, ModelIndex, TileLimits};
 /// Activation budget of one tile on WebGPU. Browsers do not say how much GPU memory is free, so
 /// this stays well under what integrated GPUs and phones give a page.
 pub const GPU_TILE_BUDGET: u64 = 256 << 20;
-/// Activation budget of one tile on the wasm CPU backend, whose heap also holds the whole result.
-pub const CPU_TILE_BUDGET: u64 = 128 << 20;
+/// Activation budget of one tile on the wasm CPU backend, whose heap also holds the whole result,
+/// in the registry's estimate ([`lupa_core::ModelSpec::memory_bytes_per_pixel`], sized for Burn's
+/// im2col convolution). Lupa's fused CPU convolution needs 3.3–6× less than that estimate
+/// (measured peak growth on flex at 384² in one tile: SPAN 1.6 KB per input pixel against 4–5 KB,
+/// SRVGGNetCompact 0.8 against 5, Real-CUGAN 3.9–5.0 against 18), so 384 MiB of estimate is at
+/// most about 120 MiB of real memory, and tiles are larger (less overlap recomputed: Real-CUGAN's
+/// tiles grow from 37 to 99 px).
+pub const CPU_TILE_BUDGET: u64 = 384 << 20;
 /// Largest automatic tile core side, in input pixels.
 pub const MAX_TILE: u32 = 512;
 /// Largest image the engine makes, in bytes of decoded pixels (the result, or a pass before the
@@ -32,6 +38,8 @@ pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
         tile_size: (tile > 0).then_some(tile),
         overlap: None,
         tiles: TileLimits { memory_budget, max_buffer, max_side: MAX_TILE },
+        // The pool's helpers (web/pool.js) run their tiles in heaps of their own.
+        tiles_at_once: 1,
     }
 }
 
@@ -189,8 +197,15 @@ mod tests {
         // RRDB needs far more per pixel than SPAN.
         let rrdb = spec("realesrgan-x4plus");
         assert!(lupa_core::auto_tile_size(&rrdb, limits(Some(32 << 20), 0).tiles) < small);
-        // The CPU has no buffer limit, only the smaller wasm memory budget.
-        assert!(tile(None) < roomy);
+        // The CPU has no buffer limit, only the wasm memory budget.
+        let overlap = span.input.default_overlap;
+        let by_budget = lupa_core::tiling::tile_size_for_budget(
+            span.memory_bytes_per_pixel,
+            CPU_TILE_BUDGET,
+            overlap,
+            MAX_TILE,
+        );
+        assert_eq!(tile(None), by_budget);
         // A forced tile side wins.
         assert_eq!(limits(None, 16).tile_size, Some(16));
     }
