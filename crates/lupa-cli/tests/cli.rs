@@ -75,6 +75,21 @@ fn upscales_a_photo_4x_on_the_cpu() {
 }
 
 #[test]
+fn tiles_side_by_side_give_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_face_40x32.png");
+    let file = |n: &str| {
+        let out = dir.path().join(format!("face-{n}.png"));
+        upscale_ok(&input, &out, &["--tile", "12", "--parallel-tiles", n]);
+        std::fs::read(out).unwrap()
+    };
+    let one = file("1");
+    assert!(one == file("3"), "3 tiles at once changed the result");
+    let out = dir.path().join("face-0.png");
+    upscale_fails(&input, &out, &["--parallel-tiles", "0"], "--parallel-tiles");
+}
+
+#[test]
 fn scale_two_picks_span_x2_and_jpeg_output_works() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("face.jpg");
