@@ -298,10 +298,12 @@ fn self_ensemble_is_equivariant_and_close_to_plain() {
 /// model, loaded from the same file, running the tasks it is sent. A task is finished each time
 /// the job looks for one (`try_take`) or waits, last sent first, so tiles come back out of order;
 /// with `crash_every: k`, every k-th task comes back unfinished, as from a crashed worker;
-/// `reclaim` gives back all but the task it is on.
+/// `reclaim` gives back all but the task it is on. A `slow` helper finishes tasks only when the
+/// job waits for one (it never has one ready when the job looks).
 struct Helper {
     model: SrModel,
     capacity: usize,
+    slow: bool,
     crash_every: Option<usize>,
     queue: Vec<TileTask>,
     given_back: Vec<usize>,
@@ -317,6 +319,7 @@ impl Helper {
         Self {
             model,
             capacity,
+            slow: false,
             crash_every,
             queue: Vec::new(),
             given_back: Vec::new(),
@@ -352,7 +355,7 @@ impl TileHelpers for Helper {
         self.queue.push(task);
     }
     fn try_take(&mut self) -> Option<TileDone> {
-        self.finish_one()
+        if self.slow { None } else { self.finish_one() }
     }
     async fn wait(&mut self) -> TileDone {
         self.finish_one().expect("wait is called with a tile out")
@@ -417,11 +420,11 @@ fn a_crashed_helpers_tiles_are_redone_and_the_result_is_the_same() {
 
 #[test]
 fn tiles_a_helper_has_not_started_are_reclaimed_when_this_engine_runs_out() {
-    // A helper holding 4 tiles at once: at the end this engine would wait for tiles queued
-    // behind the helper's current one; it takes them back and runs them itself.
+    // A slow helper holding 4 tiles at once: when this engine has run the rest it would wait for
+    // tiles queued behind the helper's current one; it takes them back and runs them itself.
     let image: DynamicImage = photo().to_rgb32f().into();
     let model = load("span-x2", &Device::flex());
-    let mut helper = Helper::new("span-x2", 4, None);
+    let mut helper = Helper { slow: true, ..Helper::new("span-x2", 4, None) };
     let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
     println!("span-x2: {tiles} tiles; the helper ran {}, gave back {}", helper.ran, helper.reclaimed);
     assert!(helper.reclaimed >= 1 && helper.ran >= 1);

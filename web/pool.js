@@ -48,6 +48,7 @@ class Helper {
   started = null;   // resolves once the engine is up (or the helper is dead)
   dead = false;
   #nextId = 1;
+  #chain = Promise.resolve(); // requests go one at a time, in order
   #onDeath;
 
   constructor(base, onDeath) {
@@ -61,13 +62,19 @@ class Helper {
     this.worker.onmessageerror = () => this.kill('a helper engine sent a message that cannot be read');
   }
 
-  /** Sends `message`, resolving to the reply; one at a time. */
+  /** Sends `message` once the requests before it are answered; resolves to the reply. */
   request(message, transfer = []) {
-    if (this.dead) return Promise.reject(new Error('the helper engine is gone'));
-    return new Promise((resolve, reject) => {
+    const send = () => new Promise((resolve, reject) => {
+      if (this.dead) {
+        reject(new Error('the helper engine is gone'));
+        return;
+      }
       this.busy = { resolve, reject, id: this.#nextId };
       this.worker.postMessage({ ...message, requestId: this.#nextId++ }, transfer);
     });
+    const reply = this.#chain.then(send, send);
+    this.#chain = reply.catch(() => {});
+    return reply;
   }
 
   #onMessage(data) {

@@ -291,7 +291,8 @@ impl<'m> UpscaleJob<'m> {
             if self.is_done() {
                 continue; // report the last tile, then finish
             }
-            while out < helpers.capacity() && self.next < total {
+            // The last tile not started stays here: a helper would only make this engine wait.
+            while out < helpers.capacity() && total - self.next > 1 {
                 helpers.send(self.task(self.next, &context));
                 self.next += 1;
                 out += 1;
