@@ -276,7 +276,8 @@ async function processItem(item, signal) {
     crop: request.crop ?? null,
     filename: `${stem}_${done.width}x${done.height}.${done.extension}`,
   });
-  const cpu = done.engines > 1 ? `the CPU (${done.engines} workers)` : 'the CPU';
+  // Workers share tiles: a one-tile job ran on one.
+  const cpu = done.engines > 1 && done.tiles > 1 ? `the CPU (${done.engines} workers)` : 'the CPU';
   const where = upscaler.backend.backend === 'webgpu' ? 'WebGPU' : cpu;
   const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles`;
   queue.setState(item, 'done',
