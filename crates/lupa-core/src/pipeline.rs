@@ -109,8 +109,9 @@ pub fn plan_for(model: &SrModel, width: u32, height: u32, options: UpscaleOption
     )
 }
 
-/// A tiled upscale in progress, one tile per [`UpscaleJob::step`], so that a front end can report
-/// progress, yield to its event loop and cancel between tiles ([`upscale_image`] is the plain loop).
+/// A tiled upscale, run tile by tile ([`UpscaleJob::run`], or [`UpscaleJob::run_shared`] with
+/// helpers) so that a front end can report progress, yield to its event loop and cancel between
+/// tiles ([`upscale_image`] is the plain loop).
 ///
 /// The result is written straight into an image of the input's colour type and bit depth (alpha
 /// included), so an 8-bit RGB output costs 3 bytes per output pixel and no larger intermediate
@@ -179,19 +180,6 @@ impl<'m> UpscaleJob<'m> {
         self.done == self.plan.tiles.len()
     }
 
-    /// Runs the next tile not yet started and writes it into the output; does nothing once every
-    /// tile has started.
-    ///
-    /// # Errors
-    /// [`LupaError::Backend`] when reading the tile back fails.
-    pub async fn step(&mut self) -> Result<Progress> {
-        if self.next < self.plan.tiles.len() {
-            self.next += 1;
-            self.run_here(self.next - 1).await?;
-        }
-        Ok(self.progress())
-    }
-
     /// Runs tile `i` on this engine and writes it into the output.
     async fn run_here(&mut self, i: usize) -> Result<()> {
         let input = extract_padded(&self.rgb, &self.plan.tiles[i]);
@@ -248,7 +236,7 @@ impl<'m> UpscaleJob<'m> {
     /// `ControlFlow::Break(())` cancels.
     ///
     /// # Errors
-    /// [`LupaError::Cancelled`], and those of [`UpscaleJob::step`].
+    /// [`LupaError::Cancelled`]; [`LupaError::Backend`] when reading a tile back fails.
     pub async fn run(
         self,
         between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,

@@ -359,22 +359,40 @@ impl TileHelpers for Pool {
 
 /// `{ index, model, ensemble, width, height, data: Float32Array, context: Float32Array[] }`.
 fn task_to_js(task: &TileTask) -> JsValue {
-    let out = js_sys::Object::new();
     let context: js_sys::Array =
         task.context.iter().map(|v| js_sys::Float32Array::from(v.as_slice())).collect();
-    for (key, value) in [
-        ("index", JsValue::from(task.index)),
-        ("model", task.model.as_str().into()),
-        ("ensemble", task.ensemble.into()),
-        ("width", task.input.width.into()),
-        ("height", task.input.height.into()),
-        ("data", js_sys::Float32Array::from(task.input.data.as_slice()).into()),
-        ("context", context.into()),
-    ] {
-        // Setting a property on a fresh Object cannot fail.
-        let _ = js_sys::Reflect::set(&out, &key.into(), &value);
-    }
+    let out = planar_to_js(&task.input);
+    set_all(
+        &out,
+        [
+            ("index", JsValue::from(task.index)),
+            ("model", task.model.as_str().into()),
+            ("ensemble", task.ensemble.into()),
+            ("context", context.into()),
+        ],
+    );
     out.into()
+}
+
+/// A fresh object `{ width, height, data: Float32Array }` of `tile`, as [`planar_from_js`] reads it.
+fn planar_to_js(tile: &PlanarRgb) -> js_sys::Object {
+    let out = js_sys::Object::new();
+    set_all(
+        &out,
+        [
+            ("width", JsValue::from(tile.width)),
+            ("height", tile.height.into()),
+            ("data", js_sys::Float32Array::from(tile.data.as_slice()).into()),
+        ],
+    );
+    out
+}
+
+/// Sets `entries` on `object`, a plain Object of ours (setting its properties cannot fail).
+fn set_all<const N: usize>(object: &js_sys::Object, entries: [(&str, JsValue); N]) {
+    for (key, value) in entries {
+        let _ = js_sys::Reflect::set(object, &key.into(), &value);
+    }
 }
 
 /// A number property of `object`, as a `u32`.
@@ -434,15 +452,7 @@ pub async fn run_tile(task: JsValue) -> Result<JsValue, JsValue> {
     let model = engine.models.borrow().get(&task.model).cloned();
     let model = model.ok_or_else(|| to_js(LupaError::NotLoaded { id: task.model.clone() }))?;
     let tile = lupa_core::run_tile_task(&model, &task).await.map_err(to_js)?;
-    let out = js_sys::Object::new();
-    for (key, value) in [
-        ("width", JsValue::from(tile.width)),
-        ("height", tile.height.into()),
-        ("data", js_sys::Float32Array::from(tile.data.as_slice()).into()),
-    ] {
-        let _ = js_sys::Reflect::set(&out, &key.into(), &value);
-    }
-    Ok(out.into())
+    Ok(planar_to_js(&tile).into())
 }
 
 /// A zip of `files` (`Uint8Array`s) under `names`, stored uncompressed.
