@@ -77,7 +77,12 @@ fn the_decoder_never_panics_on_damaged_files() {
             .iter()
             .map(|f| std::fs::read(fixture(f)).unwrap())
             .collect();
-    // A lossless WebP and a BMP, made from the photo, so every decoder is exercised.
+    // A GIF (LZW) and a TIFF of two LZW-compressed pages, from the corpus; a lossless WebP and a
+    // BMP, made from the photo: every decoder is exercised.
+    let files: Vec<Vec<u8>> = files
+        .into_iter()
+        .chain(["hostile/animated.gif", "hostile/pages.tiff"].map(|f| std::fs::read(fixture(f)).unwrap()))
+        .collect();
     let photo = codec::decode(&files[0]).unwrap();
     let mut files = files;
     for format in [codec::OutputFormat::WebP, codec::OutputFormat::Bmp] {

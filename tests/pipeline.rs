@@ -10,8 +10,8 @@ use lupa_core::image::{DynamicImage, GenericImageView, ImageBuffer, Luma, Rgba};
 use lupa_core::metrics::{max_abs_diff, psnr};
 use lupa_core::tiling::TilePlan;
 use lupa_core::{
-    LupaError, PlanarRgb, Progress, SrModel, TileDone, TileHelpers, TileTask, TileThreads, UpscaleJob,
-    UpscaleOptions, run_tile_task,
+    CpuFallback, LupaError, NoHelpers, PlanarRgb, Progress, SrModel, TileDone, TileHelpers, TileTask,
+    TileThreads, UpscaleJob, UpscaleOptions, run_tile_task,
 };
 use lupa_tests::{load, open, samples, upscale, upscale_with};
 
@@ -464,7 +464,7 @@ fn tiles_on_helper_threads_equal_one_engine_bit_for_bit() {
         })
         .unwrap();
         assert!(samples(&alone) == samples(&shared), "{threads} helper threads changed the result");
-        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9 }));
+        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 0 }));
     }
 }
 
@@ -492,4 +492,136 @@ fn a_helper_refuses_a_malformed_tile_task() {
     let span = load("span-x2", &Device::flex());
     let with_means = TileTask { model: span.spec.id.clone(), context: vec![vec![0.1; 64]], ..task };
     assert!(pollster::block_on(run_tile_task(&span, &with_means)).is_err());
+}
+
+/// span-x2 with every value of its last convolution (`upsampler`, weight and bias) set to `value`,
+/// as a faulty GPU would compute it: NaN makes every output NaN; 0 makes it black.
+fn span_x2_with_upsampler(value: f32) -> SrModel {
+    let index = lupa_tests::index();
+    let spec = index.get("span-x2").unwrap();
+    let weights = std::fs::read(lupa_tests::root().join("models").join(&spec.weights.file)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let names: Vec<String> = tensors.names().into_iter().map(str::to_owned).collect();
+    let data: Vec<Vec<u8>> = names
+        .iter()
+        .map(|name| {
+            let t = tensors.tensor(name).unwrap();
+            match name.strip_prefix("upsampler.") {
+                Some(_) => {
+                    let n = 8 * t.data().len() / t.dtype().bitsize();
+                    match t.dtype() {
+                        // Half precision: the two values this needs, by their bits.
+                        safetensors::Dtype::F16 if value.is_nan() => 0x7E00_u16.to_le_bytes().repeat(n),
+                        safetensors::Dtype::F16 if value == 0.0 => vec![0; 2 * n],
+                        safetensors::Dtype::F32 => value.to_le_bytes().repeat(n),
+                        other => panic!("upsampler tensor of type {other:?}"),
+                    }
+                }
+                None => t.data().to_vec(),
+            }
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = names
+        .iter()
+        .zip(&data)
+        .map(|(name, bytes)| {
+            let t = tensors.tensor(name).unwrap();
+            (
+                name.clone(),
+                safetensors::tensor::TensorView::new(t.dtype(), t.shape().to_vec(), bytes).unwrap(),
+            )
+        })
+        .collect();
+    SrModel::load_unverified(spec, safetensors::serialize(views, None).unwrap(), &Device::flex()).unwrap()
+}
+
+/// Runs `image` with `model` in 32-pixel tiles with a CPU fallback that loads the sound span-x2;
+/// returns the result and the last progress report.
+fn run_with_fallback(
+    model: &SrModel,
+    image: &DynamicImage,
+) -> (lupa_core::Result<DynamicImage>, Option<Progress>) {
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let mut fallback = CpuFallback::new(NoHelpers, |id: &str| {
+        assert_eq!(id, "span-x2");
+        Ok(load(id, &Device::flex()))
+    });
+    let mut last = None;
+    let job = UpscaleJob::new(model, image, options).unwrap();
+    let result = pollster::block_on(job.run_shared(&mut fallback, async |p: Progress| {
+        last = Some(p);
+        ControlFlow::Continue(())
+    }));
+    (result, last)
+}
+
+#[test]
+fn tiles_that_come_out_nan_or_black_are_computed_again_on_the_cpu() {
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let sound = load("span-x2", &Device::flex());
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let alone = UpscaleJob::new(&sound, &image, options).unwrap();
+    let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
+    for (what, faulty) in [("NaN", span_x2_with_upsampler(f32::NAN)), ("black", span_x2_with_upsampler(0.0))]
+    {
+        let (result, last) = run_with_fallback(&faulty, &image);
+        let result = result.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(samples(&alone) == samples(&result), "{what}: the recomputed tiles differ from a sound run");
+        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 9 }), "{what}");
+    }
+    // Without another engine the job stops, saying what came out, rather than paste it.
+    let faulty = span_x2_with_upsampler(f32::NAN);
+    let job = UpscaleJob::new(&faulty, &image, options).unwrap();
+    let err = pollster::block_on(job.run(async |_| ControlFlow::Continue(()))).unwrap_err();
+    assert!(err.to_string().contains("tile 0 of the output came out with NaN or infinite values"), "{err}");
+}
+
+#[test]
+fn a_black_output_for_a_black_input_is_no_fault() {
+    // The zeroed network's output for a black image is black, as it should be: the fallback (which
+    // would load the sound model) is never asked.
+    let black: DynamicImage = DynamicImage::new_rgb32f(40, 36);
+    let faulty = span_x2_with_upsampler(0.0);
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let mut fallback = CpuFallback::new(NoHelpers, |id: &str| -> lupa_core::Result<SrModel> {
+        panic!("{id}: a black tile of a black image was taken for a fault")
+    });
+    let job = UpscaleJob::new(&faulty, &black, options).unwrap();
+    let out = pollster::block_on(job.run_shared(&mut fallback, async |_| ControlFlow::Continue(()))).unwrap();
+    assert_eq!((out.width(), out.height()), (80, 72));
+}
+
+#[test]
+fn a_helpers_nan_tiles_are_run_again_here() {
+    // A helper engine that computes NaN (a faulty GPU in a pool): its tiles fail the check on the
+    // way in and run on this engine; the result is a sound run's.
+    let image: DynamicImage = photo().to_rgb32f().into();
+    let model = load("span-x2", &Device::flex());
+    let mut helper = Helper { model: span_x2_with_upsampler(f32::NAN), ..Helper::new("span-x2", 2, None) };
+    let tiles = assert_shared_equals_alone(&model, &mut helper, &image, 32);
+    assert!(helper.ran >= 2, "the helper ran {} of {tiles}", helper.ran);
+}
+
+#[test]
+fn the_job_says_how_many_tiles_were_computed_again() {
+    let faulty = span_x2_with_upsampler(f32::NAN);
+    let png = std::fs::read(lupa_tests::fixture("images/chelsea_64x48.png")).unwrap();
+    let request = lupa_core::JobRequest { model: Some("span-x2".into()), ..Default::default() };
+    let job = lupa_core::Job::prepare(&lupa_tests::index(), &png, request).unwrap();
+    let mut fallback = CpuFallback::new(NoHelpers, |id: &str| Ok(load(id, &Device::flex())));
+    let done = pollster::block_on(job.run_shared(
+        |_| Some(&faulty),
+        &mut fallback,
+        async |_| ControlFlow::Continue(()),
+    ))
+    .unwrap();
+    assert!(
+        done.explanation.ends_with(
+            "1 of 1 tiles came out broken (NaN, infinite or black) and were computed again on the CPU."
+        ),
+        "{}",
+        done.explanation
+    );
+    let back = lupa_core::image::load_from_memory(&done.bytes).unwrap();
+    assert_eq!((back.width(), back.height()), (128, 96));
 }

@@ -30,7 +30,7 @@ export function cancelled(): LupaError;
 /** `e` as a LupaError: kept if it is one, an AbortError becomes 'cancelled', else `kind`. */
 export function toLupaError(e: unknown, kind?: ErrorKind): LupaError;
 
-/** An image file's bytes (PNG, JPEG, WebP, BMP). Never transferred away from the caller. */
+/** An image file's bytes (PNG, JPEG, WebP, BMP, GIF, TIFF). Never transferred away from the caller. */
 export type Input = Blob | ArrayBuffer | Uint8Array;
 
 /** Which backend runs, on what, and why. */

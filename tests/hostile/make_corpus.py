@@ -65,6 +65,15 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def gif_claiming(width: int, height: int) -> bytes:
+    """A real 16×16 GIF whose logical screen and image descriptor are rewritten to claim width × height."""
+    data = bytearray(encode(Image.new("P", (16, 16), 3), "GIF"))
+    struct.pack_into("<HH", data, 6, width, height)
+    image = data.index(b"\x2c", 13)
+    struct.pack_into("<HH", data, image + 5, width, height)
+    return bytes(data)
+
+
 def exif_orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
@@ -79,6 +88,7 @@ def main() -> None:
     png = encode(photo, "PNG")
     jpeg = encode(photo, "JPEG", quality=90)
     webp = encode(photo, "WEBP", lossless=True)
+    gif = encode(photo.convert("P"), "GIF")
 
     files = {
         # Not images, or not whole ones.
@@ -116,6 +126,9 @@ def main() -> None:
         "png_named.jpg": png,
         "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48" fill="teal"/></svg>\n',
         "photo.tiff": encode(photo, "TIFF"),
+        "pages.tiff": encode(photo, "TIFF", compression="tiff_lzw", save_all=True, append_images=[cartoon]),
+        "truncated.gif": gif[: len(gif) // 2],
+        "bomb_65535x65535.gif": gif_claiming(65535, 65535),
         "photo.heic": encode(photo, "HEIF", quality=90),
     }
 

@@ -46,7 +46,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct UpscaleArgs {
-    /// Input images (PNG, JPEG, WebP, BMP): files, directories (their images) or glob patterns.
+    /// Input images (PNG, JPEG, WebP, BMP, GIF, TIFF): files, directories (their images) or glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
     /// Output file (one input) or directory (several). The extension picks the format: .png, .jpg,

@@ -10,11 +10,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use lupa_core::burn::tensor::Device;
 use lupa_core::codec::OutputFormat;
 use lupa_core::recipe::{Mode, Target};
 use lupa_core::tiling::Rect;
 use lupa_core::{
-    Encoded, Job, JobRequest, Limits, ModelIndex, RecipeProgress, SrModel, TileLimits, TileThreads,
+    CpuFallback, Encoded, Job, JobRequest, Limits, LupaError, ModelIndex, RecipeProgress, SrModel,
+    TileLimits, TileThreads,
 };
 
 use crate::UpscaleArgs;
@@ -25,7 +27,7 @@ const DEFAULT_TILE_BUDGET: u64 = 1 << 30;
 /// Largest automatic tile side, in input pixels.
 const MAX_AUTO_TILE: u32 = 512;
 /// Extensions taken from a directory given as input.
-const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "bmp"];
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"];
 
 /// Parses a crop rectangle `X,Y,W,H` (input pixels).
 pub fn parse_crop(s: &str) -> Result<Rect, String> {
@@ -63,7 +65,7 @@ fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
                 .filter(|p| p.is_file() && has_image_extension(p))
                 .collect();
             if found.is_empty() {
-                bail!("no images (.png, .jpg, .webp, .bmp) in directory {}", path.display());
+                bail!("no images (.png, .jpg, .webp, .bmp, .gif, .tiff) in directory {}", path.display());
             }
             found.sort();
             files.extend(found);
@@ -277,10 +279,27 @@ fn upscale_file(
         bar.set_position((p.fraction() * 1000.0) as u64);
         ControlFlow::Continue(())
     };
+    let models = &*models;
     let loaded: Vec<&SrModel> = job.plan.models.iter().filter_map(|id| models.loaded.get(id)).collect();
+    let model = |id: &str| models.loaded.get(id);
     let done = std::thread::scope(|scope| {
-        let mut threads = TileThreads::start(scope, loaded, helpers);
-        pollster::block_on(job.run_shared(|id| models.loaded.get(id), &mut threads, report))
+        let threads = TileThreads::start(scope, loaded, helpers);
+        if models.chosen.max_buffer.is_some() {
+            // On wgpu, a tile the GPU gets wrong (NaN, black) is computed again on the CPU.
+            let cpu = Device::flex();
+            let load = |id: &str| {
+                let spec = models.index.get(id)?;
+                let path = models.dir.join(&spec.weights.file);
+                let weights = std::fs::read(&path).map_err(|e| {
+                    LupaError::Backend(format!("cannot read weights {}: {e}", path.display()))
+                })?;
+                SrModel::load(spec, weights, &cpu)
+            };
+            pollster::block_on(job.run_shared(model, &mut CpuFallback::new(threads, load), report))
+        } else {
+            let mut threads = threads;
+            pollster::block_on(job.run_shared(model, &mut threads, report))
+        }
     })?;
     bar.finish_and_clear();
     write_atomically(output, &done.bytes)?;

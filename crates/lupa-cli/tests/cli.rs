@@ -496,7 +496,7 @@ fn hostile_corpus() -> Vec<Hostile> {
 #[test]
 fn the_hostile_corpus_is_handled_as_documented() {
     let corpus = hostile_corpus();
-    assert_eq!(corpus.len(), 33);
+    assert_eq!(corpus.len(), 36);
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let files: Vec<String> =
@@ -515,7 +515,7 @@ fn the_hostile_corpus_is_handled_as_documented() {
     let err = stderr(&run);
     assert!(!err.contains("panicked"), "{err}");
     let failed = corpus.iter().filter(|h| h.result != "ok").count();
-    assert!(err.contains(&format!("{failed} of 33 files failed")), "{err}");
+    assert!(err.contains(&format!("{failed} of 36 files failed")), "{err}");
     for h in &corpus {
         let line = err
             .lines()
@@ -546,10 +546,12 @@ fn the_hostile_corpus_is_handled_as_documented() {
     assert_eq!(image::open(out("gray16_x2.png")).unwrap().color(), image::ColorType::L16);
     let icc = std::fs::read(out("garbage_icc_x2.png")).unwrap();
     assert!(!icc.windows(4).any(|w| w == b"iCCP"), "a profile that is not one is not carried over");
-    for animated in ["animated.png", "animated.webp"] {
+    for animated in ["animated.png", "animated.webp", "animated.gif"] {
         let line = err.lines().find(|l| l.contains(animated)).unwrap();
         assert!(line.contains("only its first frame"), "{line}");
     }
+    let line = err.lines().find(|l| l.contains("pages.tiff")).unwrap();
+    assert!(line.contains("only the first is upscaled"), "{line}");
     let line = err.lines().find(|l| l.contains("truncated.jpg")).unwrap();
     assert!(line.contains("ends early"), "{line}");
 

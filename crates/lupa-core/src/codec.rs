@@ -1,7 +1,8 @@
 //! Image files in and out, in memory (bytes, never paths), with the `image` crate's codecs, shared
 //! by the CLI and the browser engine.
 //!
-//! - **Decoding** reads PNG, JPEG, WebP and BMP whatever the file is called, applies the EXIF
+//! - **Decoding** reads PNG, JPEG, WebP, BMP, GIF and TIFF whatever the file is called (of an
+//!   animation or a multi-page TIFF, the first frame or page, saying so), applies the EXIF
 //!   orientation to the pixels, and keeps the ICC profile and the EXIF block with its orientation
 //!   tag reset to "normal", so the rotation happens exactly once.
 //! - **Encoding** writes PNG (8/16-bit, alpha), JPEG (8-bit, no alpha, quality 1–100), WebP
@@ -44,8 +45,8 @@ pub struct Decoded {
     /// The file's format, detected from its bytes.
     pub format: ImageFormat,
     /// What the user should know about how the file was read, one sentence each: an animation
-    /// (APNG, animated WebP) of which only the first frame was decoded, a JPEG that ends early
-    /// (its missing part decodes grey).
+    /// (APNG, animated WebP or GIF) of which only the first frame was decoded, a TIFF of which
+    /// only the first page was, a JPEG that ends early (its missing part decodes grey).
     pub notes: Vec<&'static str>,
 }
 
@@ -55,7 +56,7 @@ pub struct Decoded {
 /// bomb) is refused at once.
 pub const MAX_DECODED_BYTES: u64 = 1 << 30;
 
-/// Decodes an image file (PNG, JPEG, WebP or BMP), detecting the format from its bytes.
+/// Decodes an image file (PNG, JPEG, WebP, BMP, GIF or TIFF), detecting the format from its bytes.
 ///
 /// # Errors
 /// [`LupaError::Decode`] with the decoder's reason when the bytes are empty, not a supported
@@ -114,6 +115,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     if is_animated(bytes, format) {
         notes.push("An animation: only its first frame is upscaled.");
     }
+    if format == ImageFormat::Tiff && tiff_has_more_pages(bytes) {
+        notes.push("A TIFF of several pages: only the first is upscaled.");
+    }
     if format == ImageFormat::Jpeg && !ends_with_eoi(bytes) {
         notes.push("The JPEG file ends early: its missing part is grey.");
     }
@@ -135,8 +139,8 @@ fn ends_with_eoi(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-/// Whether the file holds an animation: an APNG (an `acTL` chunk before the first `IDAT`) or an
-/// animated WebP (the animation flag of its `VP8X` header).
+/// Whether the file holds an animation: an APNG (an `acTL` chunk before the first `IDAT`), an
+/// animated WebP (the animation flag of its `VP8X` header) or a GIF of more than one image.
 fn is_animated(bytes: &[u8], format: ImageFormat) -> bool {
     match format {
         ImageFormat::Png => {
@@ -154,8 +158,68 @@ fn is_animated(bytes: &[u8], format: ImageFormat) -> bool {
         ImageFormat::WebP => {
             bytes.get(12..16) == Some(b"VP8X") && bytes.get(20).is_some_and(|f| f & 0x02 != 0)
         }
+        ImageFormat::Gif => gif_images(bytes) > 1,
         _ => false,
     }
+}
+
+/// How many images (image descriptors) a GIF holds, counted up to 2, by walking its blocks as
+/// GIF89a (sections 18–27) lays them out; a damaged file counts what comes before the damage.
+fn gif_images(bytes: &[u8]) -> usize {
+    // The size of a colour table, from a packed field's flag and size bits.
+    let table = |packed: u8| if packed & 0x80 != 0 { 3 << ((packed & 7) + 1) } else { 0 };
+    // Skips data sub-blocks (a size byte, then that many bytes) up to the empty one.
+    let sub_blocks = |mut at: usize| {
+        while let Some(&size) = bytes.get(at) {
+            at += 1 + usize::from(size);
+            if size == 0 {
+                return Some(at);
+            }
+        }
+        None
+    };
+    let Some(&screen) = bytes.get(10) else { return 0 };
+    let mut at = 13 + table(screen);
+    let mut images = 0;
+    while images < 2 {
+        let next = match bytes.get(at) {
+            // An extension: its label, then sub-blocks.
+            Some(0x21) => sub_blocks(at + 2),
+            // An image descriptor: 9 bytes, a local colour table, the LZW code size, sub-blocks.
+            Some(0x2C) => {
+                images += 1;
+                bytes.get(at + 9).and_then(|&packed| sub_blocks(at + 11 + table(packed)))
+            }
+            _ => None, // the trailer (0x3B), or damage
+        };
+        match next {
+            Some(n) => at = n,
+            None => break,
+        }
+    }
+    images
+}
+
+/// Whether a TIFF (classic or BigTIFF) has an image file directory after the first: a page more.
+fn tiff_has_more_pages(bytes: &[u8]) -> bool {
+    let little = bytes.starts_with(b"II");
+    let int = |at: usize, n: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(n)?)?;
+        let fold = |v: u64, &x: &u8| (v << 8) | u64::from(x);
+        Some(if little { b.iter().rev().fold(0, fold) } else { b.iter().fold(0, fold) })
+    };
+    // Classic: 2-byte entry counts, 12-byte entries, 4-byte offsets; BigTIFF (43): 8, 20 and 8.
+    let (count, entry, offset, first) = match int(2, 2) {
+        Some(42) => (2, 12, 4, 4),
+        Some(43) => (8, 20, 8, 8),
+        _ => return false,
+    };
+    let next = || {
+        let ifd = usize::try_from(int(first, offset)?).ok()?;
+        let entries = usize::try_from(int(ifd, count)?).ok()?;
+        int(ifd.checked_add(count)?.checked_add(entries.checked_mul(entry)?)?, offset)
+    };
+    next().is_some_and(|n| n != 0)
 }
 
 /// An output file format and its settings.
@@ -440,11 +504,64 @@ mod tests {
         assert!(OutputFormat::from_extension("tiff", None).unwrap_err().to_string().contains(".tiff"));
         assert!(decode(b"").is_err());
         assert!(decode(b"GIF89a....").unwrap_err().to_string().contains("cannot read"));
+        assert!(decode(b"II*\0....").unwrap_err().to_string().contains("cannot read"));
         assert_eq!(
             OutputFormat::from_extension("AVIF", Some(60)).unwrap(),
             OutputFormat::Avif { quality: 60 }
         );
         assert_eq!(OutputFormat::from_extension("avif", None).unwrap().mime(), "image/avif");
+    }
+
+    fn hostile(name: &str) -> Vec<u8> {
+        fixture(&format!("../hostile/{name}"))
+    }
+
+    /// An animated GIF decodes to exactly its first frame, and says so; a still one says nothing.
+    #[test]
+    fn a_gif_is_its_first_frame() {
+        use image::AnimationDecoder;
+        let bytes = hostile("animated.gif");
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded.format, ImageFormat::Gif);
+        assert_eq!(decoded.notes, ["An animation: only its first frame is upscaled."]);
+        let frames = image::codecs::gif::GifDecoder::new(Cursor::new(&bytes[..]))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(decoded.image.to_rgba8(), *frames[0].buffer(), "the first frame, pixel for pixel");
+        assert_ne!(frames[0].buffer(), frames[1].buffer());
+
+        let photo = decode(&fixture("chelsea_64x48.png")).unwrap().image;
+        let mut still = Vec::new();
+        image::codecs::gif::GifEncoder::new(&mut still)
+            .encode_frame(image::Frame::new(photo.to_rgba8()))
+            .unwrap();
+        let still = decode(&still).unwrap();
+        assert!(still.notes.is_empty(), "{:?}", still.notes);
+        assert_eq!((still.image.width(), still.image.height()), (64, 48));
+        assert_eq!(gif_images(&hostile("truncated.gif")), 1, "counted up to the damage");
+    }
+
+    /// A TIFF decodes losslessly; of a multi-page one, the first page, and the note says so.
+    #[test]
+    fn a_tiff_is_its_first_page() {
+        let photo = decode(&fixture("chelsea_64x48.png")).unwrap().image.to_rgb8();
+        for (file, notes) in [
+            ("photo.tiff", &[][..]),
+            ("pages.tiff", &["A TIFF of several pages: only the first is upscaled."][..]),
+        ] {
+            let decoded = decode(&hostile(file)).unwrap();
+            assert_eq!(decoded.format, ImageFormat::Tiff);
+            assert_eq!(decoded.image.to_rgb8(), photo, "{file}: the photo, losslessly");
+            assert_eq!(decoded.notes, notes, "{file}");
+        }
+        // The same page written by `image` (classic, little-endian, one directory) has no page more.
+        let mut one = Vec::new();
+        DynamicImage::from(photo).write_to(&mut Cursor::new(&mut one), ImageFormat::Tiff).unwrap();
+        assert!(!tiff_has_more_pages(&one));
+        assert!(!tiff_has_more_pages(b"II*\0\xff\xff\xff\xff"), "a directory past the end");
     }
 
     /// A PNG that declares `width × height` RGB 8-bit in its header but holds no pixels: a

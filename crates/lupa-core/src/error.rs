@@ -12,7 +12,9 @@ pub enum LupaError {
     BadInput(String),
 
     /// The file is not an image Lupa can read: empty, damaged or of another format.
-    #[error("cannot read this file as an image (cannot decode it as PNG, JPEG, WebP or BMP: {reason})")]
+    #[error(
+        "cannot read this file as an image (cannot decode it as PNG, JPEG, WebP, BMP, GIF or TIFF: {reason})"
+    )]
     Decode {
         /// What the decoder said.
         reason: String,

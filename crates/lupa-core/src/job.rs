@@ -315,21 +315,25 @@ impl Job {
                 then_resize_to: recipe.resize_after(i),
             })
             .collect();
-        let mut tiles_per_pass: Vec<usize> = vec![0; passes.len()];
+        // Per pass: tiles in all, and tiles computed again after a faulty output.
+        let mut tiles_per_pass: Vec<(usize, usize)> = vec![(0, 0); passes.len()];
         let count = async |p: RecipeProgress| {
-            tiles_per_pass[p.pass] = p.tiles.tiles_total;
+            tiles_per_pass[p.pass] = (p.tiles.tiles_total, p.tiles.recomputed);
             between_tiles(p).await
         };
         let result = run_passes_shared(&passes, image, recipe.resize_to, helpers, count).await?;
         let (width, height) = (result.width(), result.height());
         let bytes = codec::encode(result, request.format, &metadata)?;
-        Ok(Encoded {
-            bytes,
-            width,
-            height,
-            tiles: tiles_per_pass.iter().sum(),
-            explanation: plan.explanation,
-        })
+        let tiles = tiles_per_pass.iter().map(|t| t.0).sum();
+        let mut explanation = plan.explanation;
+        match tiles_per_pass.iter().map(|t| t.1).sum::<usize>() {
+            0 => {}
+            n => explanation.push_str(&format!(
+                " {n} of {tiles} tiles came out broken (NaN, infinite or black) and were computed again \
+                 on the CPU."
+            )),
+        }
+        Ok(Encoded { bytes, width, height, tiles, explanation })
     }
 }
 

@@ -33,9 +33,9 @@ pub use image;
 pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
 pub use model::{ImageContext, Network, SrModel, sha256_hex};
 pub use pipeline::{
-    NoHelpers, Pass, PlanarRgb, Progress, RecipeProgress, TileDone, TileHelpers, TileLimits, TileTask,
-    UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer, plan_for, run_passes, run_passes_shared,
-    run_tile_task, upscale_image,
+    CpuFallback, NoHelpers, Pass, PlanarRgb, Progress, RecipeProgress, TileDone, TileHelpers, TileLimits,
+    TileTask, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer, output_fault, plan_for, run_passes,
+    run_passes_shared, run_tile_task, upscale_image,
 };
 pub use registry::{
     Architecture, INDEX_FORMAT_VERSION, InputRequirements, Licence, ModelIndex, ModelKind, ModelSpec, Source,

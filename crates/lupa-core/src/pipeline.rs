@@ -87,6 +87,9 @@ pub struct Progress {
     pub tiles_done: usize,
     /// Tiles in the plan.
     pub tiles_total: usize,
+    /// Tiles whose output failed the output check ([`output_fault`]) and were computed again on
+    /// another engine ([`TileHelpers::recompute`]).
+    pub recomputed: usize,
 }
 
 /// Plans the tiles `options` give for an image of `width × height` with `model`.
@@ -128,6 +131,8 @@ pub struct UpscaleJob<'m> {
     pasted: Vec<bool>,
     /// How many are.
     done: usize,
+    /// How many of them were computed again after a faulty output.
+    recomputed: usize,
     canvas: DynamicImage,
 }
 
@@ -148,7 +153,18 @@ impl<'m> UpscaleJob<'m> {
             None
         };
         let pasted = vec![false; plan.tiles.len()];
-        Ok(Self { model, ensemble: options.ensemble, rgb, plan, context, next: 0, pasted, done: 0, canvas })
+        Ok(Self {
+            model,
+            ensemble: options.ensemble,
+            rgb,
+            plan,
+            context,
+            next: 0,
+            pasted,
+            done: 0,
+            recomputed: 0,
+            canvas,
+        })
     }
 
     /// The tile plan.
@@ -172,7 +188,7 @@ impl<'m> UpscaleJob<'m> {
 
     /// Tiles done so far and in all.
     pub fn progress(&self) -> Progress {
-        Progress { tiles_done: self.done, tiles_total: self.plan.tiles.len() }
+        Progress { tiles_done: self.done, tiles_total: self.plan.tiles.len(), recomputed: self.recomputed }
     }
 
     /// Whether every tile has run.
@@ -180,11 +196,37 @@ impl<'m> UpscaleJob<'m> {
         self.done == self.plan.tiles.len()
     }
 
-    /// Runs tile `i` on this engine and writes it into the output.
-    async fn run_here(&mut self, i: usize) -> Result<()> {
+    /// Runs tile `i` on this engine and writes it into the output; an output that fails the check
+    /// ([`output_fault`]) is computed again by [`TileHelpers::recompute`] and checked again.
+    ///
+    /// # Errors
+    /// [`LupaError::Backend`] for a faulty output nothing could compute again, or a read-back
+    /// failure.
+    async fn run_here(&mut self, i: usize, helpers: &mut impl TileHelpers) -> Result<()> {
         let input = extract_padded(&self.rgb, &self.plan.tiles[i]);
         let upscaled = run_model(self.model, &input, self.context.as_ref(), self.ensemble).await?;
-        self.paste(i, &upscaled)
+        let Some(fault) = output_fault(&upscaled, || is_black(&input)) else {
+            return self.paste(i, &upscaled);
+        };
+        let context = match &self.context {
+            Some(c) => c.to_vectors().await?,
+            None => Vec::new(),
+        };
+        let task =
+            TileTask { index: i, model: self.model.spec.id.clone(), ensemble: self.ensemble, input, context };
+        let broken =
+            |what: String| LupaError::Backend(format!("tile {i} of the output came out {fault}{what}"));
+        let again = helpers
+            .recompute(&task)
+            .await
+            .ok_or_else(|| broken(", and no other engine can compute it again".into()))?
+            .map_err(|e| broken(format!(", and computing it again failed: {e}")))?;
+        if let Some(again_fault) = output_fault(&again, || is_black(&task.input)) {
+            return Err(broken(format!(", and {again_fault} when computed again")));
+        }
+        self.paste(i, &again)?;
+        self.recomputed += 1;
+        Ok(())
     }
 
     /// Writes tile `i`'s upscaled (padded) result into the output, once.
@@ -292,7 +334,7 @@ impl<'m> UpscaleJob<'m> {
                 })
             });
             match here {
-                Some(i) => self.run_here(i).await?,
+                Some(i) => self.run_here(i, helpers).await?,
                 None if out > 0 => {
                     helpers.reclaim();
                     let done = helpers.wait().await;
@@ -314,13 +356,17 @@ impl<'m> UpscaleJob<'m> {
         n
     }
 
-    /// Takes a helper's result: pasted if it is one, else the tile is to run here.
+    /// Takes a helper's result: pasted if it is one and passes the output check, else the tile is
+    /// to run here.
     fn accept(&mut self, done: TileDone, redo: &mut Vec<usize>) {
         let TileDone { index, result } = done;
         if index >= self.pasted.len() || self.pasted[index] {
             return; // not one of ours, or already in
         }
-        if result.and_then(|tile| self.paste(index, &tile)).is_err() {
+        let sound = result.ok().filter(|tile| {
+            output_fault(tile, || is_black(&extract_padded(&self.rgb, &self.plan.tiles[index]))).is_none()
+        });
+        if sound.is_none_or(|tile| self.paste(index, &tile).is_err()) {
             redo.push(index);
         }
     }
@@ -367,6 +413,82 @@ pub trait TileHelpers {
     /// runs them rather than wait while they queue behind a busy helper. Called whenever this
     /// engine has nothing left to run; by default nothing comes back early.
     fn reclaim(&mut self) {}
+    /// Computes `task` again on another kind of engine (the CPU under a GPU job, see
+    /// [`CpuFallback`]) because this engine's output for it failed the output check
+    /// ([`output_fault`]). `None`: there is no such engine (the default), and the job fails
+    /// with the fault.
+    fn recompute(&mut self, task: &TileTask) -> impl Future<Output = Option<Result<PlanarRgb>>> {
+        let _ = task;
+        std::future::ready(None)
+    }
+}
+
+/// What is wrong with a tile's output, if anything: a value that is not finite (NaN or ∞), or
+/// every value exactly 0 (black) where the input tile is not black (`input_is_black`, asked only
+/// then). These are what a faulty GPU gives back, e.g. after the device is lost or its driver
+/// runs out of memory; a working network never computes them from a real image.
+pub fn output_fault(output: &PlanarRgb, input_is_black: impl FnOnce() -> bool) -> Option<&'static str> {
+    if output.data.iter().any(|v| !v.is_finite()) {
+        Some("with NaN or infinite values")
+    } else if output.data.iter().all(|&v| v == 0.0) && !input_is_black() {
+        Some("black where its input is not")
+    } else {
+        None
+    }
+}
+
+/// Whether every value of `tile` is below 1/255 (black in 8 bits).
+fn is_black(tile: &PlanarRgb) -> bool {
+    tile.data.iter().all(|&v| v < 1.0 / 255.0)
+}
+
+/// [`TileHelpers`] for a job on the GPU: `helpers`' own behaviour (often [`NoHelpers`]), and a
+/// CPU engine that computes again any tile the GPU got wrong ([`output_fault`]). Its models are
+/// loaded on first use by `load(id)` (the model's weights on [`Device::flex`]), so a job whose
+/// tiles are all sound costs nothing more.
+pub struct CpuFallback<H, L> {
+    /// The helpers every other call goes to.
+    pub helpers: H,
+    load: L,
+    models: Vec<SrModel>,
+}
+
+impl<H, L: FnMut(&str) -> Result<SrModel>> CpuFallback<H, L> {
+    /// `helpers` with a CPU fallback whose models `load` gives.
+    pub fn new(helpers: H, load: L) -> Self {
+        Self { helpers, load, models: Vec::new() }
+    }
+}
+
+impl<H: TileHelpers, L: FnMut(&str) -> Result<SrModel>> TileHelpers for CpuFallback<H, L> {
+    fn capacity(&self) -> usize {
+        self.helpers.capacity()
+    }
+    fn send(&mut self, task: TileTask) {
+        self.helpers.send(task);
+    }
+    fn try_take(&mut self) -> Option<TileDone> {
+        self.helpers.try_take()
+    }
+    fn wait(&mut self) -> impl Future<Output = TileDone> {
+        self.helpers.wait()
+    }
+    fn reclaim(&mut self) {
+        self.helpers.reclaim();
+    }
+    async fn recompute(&mut self, task: &TileTask) -> Option<Result<PlanarRgb>> {
+        let model = match self.models.iter().position(|m| m.spec.id == task.model) {
+            Some(at) => &self.models[at],
+            None => match (self.load)(&task.model) {
+                Ok(model) => {
+                    self.models.push(model);
+                    self.models.last().expect("just pushed")
+                }
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        Some(run_tile_task(model, task).await)
+    }
 }
 
 /// No helpers: the job runs every tile itself.

@@ -45,7 +45,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use lupa_core::burn::tensor::{Device, Tensor};
-use lupa_core::{Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask};
+use lupa_core::{
+    CpuFallback, Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask,
+};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -69,6 +71,9 @@ struct Engine {
     info: BackendInfo,
     index: ModelIndex,
     models: RefCell<HashMap<String, Rc<SrModel>>>,
+    /// On WebGPU, each loaded model's weights, for the CPU fallback that computes again a tile
+    /// the GPU got wrong (`lupa_core::CpuFallback`); loaded on the CPU only then.
+    cpu_weights: RefCell<HashMap<String, Vec<u8>>>,
 }
 
 thread_local! {
@@ -134,7 +139,7 @@ pub async fn start_engine(index_json: String, backend: String) -> Result<String,
         }
     };
     let json = to_json(&info)?;
-    let engine = Engine { device, info, index, models: RefCell::default() };
+    let engine = Engine { device, info, index, models: RefCell::default(), cpu_weights: RefCell::default() };
     ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(engine)));
     Ok(json)
 }
@@ -196,6 +201,9 @@ pub fn catalogue() -> Result<String, JsValue> {
 pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     let engine = engine()?;
     let spec = engine.index.get(id).map_err(to_js)?;
+    if engine.info.backend == "webgpu" {
+        engine.cpu_weights.borrow_mut().insert(id.to_owned(), weights.clone());
+    }
     let model = SrModel::load(spec, weights, &engine.device).map_err(to_js)?;
     engine.models.borrow_mut().insert(id.to_owned(), Rc::new(model));
     Ok(())
@@ -256,8 +264,19 @@ pub async fn run_job(
         if CANCEL.with(Cell::get) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
     let model = |id: &str| engine.models.borrow().get(id).cloned();
+    // The CPU's tiles are shared with its pool; on WebGPU, a tile the GPU gets wrong (NaN, black)
+    // is computed again on the CPU.
+    let on_cpu = |id: &str| {
+        let spec = engine.index.get(id)?;
+        let weights = engine.cpu_weights.borrow().get(id).cloned();
+        let weights = weights.ok_or_else(|| LupaError::NotLoaded { id: id.to_owned() })?;
+        SrModel::load(spec, weights, &Device::flex())
+    };
     let done = match Pool::from_js(&pool) {
         Some(mut pool) => job.run_shared(model, &mut pool, between_tiles).await,
+        None if engine.info.backend == "webgpu" => {
+            job.run_shared(model, &mut CpuFallback::new(NoHelpers, on_cpu), between_tiles).await
+        }
         None => job.run_shared(model, &mut NoHelpers, between_tiles).await,
     }
     .map_err(to_js)?;
