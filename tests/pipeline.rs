@@ -464,7 +464,10 @@ fn tiles_on_helper_threads_equal_one_engine_bit_for_bit() {
         })
         .unwrap();
         assert!(samples(&alone) == samples(&shared), "{threads} helper threads changed the result");
-        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 0 }));
+        assert_eq!(
+            last,
+            Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 0, engine_failed: false })
+        );
     }
 }
 
@@ -567,13 +570,21 @@ fn tiles_that_come_out_nan_or_black_are_computed_again_on_the_cpu() {
         let (result, last) = run_with_fallback(&faulty, &image);
         let result = result.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(samples(&alone) == samples(&result), "{what}: the recomputed tiles differ from a sound run");
-        assert_eq!(last, Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 9 }), "{what}");
+        assert_eq!(
+            last,
+            Some(Progress { tiles_done: 9, tiles_total: 9, recomputed: 9, engine_failed: false }),
+            "{what}"
+        );
     }
     // Without another engine the job stops, saying what came out, rather than paste it.
     let faulty = span_x2_with_upsampler(f32::NAN);
     let job = UpscaleJob::new(&faulty, &image, options).unwrap();
     let err = pollster::block_on(job.run(async |_| ControlFlow::Continue(()))).unwrap_err();
-    assert!(err.to_string().contains("tile 0 of the output came out with NaN or infinite values"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("tile 0 of the output came out with NaN or infinite values, and no other engine"),
+        "{err}"
+    );
 }
 
 #[test]

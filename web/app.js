@@ -278,7 +278,8 @@ async function processItem(item, signal) {
   });
   // Workers share tiles: a one-tile job ran on one.
   const cpu = done.engines > 1 && done.tiles > 1 ? `the CPU (${done.engines} workers)` : 'the CPU';
-  const where = upscaler.backend.backend === 'webgpu' ? 'WebGPU' : cpu;
+  const gpu = done.engineFailed ? 'WebGPU, then the CPU' : 'WebGPU'; // the explanation says why
+  const where = upscaler.backend.backend === 'webgpu' ? gpu : cpu;
   const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles`;
   queue.setState(item, 'done',
     `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s on ${where}, ${tiles}. ${done.explanation}`);

@@ -139,6 +139,14 @@ export interface UpscaleResult {
   ms: number;
   /** Engines that ran its tiles: the coordinating worker and the helpers that were ready. */
   engines: number;
+  /**
+   * The GPU failed during the job (its device lost, or out of memory) and the tiles from then on
+   * were computed on the CPU (the explanation says how many); the next call starts a new engine.
+   * Or the GPU engine crashed (e.g. out of GPU memory) and the job ran again on the CPU, where
+   * the engine stays.
+   * Tiles the GPU got wrong (NaN, infinite, black) are computed again on the CPU either way.
+   */
+  engineFailed: boolean;
   plan: JobPlan;
 }
 
@@ -169,7 +177,16 @@ export class Upscaler {
   upscale(
     input: Input,
     request: JobRequest,
-    options?: { signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void; tile?: number },
+    options?: {
+      signal?: AbortSignal;
+      onProgress?: (event: ProgressEvent) => void;
+      /** Tile side in input pixels (0: from the device's limits). */
+      tile?: number;
+      /** A test hook: destroys the WebGPU device once this many tiles are done. */
+      loseDeviceAfterTile?: number;
+      /** A test hook: makes the WebGPU device report an error (as out of memory) then. */
+      failDeviceAfterTile?: number;
+    },
   ): Promise<UpscaleResult>;
   /** Fetches (or takes from the cache) and loads one model's weights. */
   warmup(modelId: string, options?: { signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void }): Promise<void>;

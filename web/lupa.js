@@ -57,6 +57,13 @@ async function toBuffer(input) {
   throw new LupaError('bad-input', 'the input must be a Blob, an ArrayBuffer or a Uint8Array');
 }
 
+/** The gist of an engine crash's message: the panic's first line after where it happened, e.g.
+ * "wgpu error: Out of Memory". */
+function crashReason(message) {
+  const text = message.replace(/^the engine crashed: /, '').replace(/^panicked at [^\n]*:\n/, '');
+  return text.split('\n')[0].trim() || 'no reason given';
+}
+
 export class Upscaler {
   /** @type {BackendInfo} which backend runs, on what and why (updated by every engine start) */
   backend;
@@ -78,6 +85,7 @@ export class Upscaler {
   #epoch = 0;      // bumped by restart and dispose: calls queued before then are refused
   #nextId = 1;
   #disposed = false;
+  #failed = null;  // a worker whose GPU failed during its last job: replaced before the next call
 
   /**
    * Fetches `${base}models/index.json`, starts the engine worker `${base}worker.js` on `backend`
@@ -120,30 +128,56 @@ export class Upscaler {
 
   /**
    * Plans the job, loads (fetching or from the cache) every model the plan lists, and runs it.
-   * `onProgress` hears of the plan, of each model's weights and of each tile.
+   * `onProgress` hears of the plan, of each model's weights and of each tile. A tile the GPU gets
+   * wrong (NaN, black) is computed again on the CPU, and if the GPU fails (its device lost) the
+   * job goes on on the CPU from that tile (`engineFailed` in the result; the next call starts a
+   * new engine). If the GPU engine crashes (WebGPU's out-of-memory error is one it cannot
+   * survive), the job runs again on the CPU and the engine stays there. Test hooks, once that
+   * many tiles are done: `loseDeviceAfterTile` destroys the WebGPU device, as a driver reset
+   * would; `failDeviceAfterTile` makes it report an error, as when out of memory.
    * @param {Input} input
    * @param {JobRequest} request
    * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
    * @returns {Promise<UpscaleResult>}
    */
-  async upscale(input, request, { signal, onProgress, tile = 0 } = {}) {
+  async upscale(input, request, { signal, onProgress, tile = 0, ...hooks } = {}) {
     const bytes = await toBuffer(input);
     const plan = await this.#plan(bytes.slice(0), request, signal);
     onProgress?.({ phase: 'planned', plan });
+    const again = this.backend?.backend === 'webgpu' ? bytes.slice(0) : null;
+    try {
+      return await this.#run(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+    } catch (e) {
+      const error = toLupaError(e);
+      if (!again || error.kind !== 'backend' || !error.message.startsWith('the engine crashed')) throw error;
+      // The GPU engine died mid-job (e.g. out of GPU memory, which WebGPU reports as an error the
+      // engine cannot survive): the job runs again on the CPU, which the engine stays on.
+      const why = crashReason(error.message);
+      await this.restart('cpu');
+      this.backend = { ...this.backend, reason: `The GPU engine crashed during a job (${why})` };
+      const done = await this.#run(again, plan, request, { signal, onProgress });
+      const explanation = `${done.explanation} The GPU engine crashed (${why}): the job ran again on the CPU.`;
+      return { ...done, explanation, engineFailed: true };
+    }
+  }
+
+  /** Loads the plan's models and runs the job on the engine. */
+  async #run(bytes, plan, request, { signal, onProgress, tile = 0, loseDeviceAfterTile, failDeviceAfterTile }) {
     for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
     // Two tiles out per helper, so that its next one waits in the pool's queue; the engine takes
     // back ('reclaim') those not started when it has none left to run.
     const helpers = await this.#readyPool(plan.models);
     const slots = 2 * helpers;
-    const done = await this.#request({ type: 'run', input: bytes, request, tile, slots }, {
+    const hooks = { loseDeviceAfterTile, failDeviceAfterTile };
+    const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
       transfer: [bytes],
       signal,
       onProgress: ({ done, total, pass, passes }) => onProgress?.({ phase: 'tiles', done, total, pass, passes }),
     });
-    const { mime, extension, width, height, tiles, explanation, ms } = done;
+    const { mime, extension, width, height, tiles, explanation, ms, engineFailed } = done;
     const blob = new Blob([done.bytes], { type: mime });
     const engines = 1 + helpers;
-    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, plan };
+    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, engineFailed, plan };
   }
 
   /** Starts the pool's helpers and loads `models` into them; resolves to the helpers ready (0
@@ -272,8 +306,11 @@ export class Upscaler {
     });
   }
 
-  /** Starts a worker and its engine unless one runs. */
+  /** Starts a worker and its engine unless one runs (and has not failed). */
   async #startWorker() {
+    if (this.#worker && this.#worker === this.#failed) {
+      this.#replaceWorker(this.#worker, new LupaError('backend', 'the engine failed'));
+    }
     if (this.#worker) return;
     const worker = new Worker(new URL('worker.js', this.#base), { type: 'module' });
     let started = false;
@@ -340,6 +377,9 @@ export class Upscaler {
       return;
     }
     if (data.type === 'loaded') this.#loaded.add(data.id); // true even if its caller gave up
+    // The job finished on the CPU after its GPU failed (the device lost): the next call starts a
+    // new engine, which looks for a working GPU again.
+    if (data.type === 'done' && data.engineFailed) this.#failed = worker;
     const entry = this.#inflight;
     if (!entry || data.requestId !== entry.id) return;
     if (data.type === 'progress') {

@@ -6,9 +6,13 @@
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
 //               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
 //                                                 request: the job (JobRequest in lupa.d.ts)
-//               {type: 'run', input, request, tile, slots}   tile: tile side in input pixels, 0:
-//                                                 automatic; slots: tiles that may be out with the
-//                                                 page's helper workers at once (0: none)
+//               {type: 'run', input, request, tile, slots, loseDeviceAfterTile}   tile: tile side
+//                                                 in input pixels, 0: automatic; slots: tiles that
+//                                                 may be out with the page's helper workers at once
+//                                                 (0: none); loseDeviceAfterTile and
+//                                                 failDeviceAfterTile (test hooks): destroy the
+//                                                 WebGPU device, or make it report an error (as
+//                                                 out of memory), after that many tiles
 //               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
 //                                                 the page's answer to a 'tile' this worker sent
 //                                                 ('tile-failed' too for a tile reclaimed unstarted)
@@ -19,9 +23,10 @@
 //               {type: 'loaded', id}
 //               {type: 'planned', plan}           JobPlan
 //               {type: 'progress', requestId, done, total, pass, passes}   during a 'run'
-//               {type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms}
-//                                                 bytes: ArrayBuffer of the encoded file;
-//                                                 ms: the time run_job took
+//               {type: 'done', bytes, mime, extension, width, height, tiles, explanation,
+//                      engineFailed, ms}            bytes: ArrayBuffer of the encoded file;
+//                                                 engineFailed: the GPU failed and the job finished
+//                                                 on the CPU; ms: the time run_job took
 //               {type: 'tile', taskId, task}      during a 'run' with slots: a tile for a helper;
 //                                                 task: {index, model, ensemble, width, height,
 //                                                 data: Float32Array, context: Float32Array[]}
@@ -118,7 +123,20 @@ self.onmessage = async ({ data }) => {
       }
       case 'run': {
         const started = performance.now();
-        const onProgress = (done, total, pass, passes) => reply({ type: 'progress', done, total, pass, passes });
+        // The test hooks: destroy the GPU device, or make it fail, mid-job.
+        let lose = data.loseDeviceAfterTile;
+        let fail = data.failDeviceAfterTile;
+        const onProgress = (done, total, pass, passes) => {
+          if (lose != null && done >= lose) {
+            lose = null;
+            lupa.lose_device();
+          }
+          if (fail != null && done >= fail) {
+            fail = null;
+            lupa.fail_device();
+          }
+          reply({ type: 'progress', done, total, pass, passes });
+        };
         const pool = {
           slots: data.slots ?? 0,
           runTile: (task) => sendTile(requestId, task),
@@ -128,8 +146,8 @@ self.onmessage = async ({ data }) => {
           data.tile ?? 0, onProgress, pool);
         const ms = performance.now() - started;
         const bytes = bufferOf(result.bytes);
-        const { mime, extension, width, height, tiles, explanation } = result;
-        reply({ type: 'done', bytes, mime, extension, width, height, tiles, explanation, ms }, [bytes]);
+        const { mime, extension, width, height, tiles, explanation, engineFailed } = result;
+        reply({ type: 'done', bytes, mime, extension, width, height, tiles, explanation, engineFailed, ms }, [bytes]);
         break;
       }
       case 'tile': {

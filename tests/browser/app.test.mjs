@@ -255,6 +255,80 @@ test('a file chosen and Upscale pressed while the engine starts on WebGPU still 
   await page.close();
 });
 
+test('a WebGPU device lost mid-job: the rest runs on the CPU, the result is right, the next job gets a new engine', async () => {
+  const page = await openApp('webgpu');
+  const photo = [...fs.readFileSync(PHOTO)];
+  const run = await page.evaluate(async (bytes) => {
+    const { Upscaler } = await import('./lupa.js');
+    const input = new Uint8Array(bytes);
+    const request = { model: 'span-x2' };
+    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
+    const cpu = await Upscaler.create({ backend: 'cpu', workers: 1 });
+    const alone = await cpu.upscale(input, request, { tile: 24 });
+    cpu.dispose();
+    const gpu = await Upscaler.create({ backend: 'webgpu' });
+    // The test hook destroys the device after 2 tiles, as a driver reset would.
+    const lost = await gpu.upscale(input, request, { tile: 24, loseDeviceAfterTile: 2 });
+    const next = await gpu.upscale(input, request, { tile: 24 });
+    const summary = (r) => ({ tiles: r.tiles, explanation: r.explanation, engineFailed: r.engineFailed });
+    const result = {
+      cpu: await png(alone), lost: await png(lost), next: await png(next),
+      lostInfo: summary(lost), nextInfo: summary(next), backend: gpu.backend.backend,
+    };
+    gpu.dispose();
+    return result;
+  }, photo);
+  console.log('device lost:', JSON.stringify(run.lostInfo), 'then:', JSON.stringify(run.nextInfo));
+  assert.equal(run.lostInfo.engineFailed, true, run.lostInfo.explanation);
+  const counts = run.lostInfo.explanation.match(/The GPU failed during the job .*: (\d+) of (\d+) tiles were computed on the CPU instead\./);
+  assert.ok(counts, run.lostInfo.explanation);
+  assert.equal(Number(counts[2]), run.lostInfo.tiles);
+  assert.equal(Number(counts[1]), run.lostInfo.tiles - 2, 'the tiles done before the loss are kept');
+  assert.ok(run.lostInfo.tiles >= 4, `${run.lostInfo.tiles} tiles`);
+  const [cpu, lost, next] = [run.cpu, run.lost, run.next].map((b) => decodePng(Buffer.from(b)));
+  assert.deepEqual([lost.width, lost.height], [128, 96]);
+  const db = psnr(lost, cpu);
+  console.log(`recovered vs CPU: PSNR ${db.toFixed(1)} dB`);
+  assert.ok(db >= 45, `the recovered result differs from an undisturbed run: ${db.toFixed(1)} dB`);
+  // The next job runs on a new engine, on WebGPU again, undisturbed.
+  assert.equal(run.backend, 'webgpu');
+  assert.equal(run.nextInfo.engineFailed, false, run.nextInfo.explanation);
+  assert.ok(psnr(next, cpu) >= 45);
+  await page.close();
+});
+
+test('a WebGPU error the engine cannot survive (a simulated out-of-memory): the job runs again on the CPU', async () => {
+  const page = await openApp('webgpu');
+  const photo = [...fs.readFileSync(PHOTO)];
+  const run = await page.evaluate(async (bytes) => {
+    const { Upscaler } = await import('./lupa.js');
+    const input = new Uint8Array(bytes);
+    const request = { model: 'span-x2' };
+    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
+    const cpu = await Upscaler.create({ backend: 'cpu', workers: 1 });
+    const alone = await cpu.upscale(input, request);
+    cpu.dispose();
+    const gpu = await Upscaler.create({ backend: 'webgpu' });
+    // The test hook makes the device report an uncaptured error after 2 tiles, as a driver out of
+    // memory does; the engine dies of it.
+    const failed = await gpu.upscale(input, request, { tile: 24, failDeviceAfterTile: 2 });
+    const result = {
+      cpu: await png(alone), failed: await png(failed), explanation: failed.explanation,
+      engineFailed: failed.engineFailed, backend: gpu.backend.backend, reason: gpu.backend.reason,
+    };
+    gpu.dispose();
+    return result;
+  }, photo);
+  console.log('GPU error:', run.explanation, '| engine now:', run.backend, run.reason);
+  assert.equal(run.engineFailed, true, run.explanation);
+  assert.match(run.explanation, /The GPU engine crashed \(wgpu error: .*max buffer size.*\): the job ran again on the CPU\.$/);
+  assert.equal(run.backend, 'cpu', 'the engine stays on the CPU');
+  assert.match(run.reason, /The GPU engine crashed during a job/);
+  const [cpu, failed] = [run.cpu, run.failed].map((b) => decodePng(Buffer.from(b)));
+  assert.ok(psnr(failed, cpu) >= 45, 'the job run again on the CPU gives the CPU result');
+  await page.close();
+});
+
 test('cancel stops an upscale between tiles', async () => {
   const page = await openApp('cpu', '&tile=16&mode=precision&size=4');
   await page.setInputFiles('#file', PHOTO);

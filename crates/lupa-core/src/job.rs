@@ -20,7 +20,7 @@ use crate::codec::{self, Metadata, OutputFormat};
 use crate::error::{LupaError, Result, Unit};
 use crate::model::SrModel;
 use crate::pipeline::{
-    NoHelpers, Pass, RecipeProgress, TileHelpers, TileLimits, UpscaleOptions, auto_tile_size,
+    NoHelpers, Pass, Progress, RecipeProgress, TileHelpers, TileLimits, UpscaleOptions, auto_tile_size,
     run_passes_shared,
 };
 use crate::recipe::{self, DENOISE_LABELS, MAX_DENOISE, Mode, Recipe, SCALES, SMART_DESCRIPTION, Target};
@@ -221,6 +221,10 @@ pub struct Encoded {
     pub tiles: usize,
     /// What ran and why.
     pub explanation: String,
+    /// Whether the engine failed during the job (e.g. its GPU device was lost) and the tiles
+    /// from then on were computed on the CPU ([`crate::CpuFallback`]): the front end should start
+    /// its engine again before the next job.
+    pub engine_failed: bool,
 }
 
 impl Job {
@@ -315,25 +319,32 @@ impl Job {
                 then_resize_to: recipe.resize_after(i),
             })
             .collect();
-        // Per pass: tiles in all, and tiles computed again after a faulty output.
-        let mut tiles_per_pass: Vec<(usize, usize)> = vec![(0, 0); passes.len()];
+        // Per pass: its last progress report (tiles in all, and computed on the CPU).
+        let mut per_pass: Vec<Option<Progress>> = vec![None; passes.len()];
         let count = async |p: RecipeProgress| {
-            tiles_per_pass[p.pass] = (p.tiles.tiles_total, p.tiles.recomputed);
+            per_pass[p.pass] = Some(p.tiles);
             between_tiles(p).await
         };
         let result = run_passes_shared(&passes, image, recipe.resize_to, helpers, count).await?;
         let (width, height) = (result.width(), result.height());
         let bytes = codec::encode(result, request.format, &metadata)?;
-        let tiles = tiles_per_pass.iter().map(|t| t.0).sum();
+        let per_pass: Vec<Progress> = per_pass.into_iter().flatten().collect();
+        let tiles = per_pass.iter().map(|p| p.tiles_total).sum();
+        let recomputed: usize = per_pass.iter().map(|p| p.recomputed).sum();
+        let engine_failed = per_pass.iter().any(|p| p.engine_failed);
         let mut explanation = plan.explanation;
-        match tiles_per_pass.iter().map(|t| t.1).sum::<usize>() {
-            0 => {}
-            n => explanation.push_str(&format!(
-                " {n} of {tiles} tiles came out broken (NaN, infinite or black) and were computed again \
-                 on the CPU."
-            )),
+        if engine_failed {
+            explanation.push_str(&format!(
+                " The GPU failed during the job (its device was lost or out of memory): {recomputed} of \
+                 {tiles} tiles were computed on the CPU instead."
+            ));
+        } else if recomputed > 0 {
+            explanation.push_str(&format!(
+                " {recomputed} of {tiles} tiles came out broken (NaN, infinite or black) and were \
+                 computed again on the CPU."
+            ));
         }
-        Ok(Encoded { bytes, width, height, tiles, explanation })
+        Ok(Encoded { bytes, width, height, tiles, explanation, engine_failed })
     }
 }
 

@@ -87,9 +87,12 @@ pub struct Progress {
     pub tiles_done: usize,
     /// Tiles in the plan.
     pub tiles_total: usize,
-    /// Tiles whose output failed the output check ([`output_fault`]) and were computed again on
-    /// another engine ([`TileHelpers::recompute`]).
+    /// Tiles computed on another engine ([`TileHelpers::recompute`]) because this engine's output
+    /// failed the output check ([`output_fault`]) or this engine failed.
     pub recomputed: usize,
+    /// Whether this engine failed (e.g. its GPU device was lost): from then on every tile of the
+    /// job runs on the other engine.
+    pub engine_failed: bool,
 }
 
 /// Plans the tiles `options` give for an image of `width × height` with `model`.
@@ -131,8 +134,10 @@ pub struct UpscaleJob<'m> {
     pasted: Vec<bool>,
     /// How many are.
     done: usize,
-    /// How many of them were computed again after a faulty output.
+    /// How many of them were computed on another engine ([`TileHelpers::recompute`]).
     recomputed: usize,
+    /// Why this engine failed, if it did: the rest of the job runs on the other engine.
+    failed: Option<LupaError>,
     canvas: DynamicImage,
 }
 
@@ -163,6 +168,7 @@ impl<'m> UpscaleJob<'m> {
             pasted,
             done: 0,
             recomputed: 0,
+            failed: None,
             canvas,
         })
     }
@@ -188,7 +194,12 @@ impl<'m> UpscaleJob<'m> {
 
     /// Tiles done so far and in all.
     pub fn progress(&self) -> Progress {
-        Progress { tiles_done: self.done, tiles_total: self.plan.tiles.len(), recomputed: self.recomputed }
+        Progress {
+            tiles_done: self.done,
+            tiles_total: self.plan.tiles.len(),
+            recomputed: self.recomputed,
+            engine_failed: self.failed.is_some(),
+        }
     }
 
     /// Whether every tile has run.
@@ -196,33 +207,50 @@ impl<'m> UpscaleJob<'m> {
         self.done == self.plan.tiles.len()
     }
 
-    /// Runs tile `i` on this engine and writes it into the output; an output that fails the check
-    /// ([`output_fault`]) is computed again by [`TileHelpers::recompute`] and checked again.
+    /// Runs tile `i` on this engine and writes it into the output. An output that fails the check
+    /// ([`output_fault`]) is computed again by [`TileHelpers::recompute`] and checked again; when
+    /// this engine fails (a GPU device lost, out of memory), this tile and every later one are
+    /// computed there.
     ///
     /// # Errors
-    /// [`LupaError::Backend`] for a faulty output nothing could compute again, or a read-back
-    /// failure.
+    /// This engine's error, or [`LupaError::Backend`] for a faulty output, when there is no other
+    /// engine or it fails too.
     async fn run_here(&mut self, i: usize, helpers: &mut impl TileHelpers) -> Result<()> {
         let input = extract_padded(&self.rgb, &self.plan.tiles[i]);
-        let upscaled = run_model(self.model, &input, self.context.as_ref(), self.ensemble).await?;
-        let Some(fault) = output_fault(&upscaled, || is_black(&input)) else {
-            return self.paste(i, &upscaled);
+        let fault = match &self.failed {
+            Some(e) => format!("could not run here ({e})"),
+            None => match run_model(self.model, &input, self.context.as_ref(), self.ensemble).await {
+                Ok(upscaled) => match output_fault(&upscaled, || is_black(&input)) {
+                    None => return self.paste(i, &upscaled),
+                    Some(fault) => format!("came out {fault}"),
+                },
+                Err(e) => {
+                    let fault = format!("could not run here ({e})");
+                    self.failed = Some(e);
+                    fault
+                }
+            },
         };
+        // The other engine gets the tile with the context as plain numbers (read back from this
+        // engine when it is a GPU: if that fails too, so does the job).
         let context = match &self.context {
             Some(c) => c.to_vectors().await?,
             None => Vec::new(),
         };
         let task =
             TileTask { index: i, model: self.model.spec.id.clone(), ensemble: self.ensemble, input, context };
-        let broken =
-            |what: String| LupaError::Backend(format!("tile {i} of the output came out {fault}{what}"));
-        let again = helpers
-            .recompute(&task)
-            .await
-            .ok_or_else(|| broken(", and no other engine can compute it again".into()))?
-            .map_err(|e| broken(format!(", and computing it again failed: {e}")))?;
+        let again = match helpers.recompute(&task).await {
+            Some(again) => again,
+            None => {
+                return Err(match self.failed.take() {
+                    Some(e) => e,
+                    None => broken(i, &fault, "no other engine can compute it again"),
+                });
+            }
+        };
+        let again = again.map_err(|e| broken(i, &fault, &format!("computing it again failed: {e}")))?;
         if let Some(again_fault) = output_fault(&again, || is_black(&task.input)) {
-            return Err(broken(format!(", and {again_fault} when computed again")));
+            return Err(broken(i, &fault, &format!("computed again, it came out {again_fault}")));
         }
         self.paste(i, &again)?;
         self.recomputed += 1;
@@ -435,6 +463,11 @@ pub fn output_fault(output: &PlanarRgb, input_is_black: impl FnOnce() -> bool) -
     } else {
         None
     }
+}
+
+/// The error for tile `i`, what went wrong with it (`fault`) and what followed (`then`).
+fn broken(i: usize, fault: &str, then: &str) -> LupaError {
+    LupaError::Backend(format!("tile {i} of the output {fault}, and {then}"))
 }
 
 /// Whether every value of `tile` is below 1/255 (black in 8 bits).

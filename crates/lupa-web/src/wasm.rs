@@ -44,6 +44,7 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use lupa_core::burn::tensor::wgpu::wgpu;
 use lupa_core::burn::tensor::{Device, Tensor};
 use lupa_core::{
     CpuFallback, Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask,
@@ -74,6 +75,8 @@ struct Engine {
     /// On WebGPU, each loaded model's weights, for the CPU fallback that computes again a tile
     /// the GPU got wrong (`lupa_core::CpuFallback`); loaded on the CPU only then.
     cpu_weights: RefCell<HashMap<String, Vec<u8>>>,
+    /// The WebGPU device, for [`lose_device`].
+    gpu: Option<wgpu::Device>,
 }
 
 thread_local! {
@@ -124,14 +127,14 @@ fn to_json(value: &impl Serialize) -> Result<String, JsValue> {
 #[wasm_bindgen]
 pub async fn start_engine(index_json: String, backend: String) -> Result<String, JsValue> {
     let index = ModelIndex::from_json(&index_json).map_err(to_js)?;
-    let (device, info) = match backend.as_str() {
-        "cpu" => (Device::flex(), cpu_info("The CPU backend was chosen".into())),
+    let (device, info, gpu) = match backend.as_str() {
+        "cpu" => (Device::flex(), cpu_info("The CPU backend was chosen".into()), None),
         "webgpu" => webgpu()
             .await
             .map_err(|reason| to_js(LupaError::Backend(format!("WebGPU is unavailable: {reason}"))))?,
         "auto" => match webgpu().await {
             Ok(found) => found,
-            Err(reason) => (Device::flex(), cpu_info(format!("WebGPU is unavailable: {reason}"))),
+            Err(reason) => (Device::flex(), cpu_info(format!("WebGPU is unavailable: {reason}")), None),
         },
         other => {
             let message = format!("unknown backend `{other}` (expected auto, webgpu or cpu)");
@@ -139,7 +142,8 @@ pub async fn start_engine(index_json: String, backend: String) -> Result<String,
         }
     };
     let json = to_json(&info)?;
-    let engine = Engine { device, info, index, models: RefCell::default(), cpu_weights: RefCell::default() };
+    let engine =
+        Engine { device, info, index, models: RefCell::default(), cpu_weights: RefCell::default(), gpu };
     ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(engine)));
     Ok(json)
 }
@@ -149,7 +153,8 @@ fn cpu_info(reason: String) -> BackendInfo {
 }
 
 /// Creates the WebGPU device and checks that it computes: `[1, 2] · 2` read back asynchronously.
-async fn webgpu() -> Result<(Device, BackendInfo), String> {
+/// Also returns the wgpu device itself, for [`lose_device`].
+async fn webgpu() -> Result<(Device, BackendInfo, Option<wgpu::Device>), String> {
     let navigator =
         js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
     let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
@@ -175,7 +180,7 @@ async fn webgpu() -> Result<(Device, BackendInfo), String> {
         reason: "A WebGPU adapter was found and passed a test computation".into(),
         max_buffer: Some(lupa_core::largest_buffer(&setup.device.limits())),
     };
-    Ok((device, info))
+    Ok((device, info, Some(setup.device)))
 }
 
 fn engine() -> Result<Rc<Engine>, JsValue> {
@@ -207,6 +212,36 @@ pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     let model = SrModel::load(spec, weights, &engine.device).map_err(to_js)?;
     engine.models.borrow_mut().insert(id.to_owned(), Rc::new(model));
     Ok(())
+}
+
+/// A test hook: destroys the WebGPU device, as a driver reset or a long time in a background tab
+/// would lose it, so that tests can check a job's recovery (the rest on the CPU). Nothing on
+/// the CPU backend.
+#[wasm_bindgen]
+pub fn lose_device() {
+    if let Ok(engine) = engine()
+        && let Some(gpu) = &engine.gpu
+    {
+        gpu.destroy();
+    }
+}
+
+/// A test hook: makes the WebGPU device report an error no job survives, as a driver out of GPU
+/// memory does (an uncaptured error, here for a buffer larger than the device allows). The
+/// engine then crashes; the page runs the job again on the CPU (web/lupa.js).
+#[wasm_bindgen]
+pub fn fail_device() {
+    if let Ok(engine) = engine()
+        && let Some(gpu) = &engine.gpu
+    {
+        let size = gpu.limits().max_buffer_size.saturating_add(1 << 20);
+        drop(gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lupa test hook: larger than the device allows"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        }));
+    }
 }
 
 /// Stops the running upscale before its next tile.
@@ -290,6 +325,7 @@ pub async fn run_job(
         .and(set("height", done.height.into()))
         .and(set("tiles", done.tiles.into()))
         .and(set("explanation", done.explanation.into()))
+        .and(set("engineFailed", done.engine_failed.into()))
         .map_err(|_| to_js(LupaError::Backend("cannot build the result object".into())))?;
     Ok(out.into())
 }
