@@ -147,6 +147,8 @@ export interface UpscaleResult {
    * Tiles the GPU got wrong (NaN, infinite, black) are computed again on the CPU either way.
    */
   engineFailed: boolean;
+  /** Bytes of the job's engine's WebAssembly memory after it (it grows as jobs need, never shrinks). */
+  engineMemory: number;
   plan: JobPlan;
 }
 

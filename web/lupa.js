@@ -174,10 +174,13 @@ export class Upscaler {
       signal,
       onProgress: ({ done, total, pass, passes }) => onProgress?.({ phase: 'tiles', done, total, pass, passes }),
     });
-    const { mime, extension, width, height, tiles, explanation, ms, engineFailed } = done;
+    const { mime, extension, width, height, tiles, explanation, ms, engineFailed, engineMemory } = done;
     const blob = new Blob([done.bytes], { type: mime });
     const engines = 1 + helpers;
-    return { blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, engineFailed, plan };
+    return {
+      blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, engineFailed,
+      engineMemory, plan,
+    };
   }
 
   /** Starts the pool's helpers and loads `models` into them; resolves to the helpers ready (0

@@ -24,9 +24,10 @@
 //               {type: 'planned', plan}           JobPlan
 //               {type: 'progress', requestId, done, total, pass, passes}   during a 'run'
 //               {type: 'done', bytes, mime, extension, width, height, tiles, explanation,
-//                      engineFailed, ms}            bytes: ArrayBuffer of the encoded file;
+//                      engineFailed, engineMemory, ms}   bytes: ArrayBuffer of the encoded file;
 //                                                 engineFailed: the GPU failed and the job finished
-//                                                 on the CPU; ms: the time run_job took
+//                                                 on the CPU; engineMemory: the wasm memory's size
+//                                                 in bytes; ms: the time run_job took
 //               {type: 'tile', taskId, task}      during a 'run' with slots: a tile for a helper;
 //                                                 task: {index, model, ensemble, width, height,
 //                                                 data: Float32Array, context: Float32Array[]}
@@ -146,8 +147,9 @@ self.onmessage = async ({ data }) => {
           data.tile ?? 0, onProgress, pool);
         const ms = performance.now() - started;
         const bytes = bufferOf(result.bytes);
-        const { mime, extension, width, height, tiles, explanation, engineFailed } = result;
-        reply({ type: 'done', bytes, mime, extension, width, height, tiles, explanation, engineFailed, ms }, [bytes]);
+        const { mime, extension, width, height, tiles, explanation, engineFailed, engineMemory } = result;
+        const done = { type: 'done', bytes, mime, extension, width, height, tiles, explanation, engineFailed, engineMemory, ms };
+        reply(done, [bytes]);
         break;
       }
       case 'tile': {

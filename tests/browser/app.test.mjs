@@ -689,6 +689,61 @@ test('a sample of the hostile corpus in one batch: each row as tests/fixtures/ho
   await page.close();
 });
 
+test('a batch of 50 images: cancel half way keeps every finished result, the rest run after; memory sampled', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lupa-batch-'));
+  const files = Array.from({ length: 50 }, (_, i) => {
+    const file = path.join(dir, `photo_${String(i).padStart(2, '0')}.png`);
+    fs.copyFileSync(PHOTO, file);
+    return file;
+  });
+  const page = await openApp('cpu', '&mode=precision&size=2');
+  await page.setInputFiles('#file', files);
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await page.click('#go');
+  await page.waitForFunction(() => document.querySelectorAll('#queue li[data-state="done"]').length >= 10, null,
+    { timeout: 5 * 60 * 1000 });
+  await page.click('#cancel');
+  await page.waitForSelector('body[data-state="cancelled"]', { timeout: 60_000 });
+  const rows = () => page.$$eval('#queue li', (lis) => lis.map((li) => li.dataset.state));
+  const after = await rows();
+  const finished = after.filter((s) => s === 'done').length;
+  assert.ok(finished >= 10 && finished < 50, `${finished} of 50 done when cancelled`);
+  assert.deepEqual(after.slice(0, finished), Array(finished).fill('done'), 'the files before the cancel are done');
+  // Every finished result is whole: its download is the 128×96 PNG.
+  const [name, bytes] = await download(page, '#queue li:first-child .item-download');
+  assert.equal(name, 'photo_00_128x96.png');
+  assert.deepEqual([decodePng(bytes).width, decodePng(bytes).height], [128, 96]);
+  // Upscale again runs the files not done; the finished ones keep their results.
+  await page.click('#go');
+  await page.waitForSelector('body[data-state="done"]', { timeout: 10 * 60 * 1000 });
+  assert.deepEqual(await rows(), Array(50).fill('done'));
+  assert.match(await page.textContent('#status'), new RegExp(`All ${50 - finished} files done`));
+  await page.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  // The same 50 jobs through the API on one engine: its memory after each, and the page's heap.
+  const api = await openPage('cpu');
+  const samples = await api.evaluate(async (bytes) => {
+    const { Upscaler } = await import('./lupa.js');
+    const upscaler = await Upscaler.create({ backend: 'cpu', workers: 1 });
+    const input = new Uint8Array(bytes);
+    const out = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await upscaler.upscale(input, { model: 'span-x2' });
+      out.push({ width: r.width, engine: r.engineMemory, heap: performance.memory?.usedJSHeapSize ?? 0 });
+    }
+    upscaler.dispose();
+    return out;
+  }, [...fs.readFileSync(PHOTO)]);
+  await api.close();
+  assert.ok(samples.every((s) => s.width === 128));
+  const mib = (b) => (b / 2 ** 20).toFixed(1);
+  const [first, tenth, last] = [samples[0], samples[9], samples[49]];
+  timings.batch_memory = { first, tenth, last };
+  console.log(`50 jobs on one engine: wasm memory ${mib(first.engine)} MiB after the 1st, ${mib(tenth.engine)} `
+    + `after the 10th, ${mib(last.engine)} after the 50th; page heap ${mib(first.heap)} → ${mib(last.heap)} MiB`);
+});
+
 test('privacy: the browser requested nothing but the app’s own static files', () => {
   assert.ok(requests.length > 0);
   for (const r of requests) {

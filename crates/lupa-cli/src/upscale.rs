@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -166,8 +167,21 @@ impl Models<'_> {
     }
 }
 
+/// Set by Ctrl+C (SIGINT, SIGTERM): the file being upscaled stops before its next tile and the
+/// batch ends; files already written stay as they are, and nothing half-written is left.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status after an interruption (128 + SIGINT, as shells report it).
+const INTERRUPTED_EXIT: u8 = 130;
+
 /// Runs `lupa upscale`.
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
+    // A second Ctrl+C stops at once.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(INTERRUPTED_EXIT));
+        }
+    });
     let max_memory = args.max_memory.map(|mib| mib << 20).or_else(available_memory);
     let limits = Limits {
         max_memory,
@@ -217,25 +231,38 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
     }
     let mut models = Models { index, dir: models_dir, chosen: &chosen, loaded: HashMap::new() };
 
-    let mut failures = 0;
+    let (mut failures, mut written) = (0, 0);
     for (input, output) in inputs.iter().zip(&outputs) {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
         let started = Instant::now();
         let request = JobRequest { format: output_format(output, args.quality)?, ..request.clone() };
         match upscale_file(&mut models, request, args.quiet, input, output) {
-            Ok(done) => eprintln!(
-                "{} -> {} ({}×{}, {:.1} s): {}",
-                input.display(),
-                output.display(),
-                done.width,
-                done.height,
-                started.elapsed().as_secs_f64(),
-                done.explanation
-            ),
+            Ok(done) => {
+                written += 1;
+                eprintln!(
+                    "{} -> {} ({}×{}, {:.1} s): {}",
+                    input.display(),
+                    output.display(),
+                    done.width,
+                    done.height,
+                    started.elapsed().as_secs_f64(),
+                    done.explanation
+                );
+            }
+            Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
+                eprintln!("{}: interrupted, nothing written", input.display());
+            }
             Err(e) => {
                 failures += 1;
                 eprintln!("error: {}: {e:#}", input.display());
             }
         }
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("interrupted: {written} of {} files written", inputs.len());
+        return Ok(ExitCode::from(INTERRUPTED_EXIT));
     }
     if failures > 0 {
         eprintln!("{failures} of {} files failed", inputs.len());
@@ -277,7 +304,7 @@ fn upscale_file(
         let pass = if p.passes > 1 { format!("pass {}/{}, ", p.pass + 1, p.passes) } else { String::new() };
         bar.set_message(format!("{name} ({pass}{tiles})"));
         bar.set_position((p.fraction() * 1000.0) as u64);
-        ControlFlow::Continue(())
+        if INTERRUPTED.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
     let models = &*models;
     let loaded: Vec<&SrModel> = job.plan.models.iter().filter_map(|id| models.loaded.get(id)).collect();

@@ -606,3 +606,104 @@ fn same_named_inputs_never_overwrite_each_other() {
     let size = |name: &str| image::image_dimensions(out.join(name)).unwrap();
     assert_eq!((size("photo_png_x2.png"), size("photo_png_x2_2.png")), ((80, 64), (64, 80)));
 }
+
+/// `count` copies of the fixture `name` in a new directory, as `photo_000.png`, ….
+fn copies(name: &str, count: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    for i in 0..count {
+        std::fs::write(dir.path().join(format!("photo_{i:03}.png")), &bytes).unwrap();
+    }
+    dir
+}
+
+/// The resident memory of process `pid` (Linux's VmRSS), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn spawn_lupa(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lupa"))
+        .args(args)
+        .env("LUPA_MODELS", Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../models"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Ctrl+C in the middle of a batch: the file being upscaled stops before its next tile, the batch
+/// ends with status 130, every file written before is whole, and nothing half-written is left.
+#[test]
+fn ctrl_c_in_a_batch_keeps_every_finished_file_and_leaves_nothing_half_written() {
+    let inputs = copies("astronaut_128.png", 40);
+    let out = tempfile::tempdir().unwrap();
+    let (input, output) = (inputs.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let child = spawn_lupa(&[
+        "upscale",
+        input,
+        "-o",
+        output,
+        "--model",
+        "span-x4",
+        "--tile",
+        "48",
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
+    let started = std::time::Instant::now();
+    while entries(out.path()).iter().filter(|n| n.ends_with(".png")).count() < 2 {
+        assert!(started.elapsed().as_secs() < 300, "no output after 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let run = child.wait_with_output().unwrap();
+    let err = stderr(&run);
+    assert_eq!(run.status.code(), Some(130), "{err}");
+    let written: Vec<String> = entries(out.path());
+    assert!(written.iter().all(|n| !n.starts_with(".lupa-")), "left behind: {written:?}");
+    assert!(written.len() >= 2 && written.len() < 40, "{} of 40 written", written.len());
+    assert!(err.contains(&format!("interrupted: {} of 40 files written", written.len())), "{err}");
+    for name in &written {
+        let image = image::open(out.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((image.width(), image.height()), (512, 512), "{name}");
+    }
+    println!("interrupted after {} of 40 files", written.len());
+}
+
+/// A batch of 500 small real images in one process: every one comes out, and the resident memory,
+/// sampled while it runs, is reported at the start and at the end of the batch.
+#[test]
+fn a_batch_of_500_images_all_come_out_with_memory_sampled() {
+    let inputs = copies("chelsea_64x48.png", 500);
+    let out = tempfile::tempdir().unwrap();
+    let (input, output) = (inputs.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let mut child =
+        spawn_lupa(&["upscale", input, "-o", output, "--model", "span-x2", "--backend", "cpu", "-q"]);
+    let pid = child.id();
+    let mut samples = Vec::new(); // (files written, RSS in KiB)
+    while child.try_wait().unwrap().is_none() {
+        if let Some(rss) = rss_kib(pid) {
+            samples.push((entries(out.path()).len(), rss));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = child.wait_with_output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("all 500 files done"));
+    assert_eq!(entries(out.path()).len(), 500);
+    // Peak RSS over the first and the last 100 files (reported; the note and README give them).
+    let peak = |range: std::ops::Range<usize>| {
+        samples.iter().filter(|(n, _)| range.contains(n)).map(|&(_, r)| r).max().unwrap_or(0)
+    };
+    let (first, last) = (peak(0..100), peak(400..501));
+    println!(
+        "500 files: peak RSS {:.1} MiB over files 1–100, {:.1} MiB over files 401–500 ({} samples)",
+        first as f64 / 1024.0,
+        last as f64 / 1024.0,
+        samples.len()
+    );
+}

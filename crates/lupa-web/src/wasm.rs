@@ -214,6 +214,14 @@ pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The size of this engine's WebAssembly memory, in bytes: it grows as a job needs and never
+/// shrinks, so over a batch it shows whether anything is kept that should not be.
+fn engine_memory() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map_or(0.0, |m| m.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64)
+}
+
 /// A test hook: destroys the WebGPU device, as a driver reset or a long time in a background tab
 /// would lose it, so that tests can check a job's recovery (the rest on the CPU). Nothing on
 /// the CPU backend.
@@ -326,6 +334,7 @@ pub async fn run_job(
         .and(set("tiles", done.tiles.into()))
         .and(set("explanation", done.explanation.into()))
         .and(set("engineFailed", done.engine_failed.into()))
+        .and(set("engineMemory", engine_memory().into()))
         .map_err(|_| to_js(LupaError::Backend("cannot build the result object".into())))?;
     Ok(out.into())
 }
