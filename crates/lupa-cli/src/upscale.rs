@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -167,21 +168,23 @@ impl Models<'_> {
     }
 }
 
-/// Set by Ctrl+C (SIGINT, SIGTERM): the file being upscaled stops before its next tile and the
+/// Set by Ctrl+C (SIGINT) or SIGTERM: the file being upscaled stops before its next tile and the
 /// batch ends; files already written stay as they are, and nothing half-written is left.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 /// The exit status after an interruption (128 + SIGINT, as shells report it).
 const INTERRUPTED_EXIT: u8 = 130;
 
 /// Runs `lupa upscale`.
 pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<ExitCode> {
-    // A second Ctrl+C stops at once.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(i32::from(INTERRUPTED_EXIT));
-        }
-    });
+    // A second Ctrl+C stops at once (the shutdown is registered first, so it sees the flag as
+    // the first signal left it).
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let flag = Arc::clone(&INTERRUPTED);
+        signal_hook::flag::register_conditional_shutdown(signal, i32::from(INTERRUPTED_EXIT), flag)
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&INTERRUPTED)))
+            .context("cannot watch for Ctrl+C")?;
+    }
     let max_memory = args.max_memory.map(|mib| mib << 20).or_else(available_memory);
     let limits = Limits {
         max_memory,
