@@ -399,8 +399,8 @@ pub fn peak_memory(bytes_per_pixel: u64, alpha: bool, recipe: &Recipe, tile_budg
     peak.max(2 * bytes_per_pixel * px(recipe.output))
 }
 
-/// Refuses a job whose [`peak_memory`] is over [`Limits::max_memory`], saying the largest scale
-/// that would fit.
+/// Refuses a job whose [`peak_memory`] is over [`Limits::max_memory`], saying the largest image
+/// that would fit at the asked scale and the largest scale that would fit this image.
 fn check_memory(
     index: &ModelIndex,
     request: &JobRequest,
@@ -423,9 +423,33 @@ fn check_memory(
         recipe::plan(index, &smaller, w, h)
             .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit)
     };
-    let advice = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
+    let scale = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
         Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),
         None => "crop the image: even 2x does not fit".to_owned(),
+    };
+    // The largest image of this shape the same request fits (the peak grows with the pixels:
+    // a bisection on the side's factor).
+    let fits_at = |f: f64| {
+        let (w, h) = (((f64::from(w) * f) as u32).max(1), ((f64::from(h) * f) as u32).max(1));
+        let r = recipe::plan(index, request, w, h).ok()?;
+        (peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit).then_some((w, h))
+    };
+    let (mut lo, mut hi, mut largest) = (0.0, 1.0, None);
+    for _ in 0..24 {
+        let mid = f64::midpoint(lo, hi);
+        match fits_at(mid) {
+            Some(size) => (lo, largest) = (mid, Some(size)),
+            None => hi = mid,
+        }
+    }
+    let advice = match (largest, request.target) {
+        (_, Some(Target::Fit { .. })) | (None, _) => scale,
+        (Some((lw, lh)), Some(Target::Scale(s))) => {
+            format!("at {s}x the largest image that fits here is {lw}×{lh}; {scale}")
+        }
+        (Some((lw, lh)), None) => {
+            format!("at this scale the largest image that fits here is {lw}×{lh}; {scale}")
+        }
     };
     Err(LupaError::LimitExceeded {
         what: format!("upscaling this {w}×{h} image to {}×{}", recipe.output.0, recipe.output.1),
@@ -690,6 +714,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("4x fits: choose it"), "{text}");
+        // The largest image said to fit at 8x does, and one a little larger does not.
+        let (lw, lh) = text
+            .split_once("the largest image that fits here is ")
+            .and_then(|(_, rest)| rest.split_once(';'))
+            .and_then(|(size, _)| size.split_once('×'))
+            .map(|(w, h)| (w.parse::<u32>().unwrap(), h.parse::<u32>().unwrap()))
+            .unwrap_or_else(|| panic!("no largest image in: {text}"));
+        assert!(lw < 64 && lh < 48 && lw > 16, "{lw}×{lh}");
+        let crop = |width, height| JobRequest {
+            crop: Some(Rect { x: 0, y: 0, width, height }),
+            ..request(8, 2 << 20)
+        };
+        assert!(Job::prepare(&idx, &photo, crop(lw, lh)).is_ok(), "{lw}×{lh} should fit");
+        assert_eq!(Job::prepare(&idx, &photo, crop(lw + 2, lh + 2)).unwrap_err().kind(), ErrorKind::Limit);
         let err = Job::prepare(&idx, &photo, request(2, 1 << 20)).unwrap_err();
         assert!(err.to_string().contains("even 2x does not fit"), "{err}");
     }
