@@ -19,7 +19,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
-import { HelperPool, engineCount } from './pool.js';
+import { HelperPool, MIN_HANG_MS, engineCount } from './pool.js';
 import { loadWeights } from './weights.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -134,7 +134,9 @@ export class Upscaler {
    * new engine). If the GPU engine crashes (WebGPU's out-of-memory error is one it cannot
    * survive), the job runs again on the CPU and the engine stays there. Test hooks, once that
    * many tiles are done: `loseDeviceAfterTile` destroys the WebGPU device, as a driver reset
-   * would; `failDeviceAfterTile` makes it report an error, as when out of memory.
+   * would; `failDeviceAfterTile` makes it report an error, as when out of memory. And
+   * `hangHelperOnTile` makes the CPU pool's helper that gets that tile hang, stopped after
+   * `hangAfterMs` at the least (pool.js's MIN_HANG_MS otherwise).
    * @param {Input} input
    * @param {JobRequest} request
    * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
@@ -162,17 +164,30 @@ export class Upscaler {
   }
 
   /** Loads the plan's models and runs the job on the engine. */
-  async #run(bytes, plan, request, { signal, onProgress, tile = 0, loseDeviceAfterTile, failDeviceAfterTile }) {
+  async #run(bytes, plan, request, { signal, onProgress, tile = 0, loseDeviceAfterTile, failDeviceAfterTile,
+    hangHelperOnTile = null, hangAfterMs = MIN_HANG_MS }) {
     for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
     // Two tiles out per helper, so that its next one waits in the pool's queue; the engine takes
     // back ('reclaim') those not started when it has none left to run.
     const helpers = await this.#readyPool(plan.models);
     const slots = 2 * helpers;
+    const pool = this.#pool;
+    if (pool) Object.assign(pool, { hangOnTile: hangHelperOnTile, minHangMs: hangAfterMs });
+    // The coordinator's time per tile: what tells a helper stuck in one (pool.js).
+    let last = performance.now();
+    const timeTile = (done) => {
+      const now = performance.now();
+      if (done > 0) pool?.noteTileTime(now - last);
+      last = now;
+    };
     const hooks = { loseDeviceAfterTile, failDeviceAfterTile };
     const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
       transfer: [bytes],
       signal,
-      onProgress: ({ done, total, pass, passes }) => onProgress?.({ phase: 'tiles', done, total, pass, passes }),
+      onProgress: ({ done, total, pass, passes }) => {
+        timeTile(done);
+        onProgress?.({ phase: 'tiles', done, total, pass, passes });
+      },
     });
     const { mime, extension, width, height, tiles, explanation, ms, engineFailed, engineMemory } = done;
     const blob = new Blob([done.bytes], { type: mime });

@@ -13,13 +13,20 @@
 //   const tile = await pool.run(task);                        // rejects: run it yourself
 //
 // A helper that fails to start, to load a model, or that crashes is terminated; its tile rejects
-// (the coordinator runs it) and the next `ensure` starts a fresh one. The pool never fails a job.
+// (the coordinator runs it) and the next `ensure` starts a fresh one. So is a helper that hangs:
+// one whose tile takes HANG_FACTOR times the longest tile seen so far (`noteTileTime`: the
+// coordinator's, through lupa.js, and the helpers' own), and at least MIN_HANG_MS. The pool never
+// fails a job.
 
 /** Memory one helper engine may take: its tile's activations (crates/lupa-web/src/engine.rs,
  * CPU_TILE_BUDGET: about 120 MiB of real memory), the weights, one tile in and out, the engine. */
 export const HELPER_MEMORY_MB = 320;
 /** At most this many engines (coordinator included) share one job. */
 export const MAX_ENGINES = 8;
+/** A helper whose tile takes this many times the longest tile seen so far is stuck. */
+export const HANG_FACTOR = 10;
+/** ... and at least this long (ms): a slow device's first tiles vary. */
+export const MIN_HANG_MS = 60_000;
 
 /**
  * How many engines (the coordinator and its helpers) to run on the CPU: `workers` if it is a
@@ -45,6 +52,7 @@ class Helper {
   worker;
   loaded = new Set();
   busy = null;      // the pending request's {resolve, reject, id}, or null
+  tileSince = 0;    // when its running tile was sent (performance.now()), or 0
   started = null;   // resolves once the engine is up (or the helper is dead)
   dead = false;
   #nextId = 1;
@@ -109,6 +117,12 @@ export class HelperPool {
   #helpers = [];
   #queue = [];      // tasks waiting for a helper: {task, resolve, reject}
   #disposed = false;
+  #longestTileMs = 0;  // the longest tile any engine took so far (0: none done yet)
+  #watch = 0;          // the interval that looks for stuck helpers while tiles run
+  /** Test hooks: the task index a helper is told to hang on, and the least time before a stuck
+   * helper is stopped (MIN_HANG_MS unless set). */
+  hangOnTile = null;
+  minHangMs = MIN_HANG_MS;
 
   /**
    * @param {URL} base the folder with worker.js
@@ -182,6 +196,11 @@ export class HelperPool {
     });
   }
 
+  /** An engine took `ms` for a tile: what a stuck helper is measured against. */
+  noteTileTime(ms) {
+    this.#longestTileMs = Math.max(this.#longestTileMs, ms);
+  }
+
   /** Rejects every task still waiting for a helper (a cancel, or the job reclaiming them);
    * those running finish. */
   cancel(why = 'cancelled') {
@@ -193,6 +212,27 @@ export class HelperPool {
     this.#disposed = true;
     this.cancel('the pool was closed');
     for (const helper of this.#helpers.splice(0)) helper.kill('the pool was closed');
+    clearInterval(this.#watch);
+  }
+
+  /** Stops helpers stuck in a tile (their tile rejects: the coordinator runs it); runs while any
+   * helper has a tile. */
+  #watchForHangs() {
+    if (this.#watch) return;
+    this.#watch = setInterval(() => {
+      const running = this.#helpers.filter((h) => !h.dead && h.tileSince);
+      if (!running.length) {
+        clearInterval(this.#watch);
+        this.#watch = 0;
+        return;
+      }
+      if (!this.#longestTileMs) return; // nothing to measure against yet
+      const limit = Math.max(this.minHangMs, HANG_FACTOR * this.#longestTileMs);
+      for (const helper of running) {
+        const ms = performance.now() - helper.tileSince;
+        if (ms > limit) helper.kill(`a helper engine stopped responding (no tile back in ${(ms / 1000).toFixed(1)} s)`);
+      }
+    }, Math.min(1000, this.minHangMs / 4));
   }
 
   #dispatch() {
@@ -202,9 +242,19 @@ export class HelperPool {
       if (i < 0) continue;
       const [{ task, resolve, reject }] = this.#queue.splice(i, 1);
       const buffers = [task.data.buffer, ...task.context.map((c) => c.buffer)];
-      helper.request({ type: 'tile', task }, buffers)
-        .then(({ tile }) => resolve(tile), reject)
-        .finally(() => this.#dispatch());
+      const hang = task.index === this.hangOnTile;
+      const sent = performance.now();
+      helper.tileSince = sent;
+      helper.request({ type: 'tile', task, hang }, buffers)
+        .then(({ tile }) => {
+          this.noteTileTime(performance.now() - sent);
+          resolve(tile);
+        }, reject)
+        .finally(() => {
+          helper.tileSince = 0;
+          this.#dispatch();
+        });
+      this.#watchForHangs();
     }
   }
 

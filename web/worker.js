@@ -16,7 +16,8 @@
 //               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
 //                                                 the page's answer to a 'tile' this worker sent
 //                                                 ('tile-failed' too for a tile reclaimed unstarted)
-//               {type: 'tile', task}              (a helper) run another engine's tile task
+//               {type: 'tile', task, hang}        (a helper) run another engine's tile task;
+//                                                 hang (a test hook): never answer
 //               {type: 'zip', names, files}       files: ArrayBuffers
 //               {type: 'cancel'}                  stops the running job before its next tile
 // Messages out: {type: 'ready', info, catalogue}  BackendInfo and the modes-as-data catalogue
@@ -153,6 +154,8 @@ self.onmessage = async ({ data }) => {
         break;
       }
       case 'tile': {
+        // A test hook: this helper never answers, as an engine stuck in a tile.
+        if (data.hang) for (;;);
         const tile = await lupa.run_tile(data.task);
         reply({ type: 'tiled', tile }, [tile.data.buffer]);
         break;

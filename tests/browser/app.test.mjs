@@ -432,6 +432,34 @@ test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bi
   await page.close();
 });
 
+test('a CPU helper that hangs in a tile is stopped, its tile runs on the job’s worker, the result is the same', async () => {
+  const page = await openPage('cpu');
+  const run = await page.evaluate(async (bytes) => {
+    const { Upscaler } = await import('./lupa.js');
+    const input = new Uint8Array(bytes);
+    const request = { model: 'span-x2' };
+    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
+    const one = await Upscaler.create({ backend: 'cpu', workers: 1 });
+    const alone = await one.upscale(input, request, { tile: 16 });
+    one.dispose();
+    const pool = await Upscaler.create({ backend: 'cpu', workers: 3 });
+    const started = performance.now();
+    // The test hook: the helper given tile 2 never answers; it is stopped after 1.5 s at the least.
+    const hung = await pool.upscale(input, request, { tile: 16, hangHelperOnTile: 2, hangAfterMs: 1500 });
+    const ms = performance.now() - started;
+    const next = await pool.upscale(input, request, { tile: 16 });
+    pool.dispose();
+    return { alone: await png(alone), hung: await png(hung), next: await png(next), ms, tiles: hung.tiles,
+      engines: [hung.engines, next.engines] };
+  }, [...fs.readFileSync(PHOTO)]);
+  console.log(`a helper hung on tile 2 of ${run.tiles}: the job took ${(run.ms / 1000).toFixed(1)} s; engines ${run.engines}`);
+  assert.ok(run.tiles >= 8, `${run.tiles} tiles`);
+  assert.deepEqual(run.hung, run.alone, 'the result with a hung helper equals one worker\'s bit for bit');
+  assert.deepEqual(run.next, run.alone);
+  assert.deepEqual(run.engines, [3, 3], 'the stuck helper is replaced at the next job');
+  await page.close();
+});
+
 test('every kind of error a user can meet reaches the page with its kind', async () => {
   const kindOf = (page, selector) => page.$eval(selector, (el) => el.dataset.errorKind ?? '');
   const failedWith = async (page, kind) => {
