@@ -19,7 +19,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
-import { HelperPool, MIN_HANG_MS, engineCount } from './pool.js';
+import { HANG_FACTOR, HelperPool, MIN_HANG_MS, engineCount } from './pool.js';
 import { loadWeights } from './weights.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -136,7 +136,10 @@ export class Upscaler {
    * many tiles are done: `loseDeviceAfterTile` destroys the WebGPU device, as a driver reset
    * would; `failDeviceAfterTile` makes it report an error, as when out of memory. And
    * `hangHelperOnTile` makes the CPU pool's helper that gets that tile hang, stopped after
-   * `hangAfterMs` at the least (pool.js's MIN_HANG_MS otherwise).
+   * `hangAfterMs` at the least (pool.js's MIN_HANG_MS otherwise); `hangAfterTile` makes the
+   * job's own engine hang after that many tiles: it is replaced and the call rejects ('backend').
+   * The job's engine counts as stuck by the helpers' rule: no tile for HANG_FACTOR times the
+   * longest wait between tiles so far, and at least MIN_HANG_MS.
    * @param {Input} input
    * @param {JobRequest} request
    * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
@@ -165,7 +168,7 @@ export class Upscaler {
 
   /** Loads the plan's models and runs the job on the engine. */
   async #run(bytes, plan, request, { signal, onProgress, tile = 0, loseDeviceAfterTile, failDeviceAfterTile,
-    hangHelperOnTile = null, hangAfterMs = MIN_HANG_MS }) {
+    hangHelperOnTile = null, hangAfterTile = null, hangAfterMs = MIN_HANG_MS }) {
     for (const id of plan.models) await this.#ensureModel(id, signal, onProgress);
     // Two tiles out per helper, so that its next one waits in the pool's queue; the engine takes
     // back ('reclaim') those not started when it has none left to run.
@@ -173,19 +176,33 @@ export class Upscaler {
     const slots = 2 * helpers;
     const pool = this.#pool;
     if (pool) Object.assign(pool, { hangOnTile: hangHelperOnTile, minHangMs: hangAfterMs });
-    // The coordinator's time per tile: what tells a helper stuck in one (pool.js).
+    // The time between progress reports: what tells a helper stuck in a tile (pool.js), and this
+    // engine stuck (the same rule: HANG_FACTOR times the longest so far, at least hangAfterMs).
+    // Only while a tile is running: a resize between passes and the encoding at the end report
+    // nothing and may take long.
     let last = performance.now();
-    const timeTile = (done) => {
+    let longest = 0;
+    let tiling = false;
+    const timeTile = (done, total) => {
       const now = performance.now();
-      if (done > 0) pool?.noteTileTime(now - last);
+      if (done > 0) {
+        longest = Math.max(longest, now - last);
+        pool?.noteTileTime(now - last);
+      }
       last = now;
+      tiling = done < total;
     };
-    const hooks = { loseDeviceAfterTile, failDeviceAfterTile };
+    const stuck = () => {
+      const quiet = performance.now() - last;
+      return tiling && longest > 0 && quiet > Math.max(hangAfterMs, HANG_FACTOR * longest) ? quiet : 0;
+    };
+    const hooks = { loseDeviceAfterTile, failDeviceAfterTile, hangAfterTile };
     const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
       transfer: [bytes],
       signal,
+      stuck,
       onProgress: ({ done, total, pass, passes }) => {
-        timeTile(done);
+        timeTile(done, total);
         onProgress?.({ phase: 'tiles', done, total, pass, passes });
       },
     });
@@ -281,7 +298,7 @@ export class Upscaler {
    * Sends `message` to the engine when every earlier message has been answered, starting a worker
    * first if there is none; resolves to the reply. `message` null only starts the engine.
    */
-  #request(message, { transfer = [], signal, onProgress } = {}) {
+  #request(message, { transfer = [], signal, onProgress, stuck } = {}) {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(cancelled());
@@ -314,6 +331,7 @@ export class Upscaler {
             return;
           }
           entry = this.#post(message, transfer, onProgress);
+          if (stuck) this.#watch(entry, stuck);
           const reply = await entry.reply;
           settle(resolve, reply);
         } catch (e) {
@@ -428,6 +446,22 @@ export class Upscaler {
   }
 
   /** Asks the running job to stop; terminates its worker if it has not after the grace time. */
+  /** Replaces the worker when `stuck()` (ms without a sign of life, or 0) says it hangs while it
+   * works on `entry`: the call rejects with kind 'backend' and the next one starts a new engine. */
+  #watch(entry, stuck) {
+    const timer = setInterval(() => {
+      if (this.#inflight !== entry) {
+        clearInterval(timer);
+        return;
+      }
+      const quiet = stuck();
+      if (!quiet) return;
+      clearInterval(timer);
+      const seconds = (quiet / 1000).toFixed(1);
+      this.#replaceWorker(entry.worker, new LupaError('backend', `the engine stopped responding (no tile done in ${seconds} s)`));
+    }, 500);
+  }
+
   #cancelRun(entry) {
     if (entry.aborted) return;
     entry.aborted = true;

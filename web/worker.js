@@ -12,7 +12,8 @@
 //                                                 (0: none); loseDeviceAfterTile and
 //                                                 failDeviceAfterTile (test hooks): destroy the
 //                                                 WebGPU device, or make it report an error (as
-//                                                 out of memory), after that many tiles
+//                                                 out of memory), after that many tiles;
+//                                                 hangAfterTile (a test hook): stop responding
 //               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
 //                                                 the page's answer to a 'tile' this worker sent
 //                                                 ('tile-failed' too for a tile reclaimed unstarted)
@@ -128,6 +129,7 @@ self.onmessage = async ({ data }) => {
         // The test hooks: destroy the GPU device, or make it fail, mid-job.
         let lose = data.loseDeviceAfterTile;
         let fail = data.failDeviceAfterTile;
+        const hang = data.hangAfterTile;
         const onProgress = (done, total, pass, passes) => {
           if (lose != null && done >= lose) {
             lose = null;
@@ -137,6 +139,7 @@ self.onmessage = async ({ data }) => {
             fail = null;
             lupa.fail_device();
           }
+          if (hang != null && done >= hang) for (;;); // a test hook: this engine stops responding
           reply({ type: 'progress', done, total, pass, passes });
         };
         const pool = {

@@ -432,7 +432,7 @@ test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bi
   await page.close();
 });
 
-test('a CPU helper that hangs in a tile is stopped, its tile runs on the job’s worker, the result is the same', async () => {
+test('a CPU helper that hangs in a tile is stopped and its tile runs on the job’s worker; a job’s worker that hangs is replaced', async () => {
   const page = await openPage('cpu');
   const run = await page.evaluate(async (bytes) => {
     const { Upscaler } = await import('./lupa.js');
@@ -448,15 +448,22 @@ test('a CPU helper that hangs in a tile is stopped, its tile runs on the job’s
     const hung = await pool.upscale(input, request, { tile: 16, hangHelperOnTile: 2, hangAfterMs: 1500 });
     const ms = performance.now() - started;
     const next = await pool.upscale(input, request, { tile: 16 });
+    // The job's own worker hangs after 3 tiles: it is replaced, the call rejects, the next one runs.
+    const stopped = await pool.upscale(input, request, { tile: 16, hangAfterTile: 3, hangAfterMs: 1500 })
+      .then(() => 'finished', (e) => `${e.kind}: ${e.message}`);
+    const again = await pool.upscale(input, request, { tile: 16 });
     pool.dispose();
-    return { alone: await png(alone), hung: await png(hung), next: await png(next), ms, tiles: hung.tiles,
-      engines: [hung.engines, next.engines] };
+    return { alone: await png(alone), hung: await png(hung), next: await png(next), again: await png(again), ms,
+      tiles: hung.tiles, engines: [hung.engines, next.engines], stopped };
   }, [...fs.readFileSync(PHOTO)]);
   console.log(`a helper hung on tile 2 of ${run.tiles}: the job took ${(run.ms / 1000).toFixed(1)} s; engines ${run.engines}`);
   assert.ok(run.tiles >= 8, `${run.tiles} tiles`);
   assert.deepEqual(run.hung, run.alone, 'the result with a hung helper equals one worker\'s bit for bit');
   assert.deepEqual(run.next, run.alone);
   assert.deepEqual(run.engines, [3, 3], 'the stuck helper is replaced at the next job');
+  console.log(`the job's own worker made to hang: ${run.stopped}`);
+  assert.match(run.stopped, /^backend: the engine stopped responding \(no tile done in \d+\.\d s\)$/);
+  assert.deepEqual(run.again, run.alone, 'the next job runs on a new engine');
   await page.close();
 });
 
