@@ -579,7 +579,8 @@ fn a_job_over_the_memory_limit_is_refused_with_the_scale_that_fits() {
         &input,
         &out,
         &["--scale", "8", "--max-memory", "4"],
-        "upscaling this 128×128 image to 1024×1024 needs 8 MiB, more than the 4 MiB of memory this job may use here; 4x fits",
+        "upscaling this 128×128 image to 1024×1024 needs 8 MiB, more than the 4 MiB of memory this job may use \
+         here; at 8x the largest image that fits here is 85×85; 4x fits",
     );
     upscale_ok(&input, &out, &["--scale", "4", "--max-memory", "4"]);
     assert_eq!(image::open(&out).unwrap().width(), 512);
