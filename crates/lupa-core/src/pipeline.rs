@@ -215,7 +215,12 @@ impl<'m> UpscaleJob<'m> {
     /// # Errors
     /// This engine's error, or [`LupaError::Backend`] for a faulty output, when there is no other
     /// engine or it fails too.
-    async fn run_here(&mut self, i: usize, helpers: &mut impl TileHelpers) -> Result<()> {
+    async fn run_here(
+        &mut self,
+        i: usize,
+        context: &[Vec<f32>],
+        helpers: &mut impl TileHelpers,
+    ) -> Result<()> {
         let input = extract_padded(&self.rgb, &self.plan.tiles[i]);
         let fault = match &self.failed {
             Some(e) => format!("could not run here ({e})"),
@@ -231,12 +236,7 @@ impl<'m> UpscaleJob<'m> {
                 }
             },
         };
-        // The other engine gets the tile with the context as plain numbers (read back from this
-        // engine when it is a GPU: if that fails too, so does the job).
-        let context = match &self.context {
-            Some(c) => c.to_vectors().await?,
-            None => Vec::new(),
-        };
+        let context = context.to_vec();
         let task =
             TileTask { index: i, model: self.model.spec.id.clone(), ensemble: self.ensemble, input, context };
         let again = match helpers.recompute(&task).await {
@@ -329,9 +329,11 @@ impl<'m> UpscaleJob<'m> {
         mut between_tiles: impl AsyncFnMut(Progress) -> ControlFlow<()>,
     ) -> Result<DynamicImage> {
         let total = self.plan.tiles.len();
+        // The context as plain numbers, for helpers and for a tile computed again elsewhere: read
+        // back once, now, while this engine works (a GPU lost later could not give it).
         let context = match &self.context {
-            Some(c) if helpers.capacity() > 0 && total > 1 => c.to_vectors().await?,
-            _ => Vec::new(),
+            Some(c) => c.to_vectors().await?,
+            None => Vec::new(),
         };
         let mut out = 0; // tiles with helpers
         let mut redo = Vec::new(); // tiles helpers gave back unfinished
@@ -362,7 +364,7 @@ impl<'m> UpscaleJob<'m> {
                 })
             });
             match here {
-                Some(i) => self.run_here(i, helpers).await?,
+                Some(i) => self.run_here(i, &context, helpers).await?,
                 None if out > 0 => {
                     helpers.reclaim();
                     let done = helpers.wait().await;
