@@ -129,6 +129,28 @@ async function openApp(backend, extra = '', ctx = context) {
 }
 
 // Chooses `files`, waits for the plan, presses Upscale and waits for the whole queue.
+/**
+ * Puts the JS API at hand in `page` as `globalThis.lupaTest`: `Upscaler`, `input` (the test
+ * photo's bytes), `png(result)` (a result's file as numbers, to compare in Node) and
+ * `cpuReference(request, options)` (the photo upscaled on one CPU worker, as numbers).
+ */
+async function installApi(page) {
+  await page.evaluate(async (bytes) => {
+    const { Upscaler } = await import('./lupa.js');
+    const input = new Uint8Array(bytes);
+    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
+    const cpuReference = async (request, options) => {
+      const one = await Upscaler.create({ backend: 'cpu', workers: 1 });
+      try {
+        return await png(await one.upscale(input, request, options));
+      } finally {
+        one.dispose();
+      }
+    };
+    globalThis.lupaTest = { Upscaler, input, png, cpuReference };
+  }, [...fs.readFileSync(PHOTO)]);
+}
+
 async function runQueue(page, files, timeout = UPSCALE_TIMEOUT) {
   await page.setInputFiles('#file', files);
   await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
@@ -257,27 +279,23 @@ test('a file chosen and Upscale pressed while the engine starts on WebGPU still 
 
 test('a WebGPU device lost mid-job: the rest runs on the CPU, the result is right, the next job gets a new engine', async () => {
   const page = await openApp('webgpu');
-  const photo = [...fs.readFileSync(PHOTO)];
-  const run = await page.evaluate(async (bytes) => {
-    const { Upscaler } = await import('./lupa.js');
-    const input = new Uint8Array(bytes);
+  await installApi(page);
+  const run = await page.evaluate(async () => {
+    const { Upscaler, input, png, cpuReference } = globalThis.lupaTest;
     const request = { model: 'span-x2' };
-    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
-    const cpu = await Upscaler.create({ backend: 'cpu', workers: 1 });
-    const alone = await cpu.upscale(input, request, { tile: 24 });
-    cpu.dispose();
+    const alone = await cpuReference(request, { tile: 24 });
     const gpu = await Upscaler.create({ backend: 'webgpu' });
     // The test hook destroys the device after 2 tiles, as a driver reset would.
     const lost = await gpu.upscale(input, request, { tile: 24, loseDeviceAfterTile: 2 });
     const next = await gpu.upscale(input, request, { tile: 24 });
     const summary = (r) => ({ tiles: r.tiles, explanation: r.explanation, engineFailed: r.engineFailed });
     const result = {
-      cpu: await png(alone), lost: await png(lost), next: await png(next),
+      cpu: alone, lost: await png(lost), next: await png(next),
       lostInfo: summary(lost), nextInfo: summary(next), backend: gpu.backend.backend,
     };
     gpu.dispose();
     return result;
-  }, photo);
+  });
   console.log('device lost:', JSON.stringify(run.lostInfo), 'then:', JSON.stringify(run.nextInfo));
   assert.equal(run.lostInfo.engineFailed, true, run.lostInfo.explanation);
   const counts = run.lostInfo.explanation.match(/The GPU failed during the job .*: (\d+) of (\d+) tiles were computed on the CPU instead\./);
@@ -299,26 +317,22 @@ test('a WebGPU device lost mid-job: the rest runs on the CPU, the result is righ
 
 test('a WebGPU error the engine cannot survive (a simulated out-of-memory): the job runs again on the CPU', async () => {
   const page = await openApp('webgpu');
-  const photo = [...fs.readFileSync(PHOTO)];
-  const run = await page.evaluate(async (bytes) => {
-    const { Upscaler } = await import('./lupa.js');
-    const input = new Uint8Array(bytes);
+  await installApi(page);
+  const run = await page.evaluate(async () => {
+    const { Upscaler, input, png, cpuReference } = globalThis.lupaTest;
     const request = { model: 'span-x2' };
-    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
-    const cpu = await Upscaler.create({ backend: 'cpu', workers: 1 });
-    const alone = await cpu.upscale(input, request);
-    cpu.dispose();
+    const alone = await cpuReference(request);
     const gpu = await Upscaler.create({ backend: 'webgpu' });
     // The test hook makes the device report an uncaptured error after 2 tiles, as a driver out of
     // memory does; the engine dies of it.
     const failed = await gpu.upscale(input, request, { tile: 24, failDeviceAfterTile: 2 });
     const result = {
-      cpu: await png(alone), failed: await png(failed), explanation: failed.explanation,
+      cpu: alone, failed: await png(failed), explanation: failed.explanation,
       engineFailed: failed.engineFailed, backend: gpu.backend.backend, reason: gpu.backend.reason,
     };
     gpu.dispose();
     return result;
-  }, photo);
+  });
   console.log('GPU error:', run.explanation, '| engine now:', run.backend, run.reason);
   assert.equal(run.engineFailed, true, run.explanation);
   assert.match(run.explanation, /The GPU engine crashed \(wgpu error: .*max buffer size.*\): the job ran again on the CPU\.$/);
@@ -434,14 +448,11 @@ test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bi
 
 test('a CPU helper that hangs in a tile is stopped and its tile runs on the job’s worker; a job’s worker that hangs is replaced', async () => {
   const page = await openPage('cpu');
-  const run = await page.evaluate(async (bytes) => {
-    const { Upscaler } = await import('./lupa.js');
-    const input = new Uint8Array(bytes);
+  await installApi(page);
+  const run = await page.evaluate(async () => {
+    const { Upscaler, input, png, cpuReference } = globalThis.lupaTest;
     const request = { model: 'span-x2' };
-    const png = async (r) => [...new Uint8Array(await r.blob.arrayBuffer())];
-    const one = await Upscaler.create({ backend: 'cpu', workers: 1 });
-    const alone = await one.upscale(input, request, { tile: 16 });
-    one.dispose();
+    const alone = await cpuReference(request, { tile: 16 });
     const pool = await Upscaler.create({ backend: 'cpu', workers: 3 });
     const started = performance.now();
     // The test hook: the helper given tile 2 never answers; it is stopped after 1.5 s at the least.
@@ -453,9 +464,9 @@ test('a CPU helper that hangs in a tile is stopped and its tile runs on the job�
       .then(() => 'finished', (e) => `${e.kind}: ${e.message}`);
     const again = await pool.upscale(input, request, { tile: 16 });
     pool.dispose();
-    return { alone: await png(alone), hung: await png(hung), next: await png(next), again: await png(again), ms,
+    return { alone, hung: await png(hung), next: await png(next), again: await png(again), ms,
       tiles: hung.tiles, engines: [hung.engines, next.engines], stopped };
-  }, [...fs.readFileSync(PHOTO)]);
+  });
   console.log(`a helper hung on tile 2 of ${run.tiles}: the job took ${(run.ms / 1000).toFixed(1)} s; engines ${run.engines}`);
   assert.ok(run.tiles >= 8, `${run.tiles} tiles`);
   assert.deepEqual(run.hung, run.alone, 'the result with a hung helper equals one worker\'s bit for bit');
@@ -758,10 +769,10 @@ test('a batch of 50 images: cancel half way keeps every finished result, the res
 
   // The same 50 jobs through the API on one engine: its memory after each, and the page's heap.
   const api = await openPage('cpu');
-  const samples = await api.evaluate(async (bytes) => {
-    const { Upscaler } = await import('./lupa.js');
+  await installApi(api);
+  const samples = await api.evaluate(async () => {
+    const { Upscaler, input } = globalThis.lupaTest;
     const upscaler = await Upscaler.create({ backend: 'cpu', workers: 1 });
-    const input = new Uint8Array(bytes);
     const out = [];
     for (let i = 0; i < 50; i++) {
       const r = await upscaler.upscale(input, { model: 'span-x2' });
@@ -769,7 +780,7 @@ test('a batch of 50 images: cancel half way keeps every finished result, the res
     }
     upscaler.dispose();
     return out;
-  }, [...fs.readFileSync(PHOTO)]);
+  });
   await api.close();
   assert.ok(samples.every((s) => s.width === 128));
   const mib = (b) => (b / 2 ** 20).toFixed(1);
