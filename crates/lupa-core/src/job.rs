@@ -417,48 +417,46 @@ fn check_memory(
     }
     let (w, h) = recipe.input;
     let asked = f64::from(recipe.output.0) / f64::from(w);
-    let fits = |s: u32| {
-        let smaller =
-            JobRequest { mode: Some(recipe.mode), target: Some(Target::Scale(s)), ..request.clone() };
-        recipe::plan(index, &smaller, w, h)
-            .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit)
-    };
-    let scale = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s)) {
-        Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),
-        None => "crop the image: even 2x does not fit".to_owned(),
-    };
-    // The largest image of this shape the same request fits (the peak grows with the pixels:
-    // a bisection on the side's factor).
-    let fits_at = |f: f64| {
-        let (w, h) = (((f64::from(w) * f) as u32).max(1), ((f64::from(h) * f) as u32).max(1));
-        let r = recipe::plan(index, request, w, h).ok()?;
-        (peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit).then_some((w, h))
-    };
-    let (mut lo, mut hi, mut largest) = (0.0, 1.0, None);
-    for _ in 0..24 {
-        let mid = f64::midpoint(lo, hi);
-        match fits_at(mid) {
-            Some(size) => (lo, largest) = (mid, Some(size)),
-            None => hi = mid,
-        }
-    }
-    let advice = match (largest, request.target) {
-        (_, Some(Target::Fit { .. })) | (None, _) => scale,
-        (Some((lw, lh)), Some(Target::Scale(s))) => {
-            format!("at {s}x the largest image that fits here is {lw}×{lh}; {scale}")
-        }
-        (Some((lw, lh)), None) => {
-            format!("at this scale the largest image that fits here is {lw}×{lh}; {scale}")
-        }
-    };
-    Err(LupaError::LimitExceeded {
+    let refused = |advice: String| LupaError::LimitExceeded {
         what: format!("upscaling this {w}×{h} image to {}×{}", recipe.output.0, recipe.output.1),
         needed,
         limit,
         unit: Unit::Bytes,
         limit_of: "of memory this job may use here",
         advice,
-    })
+    };
+    // Whether a `w × h` image fits at scale `s`, in the mode the request resolved to (Smart's
+    // choice too).
+    let fits = |s: u32, w: u32, h: u32| {
+        let at = JobRequest { mode: Some(recipe.mode), target: Some(Target::Scale(s)), ..request.clone() };
+        recipe::plan(index, &at, w, h)
+            .is_ok_and(|r| peak_memory(bytes_per_pixel, alpha, &r, limits.tile_memory()) <= limit)
+    };
+    let scale = match SCALES.iter().rev().copied().find(|&s| f64::from(s) < asked && fits(s, w, h)) {
+        Some(s) => format!("{s}x fits: choose it, crop the image or fit it to a smaller box"),
+        None => "crop the image: even 2x does not fit".to_owned(),
+    };
+    if matches!(request.target, Some(Target::Fit { .. })) {
+        return Err(refused(scale));
+    }
+    // At the asked scale, the largest image of this shape that fits (the peak grows with the
+    // pixels: a bisection on the sides' factor).
+    let s = asked.round() as u32;
+    let size = |f: f64| (((f64::from(w) * f) as u32).max(1), ((f64::from(h) * f) as u32).max(1));
+    let (mut lo, mut hi, mut largest) = (0.0, 1.0, None);
+    for _ in 0..24 {
+        let mid = f64::midpoint(lo, hi);
+        let (mw, mh) = size(mid);
+        if fits(s, mw, mh) {
+            (lo, largest) = (mid, Some((mw, mh)));
+        } else {
+            hi = mid;
+        }
+    }
+    Err(refused(match largest {
+        Some((lw, lh)) => format!("at {s}x the largest image that fits here is {lw}×{lh}; {scale}"),
+        None => scale,
+    }))
 }
 
 /// The request as the page writes it (see [`JobRequest`]).
@@ -728,6 +726,12 @@ mod tests {
         };
         assert!(Job::prepare(&idx, &photo, crop(lw, lh)).is_ok(), "{lw}×{lh} should fit");
         assert_eq!(Job::prepare(&idx, &photo, crop(lw + 2, lh + 2)).unwrap_err().kind(), ErrorKind::Limit);
+        // Smart mode (the page's default) plans the same way, in the mode it chose.
+        let smart = Job::prepare(&idx, &photo, JobRequest { mode: None, ..request(8, 2 << 20) }).unwrap_err();
+        assert!(
+            smart.to_string().contains(&format!("at 8x the largest image that fits here is {lw}×{lh}")),
+            "{smart}"
+        );
         let err = Job::prepare(&idx, &photo, request(2, 1 << 20)).unwrap_err();
         assert!(err.to_string().contains("even 2x does not fit"), "{err}");
     }
