@@ -19,7 +19,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
-import { HANG_FACTOR, HelperPool, MIN_HANG_MS, engineCount } from './pool.js';
+import { HelperPool, MIN_HANG_MS, engineCount, stuckAfter } from './pool.js';
 import { loadWeights } from './weights.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -194,7 +194,7 @@ export class Upscaler {
     };
     const stuck = () => {
       const quiet = performance.now() - last;
-      return tiling && longest > 0 && quiet > Math.max(hangAfterMs, HANG_FACTOR * longest) ? quiet : 0;
+      return tiling && longest > 0 && quiet > stuckAfter(longest, hangAfterMs) ? quiet : 0;
     };
     const hooks = { loseDeviceAfterTile, failDeviceAfterTile, hangAfterTile };
     const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
@@ -206,13 +206,8 @@ export class Upscaler {
         onProgress?.({ phase: 'tiles', done, total, pass, passes });
       },
     });
-    const { mime, extension, width, height, tiles, explanation, ms, engineFailed, engineMemory } = done;
-    const blob = new Blob([done.bytes], { type: mime });
-    const engines = 1 + helpers;
-    return {
-      blob, bytes: done.bytes, mime, extension, width, height, tiles, explanation, ms, engines, engineFailed,
-      engineMemory, plan,
-    };
+    const { type, requestId, ...result } = done; // the worker's 'done' message: UpscaleResult's fields
+    return { ...result, blob: new Blob([done.bytes], { type: done.mime }), engines: 1 + helpers, plan };
   }
 
   /** Starts the pool's helpers and loads `models` into them; resolves to the helpers ready (0
@@ -445,7 +440,6 @@ export class Upscaler {
     );
   }
 
-  /** Asks the running job to stop; terminates its worker if it has not after the grace time. */
   /** Replaces the worker when `stuck()` (ms without a sign of life, or 0) says it hangs while it
    * works on `entry`: the call rejects with kind 'backend' and the next one starts a new engine. */
   #watch(entry, stuck) {
@@ -462,6 +456,7 @@ export class Upscaler {
     }, 500);
   }
 
+  /** Asks the running job to stop; terminates its worker if it has not after the grace time. */
   #cancelRun(entry) {
     if (entry.aborted) return;
     entry.aborted = true;

@@ -28,6 +28,12 @@ export const HANG_FACTOR = 10;
 /** ... and at least this long (ms): a slow device's first tiles vary. */
 export const MIN_HANG_MS = 60_000;
 
+/** How long (ms) an engine may take for a tile before it counts as stuck, when the longest tile
+ * so far took `longestMs`: HANG_FACTOR times that, and at least `minMs`. */
+export function stuckAfter(longestMs, minMs = MIN_HANG_MS) {
+  return Math.max(minMs, HANG_FACTOR * longestMs);
+}
+
 /**
  * How many engines (the coordinator and its helpers) to run on the CPU: `workers` if it is a
  * number, else ('auto') one per logical core (`navigator.hardwareConcurrency`), at most
@@ -227,7 +233,7 @@ export class HelperPool {
         return;
       }
       if (!this.#longestTileMs) return; // nothing to measure against yet
-      const limit = Math.max(this.minHangMs, HANG_FACTOR * this.#longestTileMs);
+      const limit = stuckAfter(this.#longestTileMs, this.minHangMs);
       for (const helper of running) {
         const ms = performance.now() - helper.tileSince;
         if (ms > limit) helper.kill(`a helper engine stopped responding (no tile back in ${(ms / 1000).toFixed(1)} s)`);

@@ -151,9 +151,7 @@ self.onmessage = async ({ data }) => {
           data.tile ?? 0, onProgress, pool);
         const ms = performance.now() - started;
         const bytes = bufferOf(result.bytes);
-        const { mime, extension, width, height, tiles, explanation, engineFailed, engineMemory } = result;
-        const done = { type: 'done', bytes, mime, extension, width, height, tiles, explanation, engineFailed, engineMemory, ms };
-        reply(done, [bytes]);
+        reply({ ...result, type: 'done', bytes, ms }, [bytes]);
         break;
       }
       case 'tile': {

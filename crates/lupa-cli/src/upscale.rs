@@ -156,15 +156,21 @@ struct Models<'a> {
 
 impl Models<'_> {
     fn load(&mut self, id: &str) -> Result<()> {
-        // The registry's check (size, sha256, names, shapes) is `SrModel::load`'s.
         if !self.loaded.contains_key(id) {
-            let spec = self.index.get(id)?;
-            let path = self.dir.join(&spec.weights.file);
-            let weights =
-                std::fs::read(&path).with_context(|| format!("cannot read weights {}", path.display()))?;
-            self.loaded.insert(id.to_owned(), SrModel::load(spec, weights, &self.chosen.device)?);
+            let model = self.read(id, &self.chosen.device)?;
+            self.loaded.insert(id.to_owned(), model);
         }
         Ok(())
+    }
+
+    /// Model `id` from the models folder, on `device`. The registry's check (size, sha256, names,
+    /// shapes) is `SrModel::load`'s.
+    fn read(&self, id: &str, device: &Device) -> Result<SrModel> {
+        let spec = self.index.get(id)?;
+        let path = self.dir.join(&spec.weights.file);
+        let weights =
+            std::fs::read(&path).with_context(|| format!("cannot read weights {}", path.display()))?;
+        Ok(SrModel::load(spec, weights, device)?)
     }
 }
 
@@ -317,14 +323,7 @@ fn upscale_file(
         if models.chosen.max_buffer.is_some() {
             // On wgpu, a tile the GPU gets wrong (NaN, black) is computed again on the CPU.
             let cpu = Device::flex();
-            let load = |id: &str| {
-                let spec = models.index.get(id)?;
-                let path = models.dir.join(&spec.weights.file);
-                let weights = std::fs::read(&path).map_err(|e| {
-                    LupaError::Backend(format!("cannot read weights {}: {e}", path.display()))
-                })?;
-                SrModel::load(spec, weights, &cpu)
-            };
+            let load = |id: &str| models.read(id, &cpu).map_err(|e| LupaError::Backend(format!("{e:#}")));
             pollster::block_on(job.run_shared(model, &mut CpuFallback::new(threads, load), report))
         } else {
             let mut threads = threads;

@@ -13,8 +13,8 @@
 //!   [`lupa_core::JobPlan`] with the models to load, Smart mode's choice and the output size.
 //! - [`run_job`]`(fileBytes, requestJson, tile, onProgress, pool)` runs it tile by tile
 //!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, extension, width,
-//!   height, tiles, explanation }` with the result encoded here, in wasm, once: no canvas is
-//!   involved, so results beyond the browser's canvas limits still encode.
+//!   height, tiles, explanation, engineFailed, engineMemory }` with the result encoded here, in
+//!   wasm, once: no canvas is involved, so results beyond the browser's canvas limits still encode.
 //!   With `pool = { slots, runTile, reclaim }` (`slots > 0`), up to `slots` tiles at a time are
 //!   handed to `runTile(task)`, which resolves to the upscaled tile from another engine (a helper
 //!   worker of the pool) or rejects, and the tile is then run here; this engine runs tiles
@@ -206,7 +206,7 @@ pub fn catalogue() -> Result<String, JsValue> {
 pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     let engine = engine()?;
     let spec = engine.index.get(id).map_err(to_js)?;
-    if engine.info.backend == "webgpu" {
+    if engine.gpu.is_some() {
         engine.cpu_weights.borrow_mut().insert(id.to_owned(), weights.clone());
     }
     let model = SrModel::load(spec, weights, &engine.device).map_err(to_js)?;
@@ -277,7 +277,8 @@ pub fn plan_job(input: Vec<u8>, request_json: &str) -> Result<String, JsValue> {
 /// Runs the job `request_json` on the image file `input` with the models [`plan_job`] listed
 /// (loaded beforehand). `tile` is the tile side in input pixels (0: sized from the device's
 /// limits). `on_progress(done, total, pass, passes)` is called before the first tile and after
-/// each one. Resolves to `{ bytes: Uint8Array, mime, extension, width, height, tiles, explanation }`.
+/// each one. Resolves to `{ bytes: Uint8Array, mime, extension, width, height, tiles, explanation,
+/// engineFailed, engineMemory }`.
 ///
 /// # Errors
 /// Those of [`plan_job`], `weights` for a model not loaded, `cancelled`, `backend`, `encode`.
@@ -317,7 +318,7 @@ pub async fn run_job(
     };
     let done = match Pool::from_js(&pool) {
         Some(mut pool) => job.run_shared(model, &mut pool, between_tiles).await,
-        None if engine.info.backend == "webgpu" => {
+        None if engine.gpu.is_some() => {
             job.run_shared(model, &mut CpuFallback::new(NoHelpers, on_cpu), between_tiles).await
         }
         None => job.run_shared(model, &mut NoHelpers, between_tiles).await,
@@ -325,17 +326,20 @@ pub async fn run_job(
     .map_err(to_js)?;
 
     let out = js_sys::Object::new();
-    let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value).map(drop);
-    set("bytes", js_sys::Uint8Array::from(done.bytes.as_slice()).into())
-        .and(set("mime", plan.mime.into()))
-        .and(set("extension", plan.extension.into()))
-        .and(set("width", done.width.into()))
-        .and(set("height", done.height.into()))
-        .and(set("tiles", done.tiles.into()))
-        .and(set("explanation", done.explanation.into()))
-        .and(set("engineFailed", done.engine_failed.into()))
-        .and(set("engineMemory", engine_memory().into()))
-        .map_err(|_| to_js(LupaError::Backend("cannot build the result object".into())))?;
+    set_all(
+        &out,
+        [
+            ("bytes", js_sys::Uint8Array::from(done.bytes.as_slice()).into()),
+            ("mime", plan.mime.into()),
+            ("extension", plan.extension.into()),
+            ("width", done.width.into()),
+            ("height", done.height.into()),
+            ("tiles", done.tiles.into()),
+            ("explanation", done.explanation.into()),
+            ("engineFailed", done.engine_failed.into()),
+            ("engineMemory", engine_memory().into()),
+        ],
+    );
     Ok(out.into())
 }
 
