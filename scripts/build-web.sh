@@ -1,9 +1,42 @@
 #!/usr/bin/env bash
-# Builds the web app into dist/ with Trunk, offline (see Trunk.toml). Uses the shared dev profile:
-# the wasm engine's dependencies are optimised like the native build's.
+# Builds the web app with Trunk, offline (see Trunk.toml).
+#
+#   scripts/build-web.sh          the release build into dist/: what run.sh serves and what a site
+#                                 deploys. The engine in Cargo's `web-release` profile (opt-level s,
+#                                 fat LTO, one codegen unit), then stripped by wasm-opt from npm's
+#                                 binaryen (tests/browser/package.json; Debian's wasm-opt 108
+#                                 predates the wasm features Rust emits and produces a module that
+#                                 fails to load).
+#   scripts/build-web.sh --dev    the development build into dist-dev/: the shared dev profile,
+#                                 quick to rebuild; the browser tests' app build.
+#
+# Both end by writing the service worker's precache list (scripts/precache.mjs) and printing the
+# engine's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-trunk build --config Trunk.toml "$@"
-wasm=$(ls dist/*.wasm)
-echo "built dist/: $(basename "$wasm") is $(du -h "$wasm" | cut -f1), $(gzip -9 -c "$wasm" | wc -c | numfmt --to=iec) gzipped"
+
+if [ "${1:-}" = "--dev" ]; then
+  shift
+  dist=dist-dev
+  trunk build --config Trunk.toml --dist "$dist" "$@"
+else
+  dist=dist
+  trunk build --config Trunk.toml --release --dist "$dist" "$@"
+  wasm_opt=tests/browser/node_modules/.bin/wasm-opt
+  if [ ! -x "$wasm_opt" ]; then
+    echo "build-web: $wasm_opt is missing (scripts/setup.sh installs it)" >&2
+    exit 1
+  fi
+  wasm="$dist/lupa-web_bg.wasm"
+  before=$(stat -c %s "$wasm")
+  # Strips the names, debug info and producers section; features as the module declares them
+  # (its target_features section). No -O pass: each one measured makes the module smaller but
+  # its gzip larger (README, "Release build"), and the budget is what a visit downloads.
+  "$wasm_opt" --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
+  mv "$wasm.stripped" "$wasm"
+  echo "wasm-opt --strip-debug: $(numfmt --to=iec "$before") → $(numfmt --to=iec "$(stat -c %s "$wasm")")"
+fi
+node scripts/precache.mjs "$dist"
+wasm="$dist/lupa-web_bg.wasm"
+echo "built $dist/: $(basename "$wasm") is $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped (gzip -9)"

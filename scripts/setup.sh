@@ -52,9 +52,10 @@ fi
 # Fetch every crate once (all targets), so the builds, and Trunk's offline build, need no network.
 # Offline first: when every locked crate is already in Cargo's cache this touches no network.
 cargo fetch --locked --offline >/dev/null 2>&1 || cargo fetch --locked >/dev/null
-# The browser tests' npm packages, exactly as locked. `npm ci` deletes and re-extracts
-# node_modules, so it runs only when package-lock.json differs from the copy stored in
-# node_modules by the last successful install (which `npm ci` itself removes first).
+# The web tooling's npm packages (the browser tests; binaryen's wasm-opt for the release build),
+# exactly as locked. `npm ci` deletes and re-extracts node_modules, so it runs only when
+# package-lock.json differs from the copy stored in node_modules by the last successful install
+# (which `npm ci` itself removes first).
 (
   cd tests/browser
   if ! cmp -s package-lock.json node_modules/.lupa-package-lock.json; then

@@ -1,7 +1,9 @@
 // A plain static file server for dist/, standing in for any server a user would deploy Lupa on.
-// No special headers: the app must work without them.
+// No special headers: the app must work without them. `--cors` adds the one header a host needs
+// to serve Lupa's files to pages of other origins (the widget embedded from a CDN):
+// `Access-Control-Allow-Origin: *`.
 //
-//   node scripts/static-server.mjs [DIR] [PORT]     (defaults: dist, 8080; PORT 0 picks a free one)
+//   node scripts/static-server.mjs [DIR] [PORT] [--cors]   (defaults: dist, 8080; PORT 0: any free one)
 //
 // Also imported by the browser tests (tests/browser/app.test.mjs).
 
@@ -17,13 +19,15 @@ const MIME = {
   '.wasm': 'application/wasm',
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json',
+  '.webmanifest': 'application/manifest+json',
   '.png': 'image/png',
   '.svg': 'image/svg+xml',
   '.md': 'text/plain; charset=utf-8',
 };
 
-/** An http.Server serving the files under `root` (index.html for folders). */
-export function createStaticServer(root) {
+/** An http.Server serving the files under `root` (index.html for folders); with `cors`, to
+ * every origin. */
+export function createStaticServer(root, { cors = false } = {}) {
   root = path.resolve(root);
   return http.createServer((req, res) => {
     const url = new URL(req.url, 'http://localhost');
@@ -38,15 +42,19 @@ export function createStaticServer(root) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
         return;
       }
-      res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
+      const headers = { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' };
+      if (cors) headers['access-control-allow-origin'] = '*';
+      res.writeHead(200, headers);
       res.end(body);
     });
   });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [dir = 'dist', port = '8080'] = process.argv.slice(2);
-  const server = createStaticServer(dir);
+  const args = process.argv.slice(2);
+  const cors = args.includes('--cors');
+  const [dir = 'dist', port = '8080'] = args.filter((a) => a !== '--cors');
+  const server = createStaticServer(dir, { cors });
   server.listen(Number(port), '127.0.0.1', () => {
     console.log(`Lupa is served from ${path.resolve(dir)}`);
     console.log(`Open http://127.0.0.1:${server.address().port}/ (Ctrl+C stops the server)`);

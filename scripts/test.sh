@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check, cheapest first: formatting, lints, the Rust tests (unit, parity with ncnn,
 # tiling, wgpu vs CPU, CLI), then the web app in headless Chromium (WebGPU and the CPU fallback),
-# then the benchmarks' smoke run (scripts/bench.sh --smoke).
+# the widget, the installable app and the release build's first load, then the benchmarks' smoke
+# run (scripts/bench.sh --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -15,7 +16,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p lupa-web --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee "${TMPDIR:-/tmp}/lupa-test.log"
-echo "== web app build"
+echo "== web app builds: development (dist-dev/, the app's browser tests) and release (dist/, what ships)"
+./scripts/build-web.sh --dev
 ./scripts/build-web.sh
 echo "== browser tests"
 (cd tests/browser && LUPA_BIN="$CARGO_TARGET_DIR/debug/lupa" npm test)

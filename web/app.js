@@ -4,6 +4,7 @@
 //   lupa.js     the engine bridge (worker, weights, errors)
 //   queue.js    the rows of queued files
 //   compare.js  the before/after comparison of the selected result
+//   install.js  the service worker (offline, updates), shared and opened files
 //
 // Network: only same-origin files are fetched (models/index.json and the weights, by lupa.js); the
 // image is read locally and handed to the worker, and the result comes back as bytes shown through
@@ -20,6 +21,7 @@
 import { LupaError, Upscaler, toLupaError } from './lupa.js';
 import { createCompare } from './compare.js';
 import { createQueue } from './queue.js';
+import { onLaunchedFiles, registerServiceWorker, takeSharedFiles } from './install.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -30,7 +32,7 @@ const ui = {
   format: $('format'), qualityBox: $('quality-box'), quality: $('quality'), qualityValue: $('quality-value'),
   ensembleBox: $('ensemble-box'), ensemble: $('ensemble'), ensembleLabel: $('ensemble-label'),
   ensembleHint: $('ensemble-hint'), crop: $('crop'), model: $('model'), backend: $('backend'),
-  go: $('go'), cancel: $('cancel'), modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'),
+  update: $('update'), reload: $('reload'), go: $('go'), cancel: $('cancel'), modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'),
   queue: $('queue'), zip: $('zip'), progress: $('progress'), status: $('status'), engine: $('engine'),
 };
 
@@ -422,10 +424,29 @@ ui.backend.addEventListener('change', () => {
   });
 });
 
-function main() {
+// ---- the installed app: offline, updates, files opened or shared ---------------------------
+
+/** Offers the new version: a reload, once no batch runs (results on the page would be lost: the
+ * button asks first). */
+function offerUpdate(reload) {
+  ui.update.hidden = false;
+  ui.reload.addEventListener('click', () => {
+    if (busy) return;
+    const unsaved = queue.items.some((i) => i.result);
+    if (unsaved && !confirm('Reloading clears the results on this page. Reload now?')) return;
+    ui.reload.disabled = true;
+    reload();
+  });
+}
+
+async function main() {
   const backend = params.get('backend') ?? 'auto';
   ui.backend.value = backend;
-  whileStarting(() => start(backend));
+  onLaunchedFiles(addFiles);
+  takeSharedFiles(params).then((files) => files.length && addFiles(files), () => {});
+  await whileStarting(() => start(backend));
+  // After the engine is up, so that precaching the app does not slow the first visit's start.
+  registerServiceWorker({ onUpdate: offerUpdate });
 }
 
 main();

@@ -19,7 +19,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
-import { HelperPool, MIN_HANG_MS, engineCount, stuckAfter } from './pool.js';
+import { HelperPool, MIN_HANG_MS, engineCount, engineWorker, stuckAfter } from './pool.js';
 import { loadWeights } from './weights.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -343,7 +343,7 @@ export class Upscaler {
       this.#replaceWorker(this.#worker, new LupaError('backend', 'the engine failed'));
     }
     if (this.#worker) return;
-    const worker = new Worker(new URL('worker.js', this.#base), { type: 'module' });
+    const worker = engineWorker(this.#base);
     let started = false;
     worker.onmessage = ({ data }) => this.#onMessage(worker, data);
     worker.onerror = (e) => {

@@ -53,6 +53,29 @@ export function engineCount(workers, { cores = globalThis.navigator?.hardwareCon
   return Math.min(MAX_ENGINES, byCores, byMemory);
 }
 
+const bootstraps = new Map(); // worker.js URL → the blob: URL of a module that imports it
+
+/**
+ * A module worker running `${base}worker.js`. A page can only start workers from its own origin:
+ * where the engine is served from another origin (a host page embedding the widget from a CDN),
+ * the worker starts from a same-origin blob: module that imports worker.js, which that origin
+ * must then serve with CORS (`Access-Control-Allow-Origin`). The worker has the page's origin
+ * either way; worker.js finds the engine beside itself (import.meta.url).
+ * @param {URL} base
+ * @returns {Worker}
+ */
+export function engineWorker(base) {
+  const url = new URL('worker.js', base);
+  if (url.origin === globalThis.location?.origin) return new Worker(url, { type: 'module' });
+  let bootstrap = bootstraps.get(url.href);
+  if (!bootstrap) {
+    const source = `import ${JSON.stringify(url.href)};\n`;
+    bootstrap = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    bootstraps.set(url.href, bootstrap);
+  }
+  return new Worker(bootstrap, { type: 'module' });
+}
+
 /** One helper: a worker.js on the CPU backend, and the models it holds. */
 class Helper {
   worker;
@@ -67,7 +90,7 @@ class Helper {
 
   constructor(base, onDeath) {
     this.#onDeath = onDeath;
-    this.worker = new Worker(new URL('worker.js', base), { type: 'module' });
+    this.worker = engineWorker(base);
     this.worker.onmessage = ({ data }) => this.#onMessage(data);
     this.worker.onerror = (e) => {
       e.preventDefault();

@@ -4,34 +4,24 @@
 // real WebGPU, emulated on the CPU and slow, so the photo here is a 64×48 crop. The feature tests
 // (modes, sizes, Smart, crop/fit/formats, transparency, batch) run on the wasm CPU backend.
 //
-// Needs: the Trunk build in dist/ (or $LUPA_DIST), the native `lupa` binary ($LUPA_BIN, default
-// $CARGO_TARGET_DIR/debug/lupa) for the reference output, and /usr/bin/chromium ($LUPA_CHROMIUM).
+// Needs: the development build in dist-dev/ (scripts/build-web.sh --dev, or $LUPA_DIST), the native
+// `lupa` binary ($LUPA_BIN, default $CARGO_TARGET_DIR/debug/lupa) for the reference output, and
+// /usr/bin/chromium ($LUPA_CHROMIUM). embed.test.mjs tests the release build in dist/.
 // Writes screenshots and timings to tests/browser/artifacts/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { createStaticServer } from '../../scripts/static-server.mjs';
+import {
+  ARTIFACTS, IMAGES, PHOTO, ROOT, UPSCALE_TIMEOUT, cliReference, decodePng, download, launchChromium, psnr, runQueue,
+} from './support.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
-const DIST = path.resolve(process.env.LUPA_DIST ?? path.join(ROOT, 'dist'));
-const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
-const LUPA_BIN = process.env.LUPA_BIN ?? path.join(TARGET, 'debug', 'lupa');
-const CHROMIUM = process.env.LUPA_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = path.join(HERE, 'artifacts');
-const IMAGES = path.join(ROOT, 'tests/fixtures/images');
+const DIST = path.resolve(process.env.LUPA_DIST ?? path.join(ROOT, 'dist-dev'));
 const HOSTILE = path.join(ROOT, 'tests/fixtures/hostile');
-const PHOTO = path.join(IMAGES, 'chelsea_64x48.png');
 const MODEL = 'span-x4';
-// SwiftShader compiles every WGSL shader on the CPU: the first upscale is slow.
-const UPSCALE_TIMEOUT = 15 * 60 * 1000;
 
 const requests = []; // every request the browser made: {url, method, postData}
 const timings = {};
@@ -42,35 +32,11 @@ const contexts = [];
 const profiles = [];
 let reference; // the native CLI's output, decoded
 
-function decodePng(bytes) {
-  return PNG.sync.read(bytes);
-}
-
-function psnr(a, b) {
-  assert.equal(a.width, b.width);
-  assert.equal(a.height, b.height);
-  let sum = 0;
-  let n = 0;
-  for (let i = 0; i < a.data.length; i += 4) {
-    for (let c = 0; c < 3; c++) {
-      const d = a.data[i + c] - b.data[i + c];
-      sum += d * d;
-      n += 1;
-    }
-  }
-  const mse = sum / n;
-  return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
-}
-
 before(async () => {
-  assert.ok(fs.existsSync(path.join(DIST, 'index.html')), `no Trunk build in ${DIST} (run trunk build)`);
+  assert.ok(fs.existsSync(path.join(DIST, 'index.html')), `no build in ${DIST} (run scripts/build-web.sh --dev)`);
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 
-  const refPath = path.join(ARTIFACTS, `reference-${MODEL}.png`);
-  execFileSync(LUPA_BIN, ['upscale', PHOTO, '-o', refPath, '--model', MODEL, '--backend', 'cpu', '-q'], {
-    stdio: 'inherit',
-  });
-  reference = decodePng(fs.readFileSync(refPath));
+  reference = cliReference(PHOTO, MODEL);
 
   server = createStaticServer(DIST);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -86,24 +52,11 @@ after(async () => {
   for (const p of profiles) fs.rmSync(p, { recursive: true, force: true });
 });
 
-// Chromium with a fresh profile; every request any page or worker makes is recorded.
+// Chromium with a fresh profile; every request any page or worker makes is recorded. The app
+// runs without its service worker (as where there is none: insecure contexts), so that page.route
+// sees every request; embed.test.mjs tests the service worker.
 async function launch(extraArgs) {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'lupa-chromium-'));
-  profiles.push(profile);
-  const launched = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    acceptDownloads: true,
-    viewport: { width: 1100, height: 900 },
-    args: [
-      ...extraArgs,
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  const launched = await launchChromium(profiles, extraArgs, { serviceWorkers: 'block' });
   launched.on('request', (r) => requests.push({ url: r.url(), method: r.method(), postData: r.postData() }));
   contexts.push(launched);
   return launched;
@@ -128,7 +81,6 @@ async function openApp(backend, extra = '', ctx = context) {
   return page;
 }
 
-// Chooses `files`, waits for the plan, presses Upscale and waits for the whole queue.
 /**
  * Puts the JS API at hand in `page` as `globalThis.lupaTest`: `Upscaler`, `input` (the test
  * photo's bytes), `png(result)` (a result's file as numbers, to compare in Node) and
@@ -149,24 +101,6 @@ async function installApi(page) {
     };
     globalThis.lupaTest = { Upscaler, input, png, cpuReference };
   }, [...fs.readFileSync(PHOTO)]);
-}
-
-async function runQueue(page, files, timeout = UPSCALE_TIMEOUT) {
-  await page.setInputFiles('#file', files);
-  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
-  await page.click('#go');
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout });
-  const status = await page.textContent('#status');
-  assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${status}\n${page.logs.join('\n')}`);
-  return status;
-}
-
-// Downloads the selected result; returns [suggested name, bytes].
-async function download(page, selector = '#download') {
-  const [file] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
-  const saved = path.join(ARTIFACTS, `dl-${Date.now()}-${file.suggestedFilename()}`);
-  await file.saveAs(saved);
-  return [file.suggestedFilename(), fs.readFileSync(saved)];
 }
 
 async function upscalePhoto(page, label) {
