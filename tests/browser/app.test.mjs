@@ -12,6 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { createStaticServer } from '../../scripts/static-server.mjs';
