@@ -10,8 +10,8 @@
 #   scripts/build-web.sh --dev    the development build into dist-dev/: the shared dev profile,
 #                                 quick to rebuild; the browser tests' app build.
 #
-# Both end by writing the service worker's precache list (scripts/precache.mjs) and printing the
-# engine's size.
+# Both build two engines (crates/lupa-web, and crates/lupa-web-cpu without WebGPU), end by writing
+# the service worker's precache list (scripts/precache.mjs) and print the engines' sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -28,15 +28,15 @@ else
     echo "build-web: $wasm_opt is missing (scripts/setup.sh installs it)" >&2
     exit 1
   fi
-  wasm="$dist/lupa-web_bg.wasm"
-  before=$(stat -c %s "$wasm")
   # Strips the names, debug info and producers section; features as the module declares them
   # (its target_features section). No -O pass: each one measured makes the module smaller but
   # its gzip larger (README, "Release build"), and the budget is what a visit downloads.
-  "$wasm_opt" --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
-  mv "$wasm.stripped" "$wasm"
-  echo "wasm-opt --strip-debug: $(numfmt --to=iec "$before") → $(numfmt --to=iec "$(stat -c %s "$wasm")")"
+  for wasm in "$dist"/*.wasm; do
+    "$wasm_opt" --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
+    mv "$wasm.stripped" "$wasm"
+  done
 fi
 node scripts/precache.mjs "$dist"
-wasm="$dist/lupa-web_bg.wasm"
-echo "built $dist/: $(basename "$wasm") is $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped (gzip -9)"
+for wasm in "$dist"/*.wasm; do
+  echo "built $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped (gzip -9)"
+done

@@ -14,6 +14,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The browser engine's JavaScript glue only exists on wasm32.
 cargo clippy -p lupa-web --target wasm32-unknown-unknown --locked -- -D warnings
+# ... and the CPU engine, built without the `gpu` feature.
+cargo clippy -p lupa-web-cpu --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee "${TMPDIR:-/tmp}/lupa-test.log"
 echo "== web app builds: development (dist-dev/, the app's browser tests) and release (dist/, what ships)"

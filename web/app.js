@@ -387,6 +387,8 @@ async function start(backend) {
     throw new LupaError('backend', `the engine's catalogue cannot be read: ${e.message}`);
   }
   upscaler = created;
+  // On a first visit the CPU engine starts first and the WebGPU engine takes over when loaded.
+  upscaler.addEventListener('backendchange', showEngine);
   applyPresets();
   resetQuality();
   describeMode();

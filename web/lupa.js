@@ -16,6 +16,12 @@
 //   doing; the next call starts a fresh one (init again, loaded models forgotten).
 // - Every rejection is a LupaError (errors.js) with a `kind`; `name` is 'AbortError' for
 //   'cancelled' (the DOM's convention), 'LupaError' otherwise.
+// - Two engines (worker.js loads one): the CPU engine alone (lupa-web-cpu, 1.2 MB gzipped) and
+//   the full one with WebGPU (lupa-web, 3.5 MB). On 'auto' with a WebGPU adapter and the full
+//   engine not yet in Cache Storage (a first visit), the CPU engine starts first, so a job can
+//   start as soon as it is up, and the full engine starts beside it in a second worker; once it
+//   is up on WebGPU it takes over between calls (a 'backendchange' event). Later starts on
+//   'auto' go straight to the full engine.
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
@@ -64,7 +70,7 @@ function crashReason(message) {
   return text.split('\n')[0].trim() || 'no reason given';
 }
 
-export class Upscaler {
+export class Upscaler extends EventTarget {
   /** @type {BackendInfo} which backend runs, on what and why (updated by every engine start) */
   backend;
   /** @type {Catalogue} the modes, sizes, clean-up levels and formats the engine offers */
@@ -86,6 +92,8 @@ export class Upscaler {
   #nextId = 1;
   #disposed = false;
   #failed = null;  // a worker whose GPU failed during its last job: replaced before the next call
+  #spare = null;   // the full engine starting beside the CPU engine: {worker, ready: {info, catalogue} | null}
+  #fullEngine = false; // the full engine has run here: 'auto' starts it at once from now on
 
   /**
    * Fetches `${base}models/index.json`, starts the engine worker `${base}worker.js` on `backend`
@@ -107,6 +115,7 @@ export class Upscaler {
 
   /** Use Upscaler.create. */
   constructor(base, indexText, backend, workers = 'auto') {
+    super();
     this.#base = base;
     this.#indexText = indexText;
     this.#backendChoice = backend;
@@ -251,6 +260,7 @@ export class Upscaler {
     if (this.#disposed) throw disposedError();
     this.#backendChoice = backend;
     this.#epoch += 1;
+    this.#dropSpare();
     this.#replaceWorker(this.#worker, new LupaError('backend', 'the engine was restarted'));
     await this.#request(null);
   }
@@ -259,6 +269,7 @@ export class Upscaler {
   dispose() {
     this.#disposed = true;
     this.#epoch += 1;
+    this.#dropSpare();
     this.#replaceWorker(this.#worker, disposedError());
   }
 
@@ -343,6 +354,7 @@ export class Upscaler {
       this.#replaceWorker(this.#worker, new LupaError('backend', 'the engine failed'));
     }
     if (this.#worker) return;
+    const start = await this.#startPlan();
     const worker = engineWorker(this.#base);
     let started = false;
     worker.onmessage = ({ data }) => this.#onMessage(worker, data);
@@ -357,14 +369,17 @@ export class Upscaler {
     this.#worker = worker;
     this.#loaded = new Set();
     try {
-      const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: this.#backendChoice }).reply;
+      const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: start.backend }).reply;
       // WebGPU runs one engine (one GPU); the CPU backend one per core, helpers started at the
       // first upscale.
       const engines = info.backend === 'cpu' ? engineCount(this.#workers) : 1;
       this.#pool = engines > 1 ? new HelperPool(this.#base, this.#indexText, engines - 1) : null;
-      this.backend = { ...info, engines };
+      this.backend = { ...info, engines, reason: start.reason ?? info.reason };
       this.catalogue = catalogue;
+      if (start.backend !== 'cpu') this.#fullEngine = true;
       started = true;
+      // After this start's callers have gone on (a page says Ready and may start a job).
+      if (start.spare) setTimeout(() => this.#startSpare(), 0);
     } catch (e) {
       // An engine that did not start is no use: the next call tries again.
       if (this.#worker === worker) {
@@ -374,6 +389,73 @@ export class Upscaler {
       }
       throw e;
     }
+  }
+
+  /**
+   * What the next engine start runs: the backend asked for, except that 'auto' with a WebGPU
+   * adapter starts the CPU engine first (and the full one beside it: `spare`) until the full
+   * engine has run here or is in Cache Storage (the installed app's precache).
+   * @returns {Promise<{ backend: 'auto' | 'webgpu' | 'cpu', reason?: string, spare?: boolean }>}
+   */
+  async #startPlan() {
+    const backend = this.#backendChoice;
+    if (backend !== 'auto' || this.#fullEngine) return { backend };
+    const engineUrl = new URL('lupa-web_bg.wasm', this.#base);
+    if (await globalThis.caches?.match(engineUrl).catch(() => null)) return { backend };
+    const why = await missingWebGPU();
+    if (why) return { backend: 'cpu', reason: `WebGPU is unavailable: ${why}` };
+    return { backend: 'cpu', reason: 'The CPU engine runs while the WebGPU engine loads', spare: true };
+  }
+
+  /** Starts the full engine on 'auto' in a second worker; once it is up on WebGPU, a queued turn
+   * makes it the engine (see #adoptSpare). */
+  #startSpare() {
+    if (this.#disposed || this.#worker === null) return;
+    const worker = engineWorker(this.#base);
+    const spare = { worker, ready: null };
+    this.#spare = spare;
+    startEngine(worker, { type: 'init', index: this.#indexText, backend: 'auto' }).then((ready) => {
+      if (this.#spare !== spare) return;
+      if (ready.info.backend !== 'webgpu') {
+        // The adapter failed the engine's own check: the CPU engine stays.
+        this.#dropSpare();
+        this.backend = { ...this.backend, reason: ready.info.reason };
+        this.dispatchEvent(new Event('backendchange'));
+        return;
+      }
+      spare.ready = ready;
+      const turn = this.#tail.then(() => this.#adoptSpare(spare));
+      this.#tail = turn.catch(() => {});
+    }, () => {
+      if (this.#spare === spare) this.#dropSpare(); // the CPU engine stays
+    });
+  }
+
+  /** Makes the spare the engine, between calls: the CPU engine and its helpers stop. */
+  #adoptSpare(spare) {
+    if (this.#spare !== spare || this.#disposed) return;
+    this.#spare = null;
+    this.#replaceWorker(this.#worker, new LupaError('backend', 'the WebGPU engine took over'));
+    const { worker } = spare;
+    worker.onmessage = ({ data }) => this.#onMessage(worker, data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#replaceWorker(worker, new LupaError('backend', `the engine crashed: ${e.message || 'worker error'}`));
+    };
+    worker.onmessageerror = () => {
+      this.#replaceWorker(worker, new LupaError('backend', 'the engine sent a message that cannot be read'));
+    };
+    this.#worker = worker;
+    this.#loaded = new Set();
+    this.#fullEngine = true;
+    const { info } = spare.ready;
+    this.backend = { ...info, engines: 1, reason: `${info.reason}; the CPU engine ran until this engine had loaded` };
+    this.dispatchEvent(new Event('backendchange'));
+  }
+
+  #dropSpare() {
+    this.#spare?.worker.terminate();
+    this.#spare = null;
   }
 
   /** Posts `message` to the worker; the entry's `reply` settles with the answer. */
@@ -486,6 +568,34 @@ export class Upscaler {
 }
 
 const disposedError = () => new LupaError('backend', 'the upscaler was disposed');
+
+/** Why this browser cannot run WebGPU (one phrase), or null when it has an adapter. */
+async function missingWebGPU() {
+  const gpu = globalThis.navigator?.gpu;
+  if (!gpu) return 'this browser does not expose WebGPU (navigator.gpu is missing)';
+  try {
+    return (await gpu.requestAdapter({ powerPreference: 'high-performance' })) ? null : 'no WebGPU adapter was found';
+  } catch (e) {
+    return `requesting a WebGPU adapter failed: ${e.message}`;
+  }
+}
+
+/** Sends `init` to a new `worker`; resolves to its 'ready' reply ({info, catalogue}), rejects
+ * with its error. The caller sets the worker's handlers afterwards. */
+function startEngine(worker, init) {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => {
+      if (data.type === 'ready') resolve(data);
+      else if (data.type === 'error') reject(new LupaError(data.error?.kind ?? 'backend', data.error?.message ?? 'the engine failed'));
+      else if (data.type === 'panic') reject(new LupaError('backend', `the engine crashed: ${data.message}`));
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      reject(new LupaError('backend', `the engine failed to start: ${e.message || 'worker error'}`));
+    };
+    worker.postMessage({ ...init, requestId: 0 });
+  });
+}
 
 /** The text of `${base}models/index.json`, checked to be JSON with a list of models. */
 async function fetchIndex(base) {

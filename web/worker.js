@@ -2,7 +2,10 @@
 // lupa.js, which sends one message at a time (all but 'cancel') and waits for its reply.
 //
 // Messages in:  {type: 'init', index, backend}    index: text of models/index.json;
-//                                                 backend: 'auto' | 'webgpu' | 'cpu'
+//                                                 backend: 'auto' | 'webgpu' | 'cpu'. The first
+//                                                 message: it loads the engine, the CPU engine
+//                                                 alone (lupa-web-cpu, a quarter of the size)
+//                                                 for 'cpu', the full one (lupa-web) otherwise
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
 //               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
 //                                                 request: the job (JobRequest in lupa.d.ts)
@@ -43,13 +46,22 @@
 // ends with an 'error' of kind 'cancelled'. After 'panic' the engine is dead: the page must start a
 // new worker. Tiles and their results are planar RGB floats (crates/lupa-web/src/wasm.rs): a
 // helper's tiles are bit-identical to the coordinator's own.
-import init, * as lupa from './lupa-web.js';
-
 self.lupaReportPanic = (message) => postMessage({ type: 'panic', message });
 
-const ready = init({ module_or_path: new URL('./lupa-web_bg.wasm', import.meta.url) }).catch((e) => {
-  throw Object.assign(new Error(`the engine failed to load: ${e?.message ?? e}`), { kind: 'backend' });
-});
+let lupa = null;  // the engine's module once loaded
+let ready = null; // resolves when it is, from the first 'init'
+
+/** Loads the engine `name` ('lupa-web' or 'lupa-web-cpu', files beside this one). */
+function loadEngine(name) {
+  return import(`./${name}.js`)
+    .then(async (module) => {
+      await module.default({ module_or_path: new URL(`./${name}_bg.wasm`, import.meta.url) });
+      lupa = module;
+    })
+    .catch((e) => {
+      throw Object.assign(new Error(`the engine failed to load: ${e?.message ?? e}`), { kind: 'backend' });
+    });
+}
 
 // wgpu leaves the adapter name empty on the web; WebGPU's GPUAdapterInfo has the details. Burn asks
 // for the high-performance adapter, and so does this.
@@ -95,7 +107,7 @@ self.onmessage = async ({ data }) => {
   const reply = (message, transfer = []) => postMessage({ ...message, requestId }, transfer);
   if (data.type === 'cancel') {
     // Handled at once, even while a job runs: the engine checks between tiles.
-    lupa.cancel();
+    lupa?.cancel();
     return;
   }
   if (data.type === 'tile-done' || data.type === 'tile-failed') {
@@ -106,6 +118,8 @@ self.onmessage = async ({ data }) => {
     return;
   }
   try {
+    if (data.type === 'init') ready ??= loadEngine(data.backend === 'cpu' ? 'lupa-web-cpu' : 'lupa-web');
+    if (!ready) throw Object.assign(new Error('the engine is not started (no init)'), { kind: 'backend' });
     await ready;
     switch (data.type) {
       case 'init': {

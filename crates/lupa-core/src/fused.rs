@@ -18,11 +18,13 @@
 
 use std::cell::Cell;
 
+#[cfg(feature = "gpu")]
+use burn::backend::Cube;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Cube, DispatchDevice, ExtensionType, Flex, backend_extension};
+use burn::backend::{Backend, DispatchDevice, ExtensionType, Flex, backend_extension};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{PRelu, PaddingConfig2d};
@@ -230,7 +232,8 @@ impl FusedConvTransposeOptions {
 }
 
 /// The fused convolutions as backend ops.
-#[backend_extension(Flex, Cube)]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex))]
 pub trait FusedConvBackend: Backend {
     /// `activation(conv2d(x, weight) + bias)`.
     ///
@@ -277,6 +280,7 @@ fn burn_activation<B: Backend>(y: FloatTensor<B>, activation: FusedActivation<B>
     }
 }
 
+#[cfg(feature = "gpu")]
 impl FusedConvBackend for Cube {}
 
 impl FusedConvBackend for Flex {

@@ -32,9 +32,11 @@ pub use error::{ErrorKind, LupaError, Result, Unit};
 pub use image;
 pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
 pub use model::{ImageContext, Network, SrModel, sha256_hex};
+#[cfg(feature = "gpu")]
+pub use pipeline::largest_buffer;
 pub use pipeline::{
     CpuFallback, NoHelpers, Pass, PlanarRgb, Progress, RecipeProgress, TileDone, TileHelpers, TileLimits,
-    TileTask, UpscaleJob, UpscaleOptions, auto_tile_size, largest_buffer, output_fault, plan_for, run_passes,
+    TileTask, UpscaleJob, UpscaleOptions, auto_tile_size, output_fault, plan_for, run_passes,
     run_passes_shared, run_tile_task, upscale_image,
 };
 pub use registry::{

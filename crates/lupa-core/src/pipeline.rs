@@ -60,6 +60,7 @@ pub struct TileLimits {
 
 /// The largest buffer a wgpu device allows, for [`TileLimits::max_buffer`]: the smaller of its
 /// `max_storage_buffer_binding_size` and `max_buffer_size`.
+#[cfg(feature = "gpu")]
 pub fn largest_buffer(limits: &burn::tensor::wgpu::wgpu::Limits) -> u64 {
     limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
 }

@@ -44,8 +44,11 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use lupa_core::burn::tensor::Device;
+#[cfg(feature = "gpu")]
+use lupa_core::burn::tensor::Tensor;
+#[cfg(feature = "gpu")]
 use lupa_core::burn::tensor::wgpu::wgpu;
-use lupa_core::burn::tensor::{Device, Tensor};
 use lupa_core::{
     CpuFallback, Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask,
 };
@@ -76,8 +79,14 @@ struct Engine {
     /// the GPU got wrong (`lupa_core::CpuFallback`); loaded on the CPU only then.
     cpu_weights: RefCell<HashMap<String, Vec<u8>>>,
     /// The WebGPU device, for [`lose_device`].
-    gpu: Option<wgpu::Device>,
+    gpu: Option<GpuDevice>,
 }
+
+#[cfg(feature = "gpu")]
+type GpuDevice = wgpu::Device;
+/// The CPU-only engine (built without the `gpu` feature) has no GPU device.
+#[cfg(not(feature = "gpu"))]
+enum GpuDevice {}
 
 thread_local! {
     static ENGINE: RefCell<Option<Rc<Engine>>> = const { RefCell::new(None) };
@@ -152,9 +161,16 @@ fn cpu_info(reason: String) -> BackendInfo {
     BackendInfo { backend: "cpu", adapter: "flex, wasm SIMD".into(), reason, max_buffer: None }
 }
 
+/// The CPU-only engine has no WebGPU backend.
+#[cfg(not(feature = "gpu"))]
+async fn webgpu() -> Result<(Device, BackendInfo, Option<GpuDevice>), String> {
+    Err("this is Lupa's CPU engine (lupa-web-cpu), built without WebGPU".into())
+}
+
 /// Creates the WebGPU device and checks that it computes: `[1, 2] · 2` read back asynchronously.
 /// Also returns the wgpu device itself, for [`lose_device`].
-async fn webgpu() -> Result<(Device, BackendInfo, Option<wgpu::Device>), String> {
+#[cfg(feature = "gpu")]
+async fn webgpu() -> Result<(Device, BackendInfo, Option<GpuDevice>), String> {
     let navigator =
         js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
     let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
@@ -227,6 +243,7 @@ fn engine_memory() -> f64 {
 /// the CPU backend.
 #[wasm_bindgen]
 pub fn lose_device() {
+    #[cfg(feature = "gpu")]
     if let Ok(engine) = engine()
         && let Some(gpu) = &engine.gpu
     {
@@ -239,6 +256,7 @@ pub fn lose_device() {
 /// engine then crashes; the page runs the job again on the CPU (web/lupa.js).
 #[wasm_bindgen]
 pub fn fail_device() {
+    #[cfg(feature = "gpu")]
     if let Ok(engine) = engine()
         && let Some(gpu) = &engine.gpu
     {
