@@ -392,18 +392,19 @@ export class Upscaler extends EventTarget {
   }
 
   /**
-   * What the next engine start runs: the backend asked for, except that 'auto' with a WebGPU
-   * adapter starts the CPU engine first (and the full one beside it: `spare`) until the full
-   * engine has run here or is in Cache Storage (the installed app's precache).
+   * What the next engine start runs: the backend asked for, except that 'auto' runs the CPU
+   * engine where there is no WebGPU adapter, and with one starts the CPU engine first (and the
+   * full one beside it: `spare`) until the full engine has run here or is in Cache Storage (the
+   * installed app's precache).
    * @returns {Promise<{ backend: 'auto' | 'webgpu' | 'cpu', reason?: string, spare?: boolean }>}
    */
   async #startPlan() {
     const backend = this.#backendChoice;
     if (backend !== 'auto' || this.#fullEngine) return { backend };
-    const engineUrl = new URL('lupa-web_bg.wasm', this.#base);
-    if (await globalThis.caches?.match(engineUrl).catch(() => null)) return { backend };
     const why = await missingWebGPU();
     if (why) return { backend: 'cpu', reason: `WebGPU is unavailable: ${why}` };
+    const engineUrl = new URL('lupa-web_bg.wasm', this.#base);
+    if (await globalThis.caches?.match(engineUrl).catch(() => null)) return { backend };
     return { backend: 'cpu', reason: 'The CPU engine runs while the WebGPU engine loads', spare: true };
   }
 

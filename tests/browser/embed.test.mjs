@@ -368,6 +368,15 @@ test('the app installs, upscales offline after one visit, takes a shared image, 
   const cdp = await context.newCDPSession(page);
   const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
   assert.deepEqual(installabilityErrors, [], 'Chromium would not offer to install the app');
+  // Installed (DevTools' PWA.install, as the install prompt would) and launched: its window opens
+  // on the start URL and the engine starts. (Headless Chromium gives it no standalone window
+  // frame: display-mode stays 'browser' there.)
+  await cdp.send('PWA.install', { manifestId: `${appBase}/` });
+  const [installed] = await Promise.all([context.waitForEvent('page'), cdp.send('PWA.launch', { manifestId: `${appBase}/` })]);
+  await installed.waitForSelector('body[data-state="ready"]', { timeout: 5 * 60 * 1000 });
+  assert.equal(installed.url(), `${appBase}/`);
+  await installed.screenshot({ path: path.join(ARTIFACTS, 'app-installed.png'), fullPage: true });
+  await installed.close();
   const manifest = await page.evaluate(async () => (await fetch('manifest.webmanifest')).json());
   assert.equal(manifest.display, 'standalone');
   assert.deepEqual(manifest.icons.map((i) => i.sizes), ['192x192', '512x512', '512x512']);
