@@ -16,7 +16,8 @@
 //
 // URL parameters (for testing and power users): ?backend=auto|webgpu|cpu picks the compute backend,
 // ?tile=N forces the tile side in input pixels; ?mode=, ?size=, ?format=, ?denoise= preset the
-// controls.
+// controls. They win over the settings remembered from an earlier visit (mode, size, fit box,
+// clean-up, format, quality, backend: localStorage `lupa-settings-v1`; "Reset settings" forgets them).
 
 import { LupaError, Upscaler, toLupaError } from './lupa.js';
 import { createCompare } from './compare.js';
@@ -32,7 +33,7 @@ const ui = {
   format: $('format'), qualityBox: $('quality-box'), quality: $('quality'), qualityValue: $('quality-value'),
   ensembleBox: $('ensemble-box'), ensemble: $('ensemble'), ensembleLabel: $('ensemble-label'),
   ensembleHint: $('ensemble-hint'), crop: $('crop'), model: $('model'), backend: $('backend'),
-  update: $('update'), reload: $('reload'), go: $('go'), cancel: $('cancel'), modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'),
+  update: $('update'), reload: $('reload'), resetSettings: $('reset-settings'), go: $('go'), cancel: $('cancel'), modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'),
   queue: $('queue'), zip: $('zip'), progress: $('progress'), status: $('status'), engine: $('engine'),
 };
 
@@ -94,6 +95,42 @@ function applyPresets() {
   for (const [key, el] of [['mode', ui.mode], ['size', ui.size], ['format', ui.format], ['denoise', ui.denoise]]) {
     const value = params.get(key);
     if (value && [...el.options].some((o) => o.value === value)) el.value = value;
+  }
+}
+
+// ---- settings remembered between visits (localStorage; the URL's presets win) ---------------
+
+const SETTINGS_KEY = 'lupa-settings-v1';
+const remembered = () => [['mode', ui.mode], ['size', ui.size], ['fitWidth', ui.fitWidth],
+  ['fitHeight', ui.fitHeight], ['denoise', ui.denoise], ['format', ui.format], ['quality', ui.quality],
+  ['backend', ui.backend]];
+
+/** The settings saved by an earlier visit ({} where there are none or storage is blocked). */
+function savedSettings() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}');
+    return saved && typeof saved === 'object' ? saved : {};
+  } catch {
+    return {};
+  }
+}
+
+function saveSettings() {
+  const settings = Object.fromEntries(remembered().map(([key, el]) => [key, el.value]));
+  try {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
+  } catch {
+    // storage blocked or full: the settings last for this visit only
+  }
+}
+
+/** Puts the saved settings back on the controls (values a control no longer offers are skipped);
+ * the quality only with the format it was chosen for. */
+function restoreSettings(saved) {
+  for (const [key, el] of remembered()) {
+    const value = saved[key];
+    if (typeof value !== 'string' || key === 'quality' || key === 'backend') continue;
+    if (el.tagName !== 'SELECT' || [...el.options].some((o) => o.value === value)) el.value = value;
   }
 }
 
@@ -182,6 +219,30 @@ for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.fo
   el.addEventListener('change', showPlan);
 }
 ui.quality.addEventListener('input', () => { ui.qualityValue.textContent = ui.quality.value; });
+for (const [, el] of remembered()) el.addEventListener('change', saveSettings);
+
+// Reset: the catalogue's defaults, the saved settings forgotten (queued files stay).
+ui.resetSettings.addEventListener('click', () => {
+  try {
+    localStorage.removeItem(SETTINGS_KEY);
+  } catch {
+    // nothing was saved
+  }
+  if (!catalogue) return;
+  ui.mode.value = catalogue.defaultMode;
+  ui.size.value = 'auto';
+  for (const el of [ui.fitWidth, ui.fitHeight, ui.quality]) el.value = el.defaultValue; // the page's
+  ui.denoise.value = 'auto';
+  ui.format.value = catalogue.formats[0].id;
+  ui.model.value = '';
+  resetQuality();
+  describeMode();
+  showPlan();
+  if (ui.backend.value !== 'auto') {
+    ui.backend.value = 'auto';
+    ui.backend.dispatchEvent(new Event('change')); // restarts the engine
+  }
+});
 
 function updateButtons() {
   ui.go.disabled = busy || starting || !queue.items.length || !upscaler;
@@ -389,8 +450,11 @@ async function start(backend) {
   upscaler = created;
   // On a first visit the CPU engine starts first and the WebGPU engine takes over when loaded.
   upscaler.addEventListener('backendchange', showEngine);
+  const saved = savedSettings();
+  restoreSettings(saved);
   applyPresets();
   resetQuality();
+  if (saved.format === ui.format.value && typeof saved.quality === 'string') ui.quality.value = saved.quality;
   describeMode();
   showEngine();
 }
@@ -442,7 +506,8 @@ function offerUpdate(reload) {
 }
 
 async function main() {
-  const backend = params.get('backend') ?? 'auto';
+  const savedBackend = savedSettings().backend;
+  const backend = params.get('backend') ?? (['auto', 'webgpu', 'cpu'].includes(savedBackend) ? savedBackend : 'auto');
   ui.backend.value = backend;
   onLaunchedFiles(addFiles);
   takeSharedFiles(params).then((files) => files.length && addFiles(files), () => {});

@@ -58,6 +58,9 @@ after(async () => {
 // sees every request; embed.test.mjs tests the service worker.
 async function launch(extraArgs) {
   const launched = await launchChromium(profiles, extraArgs, { serviceWorkers: 'block' });
+  // Every page starts from the defaults: no settings remembered from an earlier test's page
+  // (the test of remembered settings uses a context of its own).
+  await launched.addInitScript(() => localStorage.removeItem('lupa-settings-v1'));
   launched.on('request', (r) => requests.push({ url: r.url(), method: r.method(), postData: r.postData() }));
   contexts.push(launched);
   return launched;
@@ -594,6 +597,47 @@ test('crop, fit to a box and save as WebP; AVIF and JPEG too', async () => {
     assert.ok(file.endsWith(format === 'jpeg' ? '.jpg' : '.avif'), file);
     check(bytes);
   }
+  await page.close();
+});
+
+test('settings are remembered between visits, the URL’s presets win, and Reset forgets them', async () => {
+  const own = await launchChromium(profiles, []); // without the other tests' settings wipe
+  contexts.push(own);
+  const page = await own.newPage();
+  const ready = () => page.waitForSelector('body[data-state="ready"]', { timeout: 5 * 60 * 1000 });
+  const values = () => page.evaluate(() => Object.fromEntries(['mode', 'size', 'denoise', 'format', 'quality', 'backend']
+    .map((id) => [id, document.getElementById(id).value])));
+  await page.goto(`${base}/`);
+  await ready();
+  const defaults = await values();
+  assert.equal(defaults.mode, 'smart');
+  await page.selectOption('#mode', 'precision');
+  await page.selectOption('#size', '3');
+  await page.selectOption('#denoise', '2');
+  await page.selectOption('#format', 'jpeg');
+  await page.$eval('#quality', (q) => { q.value = '70'; q.dispatchEvent(new Event('change')); });
+  await page.click('summary');
+  await page.selectOption('#backend', 'cpu');
+  await ready();
+  const chosen = { mode: 'precision', size: '3', denoise: '2', format: 'jpeg', quality: '70', backend: 'cpu' };
+  assert.deepEqual(await values(), chosen);
+
+  await page.reload();
+  await ready();
+  assert.deepEqual(await values(), chosen, 'a new visit starts with the settings of the last');
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'cpu');
+
+  await page.goto(`${base}/?mode=creative`);
+  await ready();
+  assert.deepEqual(await values(), { ...chosen, mode: 'creative' }, 'the URL preset wins, the rest remembered');
+
+  await page.click('summary');
+  await page.click('#reset-settings');
+  await ready();
+  assert.deepEqual(await values(), { ...defaults, backend: 'auto' });
+  await page.goto(`${base}/`);
+  await ready();
+  assert.deepEqual(await values(), { ...defaults, backend: 'auto' }, 'Reset forgets the saved settings');
   await page.close();
 });
 
