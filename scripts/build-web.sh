@@ -2,11 +2,11 @@
 # Builds the web app with Trunk, offline (see Trunk.toml).
 #
 #   scripts/build-web.sh          the release build into dist/: what run.sh serves and what a site
-#                                 deploys. The engine in Cargo's `web-release` profile (opt-level s,
-#                                 fat LTO, one codegen unit), then stripped by wasm-opt from npm's
-#                                 binaryen (tests/browser/package.json; Debian's wasm-opt 108
-#                                 predates the wasm features Rust emits and produces a module that
-#                                 fails to load).
+#                                 deploys. The engines in Cargo's `web-release` profile (opt-level s
+#                                 but 3 for the CPU kernels, fat LTO, one codegen unit), then
+#                                 stripped by wasm-opt from npm's binaryen (tests/browser/
+#                                 package.json; Debian's wasm-opt 108 predates the wasm features
+#                                 Rust emits and produces a module that fails to load).
 #   scripts/build-web.sh --dev    the development build into dist-dev/: the shared dev profile,
 #                                 quick to rebuild; the browser tests' app build.
 #

@@ -33,8 +33,8 @@ const ui = {
   format: $('format'), qualityBox: $('quality-box'), quality: $('quality'), qualityValue: $('quality-value'),
   ensembleBox: $('ensemble-box'), ensemble: $('ensemble'), ensembleLabel: $('ensemble-label'),
   ensembleHint: $('ensemble-hint'), crop: $('crop'), model: $('model'), backend: $('backend'),
-  update: $('update'), reload: $('reload'), resetSettings: $('reset-settings'), go: $('go'), cancel: $('cancel'), modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'),
-  queue: $('queue'), zip: $('zip'), progress: $('progress'), status: $('status'), engine: $('engine'),
+  update: $('update'), reload: $('reload'), resetSettings: $('reset-settings'), go: $('go'), cancel: $('cancel'),
+  modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'), queue: $('queue'), zip: $('zip'), progress: $('progress'), status: $('status'), engine: $('engine'),
 };
 
 const compare = createCompare({
@@ -228,13 +228,9 @@ ui.resetSettings.addEventListener('click', () => {
   } catch {
     // nothing was saved
   }
-  if (!catalogue) return;
-  ui.mode.value = catalogue.defaultMode;
-  ui.size.value = 'auto';
+  if (!catalogue || !upscaler) return;
+  fillControls(upscaler.index); // the selects as a first start makes them
   for (const el of [ui.fitWidth, ui.fitHeight, ui.quality]) el.value = el.defaultValue; // the page's
-  ui.denoise.value = 'auto';
-  ui.format.value = catalogue.formats[0].id;
-  ui.model.value = '';
   resetQuality();
   describeMode();
   showPlan();

@@ -357,15 +357,7 @@ export class Upscaler extends EventTarget {
     const start = await this.#startPlan();
     const worker = engineWorker(this.#base);
     let started = false;
-    worker.onmessage = ({ data }) => this.#onMessage(worker, data);
-    worker.onerror = (e) => {
-      e.preventDefault();
-      const what = started ? 'the engine crashed' : 'the engine failed to start';
-      this.#replaceWorker(worker, new LupaError('backend', `${what}: ${e.message || 'worker error'}`));
-    };
-    worker.onmessageerror = () => {
-      this.#replaceWorker(worker, new LupaError('backend', 'the engine sent a message that cannot be read'));
-    };
+    this.#listen(worker, () => (started ? 'the engine crashed' : 'the engine failed to start'));
     this.#worker = worker;
     this.#loaded = new Set();
     try {
@@ -438,20 +430,26 @@ export class Upscaler extends EventTarget {
     this.#spare = null;
     this.#replaceWorker(this.#worker, new LupaError('backend', 'the WebGPU engine took over'));
     const { worker } = spare;
-    worker.onmessage = ({ data }) => this.#onMessage(worker, data);
-    worker.onerror = (e) => {
-      e.preventDefault();
-      this.#replaceWorker(worker, new LupaError('backend', `the engine crashed: ${e.message || 'worker error'}`));
-    };
-    worker.onmessageerror = () => {
-      this.#replaceWorker(worker, new LupaError('backend', 'the engine sent a message that cannot be read'));
-    };
+    this.#listen(worker, () => 'the engine crashed');
     this.#worker = worker;
     this.#loaded = new Set();
     this.#fullEngine = true;
     const { info } = spare.ready;
     this.backend = { ...info, engines: 1, reason: `${info.reason}; the CPU engine ran until this engine had loaded` };
     this.dispatchEvent(new Event('backendchange'));
+  }
+
+  /** Routes `worker`'s messages to #onMessage; an error event or an unreadable message replaces
+   * it (`what()` names an error event: a crash, or a failed start). */
+  #listen(worker, what) {
+    worker.onmessage = ({ data }) => this.#onMessage(worker, data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#replaceWorker(worker, new LupaError('backend', `${what()}: ${e.message || 'worker error'}`));
+    };
+    worker.onmessageerror = () => {
+      this.#replaceWorker(worker, new LupaError('backend', 'the engine sent a message that cannot be read'));
+    };
   }
 
   #dropSpare() {

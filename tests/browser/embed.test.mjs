@@ -19,7 +19,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createStaticServer } from '../../scripts/static-server.mjs';
 import {
-  ARTIFACTS, PHOTO, ROOT, UPSCALE_TIMEOUT, cliReference, decodePng, download, launchChromium, psnr, runQueue,
+  ARTIFACTS, PHOTO, ROOT, cliReference, decodePng, download, launchChromium, psnr, runQueue,
 } from './support.mjs';
 
 const DIST = path.resolve(process.env.LUPA_RELEASE_DIST ?? path.join(ROOT, 'dist'));
@@ -50,8 +50,8 @@ async function listen(server, host, port = 0) {
   return `http://${host}:${server.address().port}`;
 }
 
-async function launch(options = {}) {
-  const context = await launchChromium(profiles, [], options);
+async function launch(options = {}, args = []) {
+  const context = await launchChromium(profiles, args, options);
   contexts.push(context);
   return context;
 }
@@ -106,8 +106,7 @@ async function firstVisit(context) {
 test('the release build’s first visit downloads at most 3 MB gzipped before it can upscale; WebGPU takes over after', async () => {
   const report = {};
   for (const [label, args] of [['without WebGPU', []], ['with WebGPU', ['--enable-unsafe-webgpu']]]) {
-    const context = await launchChromium(profiles, args, { serviceWorkers: 'block' });
-    contexts.push(context);
+    const context = await launch({ serviceWorkers: 'block' }, args);
     const { page, files, total } = await firstVisit(context);
     report[label] = { files, total };
     console.log(`first load ${label} (release build), bytes raw / gzip -9:`);
