@@ -4,6 +4,7 @@
 //   lupa.js     the engine bridge (worker, weights, errors)
 //   queue.js    the rows of queued files
 //   compare.js  the before/after comparison of the selected result
+//   crop.js     the crop editor of one queued file (each file has its own crop)
 //   install.js  the service worker (offline, updates), shared and opened files
 //
 // Network: only same-origin files are fetched (models/index.json and the weights, by lupa.js); the
@@ -22,6 +23,7 @@
 import { LupaError, Upscaler, toLupaError } from './lupa.js';
 import { createCompare } from './compare.js';
 import { createQueue } from './queue.js';
+import { createCropper } from './crop.js';
 import { onLaunchedFiles, registerServiceWorker, takeSharedFiles } from './install.js';
 
 const $ = (id) => document.getElementById(id);
@@ -32,7 +34,7 @@ const ui = {
   fitBox: $('fit-box'), fitWidth: $('fit-width'), fitHeight: $('fit-height'), denoise: $('denoise'),
   format: $('format'), qualityBox: $('quality-box'), quality: $('quality'), qualityValue: $('quality-value'),
   ensembleBox: $('ensemble-box'), ensemble: $('ensemble'), ensembleLabel: $('ensemble-label'),
-  ensembleHint: $('ensemble-hint'), crop: $('crop'), model: $('model'), backend: $('backend'),
+  ensembleHint: $('ensemble-hint'), model: $('model'), backend: $('backend'), eta: $('eta'),
   update: $('update'), reload: $('reload'), resetSettings: $('reset-settings'), go: $('go'), cancel: $('cancel'),
   modeInfo: $('mode-info'), plan: $('plan'), queueBox: $('queue-box'), queue: $('queue'), zip: $('zip'), progress: $('progress'), status: $('status'), engine: $('engine'),
 };
@@ -42,7 +44,8 @@ const compare = createCompare({
   beforeClip: $('before-clip'), divider: $('divider'), slider: $('slider'), zoom: $('zoom'),
   download: $('download'), previewNote: $('preview-note'),
 });
-const queue = createQueue(ui.queue, { onSelect: select });
+const queue = createQueue(ui.queue, { onSelect: select, onCrop: editCrop, onRetry: retry, onRemove: remove });
+const cropper = createCropper($('crop-box'), { onChange: cropChanged });
 
 /** @type {Upscaler | null} */
 let upscaler = null;
@@ -164,21 +167,19 @@ function jobRequest(item) {
   if (ui.denoise.value !== 'auto') request.denoise = Number(ui.denoise.value);
   if (chosenFormat()?.quality != null) request.quality = Number(ui.quality.value);
   if (chosenMode()?.ensemble && ui.ensemble.checked) request.ensemble = true;
-  const crop = ui.crop.value.trim();
-  if (crop && item === queue.items[0]) {
-    const numbers = crop.split(',').map((v) => Number(v.trim()));
-    if (numbers.length !== 4 || numbers.some((n) => !Number.isInteger(n) || n < 0)) {
-      throw new LupaError('bad-input', 'crop must be four whole numbers: x, y, width, height');
-    }
-    request.crop = numbers;
-  }
+  if (item.crop) request.crop = [...item.crop];
   return request;
 }
 
-/** Asks the engine what the first queued file's job would do and shows it (Smart's choice too). */
+/** The file the plan line is about: the one being cropped, else the next to run, else the first. */
+function planned() {
+  return cropper.item ?? queue.items.find((i) => i.status !== 'done') ?? queue.items[0];
+}
+
+/** Asks the engine what the planned file's job would do and shows it (Smart's choice too). */
 async function showPlan() {
   describeMode();
-  const item = queue.items[0];
+  const item = planned();
   if (!item) {
     ui.plan.textContent = ''; // nothing queued: no plan to show
     for (const key of ['mode', 'content', 'models', 'errorKind']) delete ui.plan.dataset[key];
@@ -215,7 +216,7 @@ function showPlanError(error) {
 
 ui.format.addEventListener('change', resetQuality); // before showPlan, which reads the quality
 for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.format, ui.quality, ui.ensemble,
-  ui.crop, ui.model]) {
+  ui.model]) {
   el.addEventListener('change', showPlan);
 }
 ui.quality.addEventListener('input', () => { ui.qualityValue.textContent = ui.quality.value; });
@@ -244,7 +245,7 @@ function updateButtons() {
   ui.go.disabled = busy || starting || !queue.items.length || !upscaler;
   ui.cancel.hidden = !busy;
   for (const el of [ui.mode, ui.size, ui.fitWidth, ui.fitHeight, ui.denoise, ui.format, ui.quality, ui.ensemble,
-    ui.crop, ui.model, ui.backend]) {
+    ui.model, ui.backend]) {
     el.disabled = busy || (starting && el === ui.backend);
   }
   ui.zip.hidden = busy || queue.items.filter((i) => i.result).length < 2;
@@ -252,13 +253,15 @@ function updateButtons() {
 
 // ---- input ----------------------------------------------------------------------------------
 
+/** Queues `files`; while a batch runs they join it (it runs every queued file before it ends). */
 async function addFiles(files) {
   const images = [...files].filter(Boolean);
-  if (!images.length || busy) return;
+  if (!images.length) return;
   // Finished batches are replaced by the new files; unfinished ones are added to.
-  if (queue.items.length && queue.items.every((i) => i.status === 'done')) {
+  if (!busy && queue.items.length && queue.items.every((i) => i.status === 'done')) {
     queue.clear();
     compare.hide();
+    cropper.close();
   }
   let unreadable = null;
   for (const file of images) {
@@ -268,15 +271,56 @@ async function addFiles(files) {
       unreadable = new LupaError('bad-input', `cannot read ${file.name || 'the pasted image'}: ${e.message}`);
     }
   }
+  showQueue();
+  if (unreadable) showError(unreadable);
+  else if (busy) return; // the batch's status line stays
+  else if (upscaler && !starting) setState('ready', 'Ready: press Upscale.');
+  showPlan();
+}
+
+/** The queue box, the files line and the buttons, after files came or went. */
+function showQueue() {
   ui.queueBox.hidden = !queue.items.length;
   const total = queue.items.reduce((n, i) => n + i.bytes.byteLength, 0);
   ui.fileInfo.textContent = queue.items.length === 1
     ? `${queue.items[0].name}, ${(total / 1024).toFixed(0)} KB`
-    : `${queue.items.length} files, ${(total / 1024).toFixed(0)} KB`;
+    : queue.items.length ? `${queue.items.length} files, ${(total / 1024).toFixed(0)} KB` : '';
   updateButtons();
-  if (unreadable) showError(unreadable);
-  else if (upscaler && !starting) setState('ready', 'Ready: press Upscale.');
+}
+
+/** A failed or cancelled row runs again: at once, or after the running batch's other files. */
+function retry(item) {
+  queue.setState(item, 'queued', 'Queued');
+  if (!busy) upscaleAll();
+}
+
+/** Removes a row (not the one running: Cancel stops that). */
+function remove(item) {
+  if (item.status === 'busy') return;
+  if (cropper.item === item) cropper.close();
+  if (queue.selected === item) compare.hide();
+  queue.remove(item);
+  showQueue();
+  if (!busy && !queue.items.length && upscaler && !starting) setState('ready', 'Ready: drop, paste or choose images.');
   showPlan();
+}
+
+function editCrop(item) {
+  cropper.edit(item);
+  showPlan();
+}
+
+// While a crop is dragged the plan line follows, one plan at a time (the engine plans in ms).
+let cropPlan = null;
+function cropChanged(item) {
+  queue.setCrop(item);
+  // A finished file with a new crop runs again on the next Upscale (its result stays till then).
+  if (item.status === 'done') queue.setState(item, 'queued', 'Queued again: the crop changed.');
+  if (cropPlan) return;
+  cropPlan = requestAnimationFrame(() => {
+    cropPlan = null;
+    showPlan();
+  });
 }
 
 ui.file.addEventListener('change', () => { addFiles(ui.file.files); ui.file.value = ''; });
@@ -287,6 +331,13 @@ ui.drop.addEventListener('drop', (e) => {
   ui.drop.classList.remove('over');
   addFiles(e.dataTransfer.files);
 });
+// The drop zone from the keyboard: Enter or Space opens the file chooser.
+ui.drop.addEventListener('keydown', (e) => {
+  if ((e.key === 'Enter' || e.key === ' ') && e.target === ui.drop) {
+    e.preventDefault();
+    ui.file.click();
+  }
+});
 document.addEventListener('paste', (e) => {
   const files = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith('image/'));
   if (files.length) addFiles(files);
@@ -294,14 +345,37 @@ document.addEventListener('paste', (e) => {
 
 // ---- upscale --------------------------------------------------------------------------------
 
+// ---- time left: from the tiles done so far, and before the first from the last job's rate ----
+
+/** Seconds per output megapixel measured by the jobs done so far, per backend and models. */
+const rates = new Map();
+const rateKey = (models) => `${upscaler?.backend?.backend}|${models.join(',')}`;
+
+/** "about 12 s left", "about 3 min left". */
+function timeLeft(seconds) {
+  if (seconds < 1) return 'under a second left';
+  if (seconds < 90) return `about ${Math.round(seconds)} s left`;
+  return `about ${Math.round(seconds / 60)} min left`;
+}
+
+function showEta(item, text) {
+  ui.eta.textContent = text;
+  item.eta = text;
+}
+
 function onProgress(item, event) {
   if (batch?.signal.aborted) return; // "Cancelling…" stays
   if (event.phase === 'planned') {
+    item.job = { plan: event.plan, start: null };
     queue.setStatus(item, event.plan.explanation);
-    if (item === queue.items[0]) {
+    if (item === planned()) {
       planSeq += 1; // the plan of what runs replaces any the controls asked for
       showPlanLine(event.plan);
     }
+    // Before its first tile, a file's time left comes from the rate of the last such job.
+    const [w, h] = event.plan.output;
+    const rate = rates.get(rateKey(event.plan.models));
+    showEta(item, rate ? `${timeLeft(rate * (w * h) / 1e6)} (from the last job)` : '');
   } else if (event.phase === 'weights') {
     const { model, from } = event;
     setState('loading', from === 'cache'
@@ -314,10 +388,20 @@ function onProgress(item, event) {
     ui.progress.dataset.done = done;
     ui.progress.dataset.total = total;
     ui.progress.dataset.pass = pass;
-    queue.setProgress(item, pass * total + done, total * passes);
+    const units = pass * total + done;
+    const all = total * passes;
+    queue.setProgress(item, units, all);
+    // The clock starts at the first tile report (the weights are loaded by then).
+    const now = performance.now();
+    const job = item.job ?? (item.job = { plan: null, start: null });
+    if (job.start === null) job.start = { at: now, units };
+    else if (units > job.start.units) {
+      const perUnit = (now - job.start.at) / 1000 / (units - job.start.units);
+      showEta(item, timeLeft(perUnit * (all - units)));
+    }
     const of = passes > 1 ? `pass ${pass + 1} of ${passes}, ` : '';
     const text = `Upscaling ${item.name}: ${of}tile ${done} of ${total}`;
-    queue.setStatus(item, text);
+    queue.setStatus(item, item.eta ? `${text}, ${item.eta}` : text);
     setState('busy', text);
   }
 }
@@ -325,6 +409,7 @@ function onProgress(item, event) {
 async function processItem(item, signal) {
   queue.setState(item, 'busy', 'Planning…');
   setState('busy', `Upscaling ${item.name}…`);
+  showEta(item, '');
   const request = jobRequest(item);
   const tile = Number(params.get('tile') ?? 0);
   const done = await upscaler.upscale(item.bytes, request, { signal, tile, onProgress: (e) => onProgress(item, e) });
@@ -335,21 +420,29 @@ async function processItem(item, signal) {
     crop: request.crop ?? null,
     filename: `${stem}_${done.width}x${done.height}.${done.extension}`,
   });
+  showEta(item, '');
+  const megapixels = (done.width * done.height) / 1e6;
+  const perMegapixel = done.ms / 1000 / megapixels;
+  rates.set(rateKey(done.plan.models), perMegapixel);
   // Workers share tiles: a one-tile job ran on one.
   const cpu = done.engines > 1 && done.tiles > 1 ? `the CPU (${done.engines} workers)` : 'the CPU';
   const gpu = done.engineFailed ? 'WebGPU, then the CPU' : 'WebGPU'; // the explanation says why
   const where = upscaler.backend.backend === 'webgpu' ? gpu : cpu;
   const tiles = done.tiles === 1 ? '1 tile' : `${done.tiles} tiles`;
-  queue.setState(item, 'done',
-    `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s on ${where}, ${tiles}. ${done.explanation}`);
+  const rate = perMegapixel >= 0.1 ? perMegapixel.toFixed(1) : perMegapixel.toFixed(2);
+  queue.setState(item, 'done', `Done: ${done.width}×${done.height} in ${(done.ms / 1000).toFixed(1)} s `
+    + `(${rate} s per output megapixel) on ${where}, ${tiles}. ${done.explanation}`);
 }
 
+/** Runs every queued file, in order, files added while it runs too; when all are done, all of
+ * them again (with the current settings). A failed file says why and the rest go on. */
 async function upscaleAll() {
   if (busy || !upscaler) return;
-  // Files not done yet; when all are done, all of them again (with the current settings).
-  let todo = queue.items.filter((i) => i.status !== 'done');
-  if (!todo.length) todo = [...queue.items];
-  if (!todo.length) return;
+  const waiting = queue.items.filter((i) => i.status !== 'done');
+  for (const item of waiting.length ? waiting : queue.items) {
+    if (item.status !== 'queued') queue.setState(item, 'queued', 'Queued');
+  }
+  if (!queue.items.length) return;
   busy = true;
   batch = new AbortController();
   const { signal } = batch;
@@ -358,19 +451,22 @@ async function upscaleAll() {
   ui.progress.value = 0;
   for (const key of ['done', 'total', 'pass']) delete ui.progress.dataset[key];
   const failures = [];
+  const ran = [];
   let finished = 0;
   let cancelled = false;
   try {
-    for (const item of todo) {
+    for (let item; (item = queue.items.find((i) => i.status === 'queued'));) {
       if (signal.aborted) {
         cancelled = true;
         break;
       }
+      ran.push(item);
       try {
+        if (cropper.item === item) cropper.close();
         await processItem(item, signal);
         finished += 1;
         const shown = queue.selected;
-        if (!shown || shown === item || shown.status !== 'done' || todo.length === 1) select(item);
+        if (!shown || shown === item || !shown.result || ran.length === 1) select(item);
       } catch (e) {
         const error = toLupaError(e);
         if (error.kind === 'cancelled') {
@@ -384,16 +480,17 @@ async function upscaleAll() {
     }
     const [first] = failures;
     if (cancelled) setState('cancelled', 'Cancelled.');
-    else if (first && todo.length === 1) setState('error', `Error: ${first.message}`, first.kind);
-    else if (first) setState('error', `${failures.length} of ${todo.length} files failed; ${finished} done.`, first.kind);
-    else if (todo.length === 1) setState('done', todo[0].row.querySelector('.item-status').textContent);
-    else setState('done', `All ${todo.length} files done.`);
+    else if (first && ran.length === 1) setState('error', `Error: ${first.message}`, first.kind);
+    else if (first) setState('error', `${failures.length} of ${ran.length} files failed; ${finished} done.`, first.kind);
+    else if (ran.length === 1) setState('done', ran[0].row.querySelector('.item-status').textContent);
+    else setState('done', `All ${ran.length} files done.`);
   } catch (e) {
     showError(e);
   } finally {
     busy = false;
     batch = null;
     ui.progress.hidden = true;
+    ui.eta.textContent = '';
     showEngine(); // a crashed engine is started again, perhaps differently
     updateButtons();
   }

@@ -48,7 +48,9 @@ export interface BackendInfo {
 }
 
 export type ModeId = 'smart' | 'precision' | 'creative' | 'maximum-detail' | 'illustration';
-export type FormatId = 'png' | 'jpeg' | 'webp' | 'avif' | 'bmp';
+/** 'webp' is lossless (the engine's encoder); 'webp-lossy' is the browser's own encoder
+ * (OffscreenCanvas.convertToBlob; sRGB, no metadata; offered where the browser has it). */
+export type FormatId = 'png' | 'jpeg' | 'webp' | 'webp-lossy' | 'avif' | 'bmp';
 
 /** The modes, sizes, clean-up levels and formats the engine offers: the page is built from it. */
 export interface Catalogue {

@@ -27,6 +27,9 @@
 import { LupaError, cancelled, toLupaError } from './errors.js';
 import { HelperPool, MIN_HANG_MS, engineCount, engineWorker, stuckAfter } from './pool.js';
 import { loadWeights } from './weights.js';
+import {
+  BROWSER_DECODED, LOSSY_WEBP, browserDecoded, encodeLossyWebp, engineRequest, hasLossyWebp, lossyQuality,
+} from './browser-codecs.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
 
@@ -132,7 +135,7 @@ export class Upscaler extends EventTarget {
    */
   async plan(input, request, { signal } = {}) {
     const bytes = await toBuffer(input);
-    return this.#plan(bytes, request, signal);
+    return (await this.#readAndPlan(bytes, request, signal)).plan;
   }
 
   /**
@@ -154,13 +157,38 @@ export class Upscaler extends EventTarget {
    * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
    * @returns {Promise<UpscaleResult>}
    */
-  async upscale(input, request, { signal, onProgress, tile = 0, ...hooks } = {}) {
-    const bytes = await toBuffer(input);
-    const plan = await this.#plan(bytes.slice(0), request, signal);
+  async upscale(input, request, options = {}) {
+    if (request?.format !== LOSSY_WEBP.id) return this.#upscale(input, request, options);
+    const quality = lossyQuality(request);
+    return encodeLossyWebp(await this.#upscale(input, request, options), quality);
+  }
+
+  async #upscale(input, request, { signal, onProgress, tile = 0, ...hooks } = {}) {
+    const read = await this.#readAndPlan(await toBuffer(input), request, signal);
+    const { bytes, plan } = read;
     onProgress?.({ phase: 'planned', plan });
+    if (read.browserDecoded) {
+      const done = await this.#upscaleRead(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+      return { ...done, explanation: `${BROWSER_DECODED} ${done.explanation}` };
+    }
+    return this.#upscaleRead(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+  }
+
+  /** Plans the job; a file in a format the engine does not read, the browser decodes (to PNG). */
+  async #readAndPlan(bytes, request, signal) {
+    try {
+      return { bytes, plan: await this.#plan(bytes.slice(0), request, signal), browserDecoded: false };
+    } catch (e) {
+      const png = await browserDecoded(bytes, e);
+      const plan = await this.#plan(png.slice(0), request, signal);
+      return { bytes: png, plan: { ...plan, explanation: `${BROWSER_DECODED} ${plan.explanation}` }, browserDecoded: true };
+    }
+  }
+
+  async #upscaleRead(bytes, plan, request, { signal, onProgress, tile = 0, ...hooks }) {
     const again = this.backend?.backend === 'webgpu' ? bytes.slice(0) : null;
     try {
-      return await this.#run(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+      return await this.#run(bytes, plan, engineRequest(request), { signal, onProgress, tile, ...hooks });
     } catch (e) {
       const error = toLupaError(e);
       if (!again || error.kind !== 'backend' || !error.message.startsWith('the engine crashed')) throw error;
@@ -169,7 +197,7 @@ export class Upscaler extends EventTarget {
       const why = crashReason(error.message);
       await this.restart('cpu');
       this.backend = { ...this.backend, reason: `The GPU engine crashed during a job (${why})` };
-      const done = await this.#run(again, plan, request, { signal, onProgress });
+      const done = await this.#run(again, plan, engineRequest(request), { signal, onProgress });
       const explanation = `${done.explanation} The GPU engine crashed (${why}): the job ran again on the CPU.`;
       return { ...done, explanation, engineFailed: true };
     }
@@ -276,8 +304,11 @@ export class Upscaler extends EventTarget {
   // ---- jobs -----------------------------------------------------------------------------------
 
   async #plan(bytes, request, signal) {
-    const { plan } = await this.#request({ type: 'plan', input: bytes, request }, { transfer: [bytes], signal });
-    return plan;
+    const lossy = request?.format === LOSSY_WEBP.id;
+    if (lossy) lossyQuality(request);
+    const { plan } = await this.#request({ type: 'plan', input: bytes, request: engineRequest(request) },
+      { transfer: [bytes], signal });
+    return lossy ? { ...plan, extension: 'webp' } : plan;
   }
 
   /** Loads model `id` into the current engine unless it is there. */
@@ -367,7 +398,7 @@ export class Upscaler extends EventTarget {
       const engines = info.backend === 'cpu' ? engineCount(this.#workers) : 1;
       this.#pool = engines > 1 ? new HelperPool(this.#base, this.#indexText, engines - 1) : null;
       this.backend = { ...info, engines, reason: start.reason ?? info.reason };
-      this.catalogue = catalogue;
+      this.catalogue = withBrowserFormats(catalogue);
       if (start.backend !== 'cpu') this.#fullEngine = true;
       started = true;
       // After this start's callers have gone on (a page says Ready and may start a job).
@@ -567,6 +598,15 @@ export class Upscaler extends EventTarget {
 }
 
 const disposedError = () => new LupaError('backend', 'the upscaler was disposed');
+
+/** The engine's catalogue and the formats the browser encodes itself (lossy WebP, after WebP). */
+function withBrowserFormats(catalogue) {
+  if (!hasLossyWebp() || catalogue.formats.some((f) => f.id === LOSSY_WEBP.id)) return catalogue;
+  const formats = [...catalogue.formats];
+  const at = formats.findIndex((f) => f.id === 'webp');
+  formats.splice(at < 0 ? formats.length : at + 1, 0, { ...LOSSY_WEBP });
+  return { ...catalogue, formats };
+}
 
 /** Why this browser cannot run WebGPU (one phrase), or null when it has an adapter. */
 async function missingWebGPU() {

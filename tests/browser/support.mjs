@@ -94,3 +94,44 @@ export async function download(page, selector = '#download') {
   await file.saveAs(saved);
   return [file.suggestedFilename(), fs.readFileSync(saved)];
 }
+
+/**
+ * The app's development build (dist-dev/, or $LUPA_DIST) served locally, with Chromium on the CPU
+ * backend by default, for the test files of one feature each:
+ *
+ *   const app = await serveApp();          // in before()
+ *   const page = await app.open('cpu', '&mode=precision'); // waits until the engine is ready
+ *   await app.close();                     // in after()
+ */
+export async function serveApp({ args = [], dist = process.env.LUPA_DIST ?? path.join(ROOT, 'dist-dev') } = {}) {
+  const { createStaticServer } = await import('../../scripts/static-server.mjs');
+  assert.ok(fs.existsSync(path.join(dist, 'index.html')), `no build in ${dist} (run scripts/build-web.sh --dev)`);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const server = createStaticServer(dist);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const profiles = [];
+  const context = await launchChromium(profiles, args, { serviceWorkers: 'block' });
+  await context.addInitScript(() => localStorage.removeItem('lupa-settings-v1'));
+  return {
+    base,
+    context,
+    /** Opens the app on `backend` (URL parameters in `extra`) and waits until it is ready. */
+    async open(backend = 'cpu', extra = '') {
+      const page = await context.newPage();
+      page.logs = [];
+      page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
+      await page.goto(`${base}/?backend=${backend}${extra}`);
+      await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: 5 * 60 * 1000 });
+      assert.equal(await page.getAttribute('body', 'data-state'), 'ready',
+        `engine did not start: ${await page.textContent('#status')}\n${page.logs.join('\n')}`);
+      return page;
+    },
+    async close() {
+      await context.close();
+      server.close();
+      for (const p of profiles) fs.rmSync(p, { recursive: true, force: true });
+    },
+  };
+}

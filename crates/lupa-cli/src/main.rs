@@ -50,7 +50,7 @@ struct UpscaleArgs {
     #[arg(required = true)]
     inputs: Vec<String>,
     /// Output file (one input) or directory (several). The extension picks the format: .png, .jpg,
-    /// .webp (lossless), .avif or .bmp.
+    /// .webp (lossless; lossy with --quality), .avif or .bmp.
     #[arg(short, long)]
     output: PathBuf,
     #[arg(long, default_value = "precision", value_parser = parse_mode, help = mode_help(false),
@@ -73,7 +73,8 @@ struct UpscaleArgs {
     #[arg(long, value_parser = upscale::parse_crop, value_name = "X,Y,W,H")]
     crop: Option<lupa_core::tiling::Rect>,
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100), help = format!(
-        "JPEG or AVIF quality, 1-100 [default: {} for JPEG, {} for AVIF]",
+        "JPEG, AVIF or lossy WebP quality, 1-100 (a .webp output with a quality is lossy) [default: {} \
+         for JPEG, {} for AVIF]",
         codec::DEFAULT_JPEG_QUALITY,
         codec::DEFAULT_AVIF_QUALITY
     ))]

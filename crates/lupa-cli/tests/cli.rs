@@ -269,6 +269,31 @@ fn crop_fit_and_webp_in_one_go() {
     assert!(psnr > 28.0, "the crop came from elsewhere: {psnr:.1} dB");
 }
 
+/// `.webp` with `--quality` is lossy WebP (libwebp): a VP8 file, smaller than the lossless one
+/// and close to it.
+#[test]
+fn webp_with_a_quality_is_lossy() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_128.png");
+    let lossless = dir.path().join("lossless.webp");
+    let lossy = dir.path().join("lossy.webp");
+    upscale_ok(&input, &lossless, &["--scale", "2"]);
+    upscale_ok(&input, &lossy, &["--scale", "2", "--quality", "80"]);
+    let (lossless_bytes, lossy_bytes) = (std::fs::read(&lossless).unwrap(), std::fs::read(&lossy).unwrap());
+    assert_eq!(&lossless_bytes[12..16], b"VP8L");
+    assert_eq!(&lossy_bytes[12..16], b"VP8 ");
+    assert!(
+        lossy_bytes.len() * 2 < lossless_bytes.len(),
+        "{} vs {} bytes",
+        lossy_bytes.len(),
+        lossless_bytes.len()
+    );
+    let (a, b) = (image::open(&lossless).unwrap().to_rgb8(), image::open(&lossy).unwrap().to_rgb8());
+    assert_eq!(b.dimensions(), (256, 256));
+    let psnr = lupa_core::metrics::psnr_y(&a, &b, 0).unwrap();
+    assert!(psnr > 30.0, "lossy WebP at 80 against the lossless result: {psnr:.1} dB");
+}
+
 #[test]
 fn transparency_and_orientation_survive() {
     let dir = tempfile::tempdir().unwrap();

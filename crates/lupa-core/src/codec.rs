@@ -6,7 +6,7 @@
 //!   orientation to the pixels, and keeps the ICC profile and the EXIF block with its orientation
 //!   tag reset to "normal", so the rotation happens exactly once.
 //! - **Encoding** writes PNG (8/16-bit, alpha), JPEG (8-bit, no alpha, quality 1–100), WebP
-//!   (lossless, 8-bit, alpha), AVIF (8-bit, alpha, quality 1–100; encode only, by the pure-Rust
+//!   (lossless, 8-bit, alpha; natively also lossy at quality 1–100, by libwebp), AVIF (8-bit, alpha, quality 1–100; encode only, by the pure-Rust
 //!   `ravif`/`rav1e`, which also runs in wasm) or BMP, converting the colour type only as far as the format needs, and
 //!   carries the ICC profile and EXIF over where the format can hold them (see
 //!   [`OutputFormat::keeps`]). The pixels are never colour-converted: they stay in the source's
@@ -234,6 +234,13 @@ pub enum OutputFormat {
     },
     /// WebP, lossless (the `image` crate's encoder); 8-bit; alpha kept.
     WebP,
+    /// WebP, lossy (VP8, alpha lossless) at `quality` (1–100), encoded by libwebp through the
+    /// `webp` crate; 8-bit; alpha kept. Native builds only: the web app encodes lossy WebP with
+    /// the browser's own encoder (web/browser-codecs.js), so the wasm engines refuse it.
+    WebPLossy {
+        /// 1 (smallest) to 100 (best).
+        quality: u8,
+    },
     /// AVIF at `quality` (1–100), encoded by `ravif`/`rav1e` (pure Rust) at speed 6; 8-bit;
     /// alpha kept.
     Avif {
@@ -248,21 +255,38 @@ pub enum OutputFormat {
 pub const DEFAULT_JPEG_QUALITY: u8 = 90;
 /// AVIF quality when none is given (`cavif`'s default).
 pub const DEFAULT_AVIF_QUALITY: u8 = 80;
+/// Lossy WebP quality when none is given: the web app's (and Chrome's `convertToBlob`) default.
+pub const DEFAULT_WEBP_QUALITY: u8 = 80;
+/// The largest side a WebP file holds (its header stores width and height in 14 bits).
+pub const WEBP_MAX_SIDE: u32 = 16_383;
 /// rav1e speed, 1 (slowest, smallest) to 10: 6 keeps a 4-megapixel result to seconds natively.
 const AVIF_SPEED: u8 = 6;
 
 impl OutputFormat {
-    /// The format for a file extension (`png`, `jpg`/`jpeg`, `webp`, `avif`, `bmp`; any case).
-    /// `quality` applies to JPEG and AVIF; for lossless formats it must be `None`.
+    /// The format for a file extension (`png`, `jpg`/`jpeg`, `webp`, `avif`, `bmp`; any case) or
+    /// a request's format id ([`OutputFormat::name`], e.g. `webp-lossy`). `quality` applies to
+    /// JPEG, AVIF and lossy WebP: natively, `webp` with a quality is lossy WebP, without one
+    /// lossless; for the other lossless formats it must be `None`.
     ///
     /// # Errors
-    /// [`LupaError::BadInput`] for an unknown extension, a quality out of 1–100, or a quality for a
-    /// lossless format.
+    /// [`LupaError::BadInput`] for an unknown extension, a quality out of 1–100, a quality for a
+    /// lossless format, or lossy WebP in a wasm engine (the web app encodes it in the browser).
     pub fn from_extension(extension: &str, quality: Option<u8>) -> Result<Self> {
         let format = match extension.to_ascii_lowercase().as_str() {
             "png" => Self::Png,
             "jpg" | "jpeg" => Self::Jpeg { quality: quality.unwrap_or(DEFAULT_JPEG_QUALITY) },
-            "webp" => Self::WebP,
+            "webp" => match quality {
+                Some(quality) if cfg!(not(target_family = "wasm")) => Self::WebPLossy { quality },
+                _ => Self::WebP,
+            },
+            "webp-lossy" if cfg!(target_family = "wasm") => {
+                return Err(LupaError::BadInput(
+                    "this engine writes WebP lossless only (the web app encodes lossy WebP with the \
+                     browser's encoder)"
+                        .into(),
+                ));
+            }
+            "webp-lossy" => Self::WebPLossy { quality: quality.unwrap_or(DEFAULT_WEBP_QUALITY) },
             "avif" => Self::Avif { quality: quality.unwrap_or(DEFAULT_AVIF_QUALITY) },
             "bmp" => Self::Bmp,
             other => {
@@ -271,19 +295,33 @@ impl OutputFormat {
                 )));
             }
         };
-        match (format, quality) {
-            (Self::Jpeg { quality: q } | Self::Avif { quality: q }, _) if !(1..=100).contains(&q) => {
+        match (format.quality(), quality) {
+            (Some(q), _) if !(1..=100).contains(&q) => {
                 Err(LupaError::BadInput(format!("quality must be 1 to 100, not {q}")))
             }
-            (Self::Jpeg { .. } | Self::Avif { .. }, _) | (_, None) => Ok(format),
-            (_, Some(_)) => Err(LupaError::BadInput(format!(
-                "`.{extension}` is lossless here: a quality only applies to JPEG and AVIF"
+            (Some(_), _) | (None, None) => Ok(format),
+            (None, Some(_)) => Err(LupaError::BadInput(format!(
+                "`.{extension}` is lossless here: a quality only applies to JPEG, AVIF{}",
+                if cfg!(target_family = "wasm") { "" } else { " and lossy WebP" }
             ))),
         }
     }
 
-    /// Every format Lupa writes, at its default quality, in the order front ends list them.
-    pub const ALL: [OutputFormat; 5] = [
+    /// Every format Lupa writes, at its default quality, in the order front ends list them
+    /// (lossy WebP natively only: the web app adds the browser's).
+    #[cfg(not(target_family = "wasm"))]
+    pub const ALL: &'static [OutputFormat] = &[
+        Self::Png,
+        Self::Jpeg { quality: DEFAULT_JPEG_QUALITY },
+        Self::WebP,
+        Self::WebPLossy { quality: DEFAULT_WEBP_QUALITY },
+        Self::Avif { quality: DEFAULT_AVIF_QUALITY },
+        Self::Bmp,
+    ];
+    /// Every format Lupa writes, at its default quality, in the order front ends list them
+    /// (lossy WebP natively only: the web app adds the browser's).
+    #[cfg(target_family = "wasm")]
+    pub const ALL: &'static [OutputFormat] = &[
         Self::Png,
         Self::Jpeg { quality: DEFAULT_JPEG_QUALITY },
         Self::WebP,
@@ -291,11 +329,12 @@ impl OutputFormat {
         Self::Bmp,
     ];
 
-    /// The format's id in job requests (`png`, `jpeg`, `webp`, `avif`, `bmp`);
+    /// The format's id in job requests (`png`, `jpeg`, `webp`, `webp-lossy`, `avif`, `bmp`);
     /// [`OutputFormat::from_extension`] takes it too.
     pub fn name(self) -> &'static str {
         match self {
             Self::Jpeg { .. } => "jpeg",
+            Self::WebPLossy { .. } => "webp-lossy",
             other => other.extension(),
         }
     }
@@ -306,6 +345,7 @@ impl OutputFormat {
             Self::Png => "PNG",
             Self::Jpeg { .. } => "JPEG",
             Self::WebP => "WebP (lossless)",
+            Self::WebPLossy { .. } => "WebP (lossy)",
             Self::Avif { .. } => "AVIF",
             Self::Bmp => "BMP",
         }
@@ -314,7 +354,7 @@ impl OutputFormat {
     /// The quality of a lossy format; `None` for lossless ones.
     pub fn quality(self) -> Option<u8> {
         match self {
-            Self::Jpeg { quality } | Self::Avif { quality } => Some(quality),
+            Self::Jpeg { quality } | Self::Avif { quality } | Self::WebPLossy { quality } => Some(quality),
             _ => None,
         }
     }
@@ -324,7 +364,7 @@ impl OutputFormat {
         match self {
             Self::Png => "png",
             Self::Jpeg { .. } => "jpg",
-            Self::WebP => "webp",
+            Self::WebP | Self::WebPLossy { .. } => "webp",
             Self::Avif { .. } => "avif",
             Self::Bmp => "bmp",
         }
@@ -335,7 +375,7 @@ impl OutputFormat {
         match self {
             Self::Png => "image/png",
             Self::Jpeg { .. } => "image/jpeg",
-            Self::WebP => "image/webp",
+            Self::WebP | Self::WebPLossy { .. } => "image/webp",
             Self::Avif { .. } => "image/avif",
             Self::Bmp => "image/bmp",
         }
@@ -344,7 +384,7 @@ impl OutputFormat {
     /// Which metadata the format keeps: `(icc, exif)`.
     pub fn keeps(self) -> (bool, bool) {
         match self {
-            Self::Png | Self::Jpeg { .. } | Self::WebP => (true, true),
+            Self::Png | Self::Jpeg { .. } | Self::WebP | Self::WebPLossy { .. } => (true, true),
             // ravif writes EXIF but has no way to embed an ICC profile.
             Self::Avif { .. } => (false, true),
             Self::Bmp => (false, false),
@@ -368,14 +408,10 @@ impl OutputFormat {
             Self::Jpeg { .. } if gray => image.to_luma8().into(),
             Self::Jpeg { .. } if color.has_alpha() || deep => image.to_rgb8().into(),
             Self::Jpeg { .. } => image,
-            Self::WebP | Self::Avif { .. } | Self::Bmp if gray || deep => {
-                if color.has_alpha() {
-                    image.to_rgba8().into()
-                } else {
-                    image.to_rgb8().into()
-                }
+            Self::WebP | Self::WebPLossy { .. } | Self::Avif { .. } | Self::Bmp if gray || deep => {
+                if color.has_alpha() { image.to_rgba8().into() } else { image.to_rgb8().into() }
             }
-            Self::WebP | Self::Avif { .. } | Self::Bmp => image,
+            Self::WebP | Self::WebPLossy { .. } | Self::Avif { .. } | Self::Bmp => image,
         }
     }
 }
@@ -386,6 +422,11 @@ impl OutputFormat {
 /// [`LupaError::Encode`] with the encoder's message.
 pub fn encode(image: DynamicImage, format: OutputFormat, metadata: &Metadata) -> Result<Vec<u8>> {
     let image = format.fit(image);
+    if let OutputFormat::WebPLossy { quality } = format {
+        // libwebp, not one of `image`'s encoders.
+        return lossy_webp(&image, quality, metadata)
+            .map_err(|reason| LupaError::Encode { format: format.label(), reason });
+    }
     let mut out = Vec::new();
     let mut sink = Cursor::new(&mut out);
     let written = match format {
@@ -404,8 +445,91 @@ pub fn encode(image: DynamicImage, format: OutputFormat, metadata: &Metadata) ->
             write(AvifEncoder::new_with_speed_quality(sink, AVIF_SPEED, quality), &image, metadata, format)
         }
         OutputFormat::Bmp => write(BmpEncoder::new(&mut sink), &image, metadata, format),
+        OutputFormat::WebPLossy { .. } => unreachable!("encoded by libwebp above"),
     };
     written.map_err(|e| LupaError::Encode { format: format.label(), reason: e.to_string() })?;
+    Ok(out)
+}
+
+/// Lossy WebP by libwebp (`webp` crate, libwebp's default settings at `quality`), with the ICC
+/// profile and EXIF added to its container ([`webp_with_metadata`]).
+#[cfg(not(target_family = "wasm"))]
+fn lossy_webp(
+    image: &DynamicImage,
+    quality: u8,
+    metadata: &Metadata,
+) -> std::result::Result<Vec<u8>, String> {
+    let (width, height) = (image.width(), image.height());
+    if width > WEBP_MAX_SIDE || height > WEBP_MAX_SIDE {
+        return Err(format!(
+            "WebP holds at most {WEBP_MAX_SIDE} pixels a side and this image is {width}×{height} (use PNG or JPEG)"
+        ));
+    }
+    let encoder = match image {
+        DynamicImage::ImageRgb8(rgb) => webp::Encoder::from_rgb(rgb.as_raw(), width, height),
+        DynamicImage::ImageRgba8(rgba) => webp::Encoder::from_rgba(rgba.as_raw(), width, height),
+        other => return Err(format!("no lossy WebP of {:?} pixels", other.color())),
+    };
+    let riff = encoder.encode_simple(false, f32::from(quality)).map_err(|e| format!("libwebp: {e:?}"))?;
+    webp_with_metadata(&riff, width, height, metadata)
+}
+
+#[cfg(target_family = "wasm")]
+fn lossy_webp(_: &DynamicImage, _: u8, _: &Metadata) -> std::result::Result<Vec<u8>, String> {
+    Err("this engine writes WebP lossless only".into())
+}
+
+/// The WebP file `riff` as libwebp writes it (a simple `VP8 ` file, or `VP8X`, `ALPH` and `VP8 `
+/// with alpha) with the ICC profile and EXIF added: an extended file whose `VP8X` header flags
+/// them, `ICCP` first and `EXIF` after the image (Google's "WebP Container Specification",
+/// "Extended File Format").
+#[cfg(not(target_family = "wasm"))]
+fn webp_with_metadata(
+    riff: &[u8],
+    width: u32,
+    height: u32,
+    metadata: &Metadata,
+) -> std::result::Result<Vec<u8>, String> {
+    let (icc, exif) = (metadata.icc.as_deref(), metadata.exif.as_deref());
+    if icc.is_none() && exif.is_none() {
+        return Ok(riff.to_vec());
+    }
+    let malformed = || "libwebp wrote a malformed RIFF file".to_string();
+    let mut rest = riff
+        .get(12..)
+        .filter(|_| riff.starts_with(b"RIFF") && &riff[8..12] == b"WEBP")
+        .ok_or_else(malformed)?;
+    let mut chunks = Vec::new();
+    while !rest.is_empty() {
+        let header = rest.get(..8).ok_or_else(malformed)?;
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let data = rest.get(8..8 + size).ok_or_else(malformed)?;
+        chunks.push((&header[..4], data));
+        rest = rest.get(8 + size + size % 2..).unwrap_or_default();
+    }
+    let alpha = chunks.iter().any(|(id, _)| *id == b"ALPH");
+    let flags = if icc.is_some() { 0x20 } else { 0 }
+        | if alpha { 0x10 } else { 0 }
+        | if exif.is_some() { 0x08 } else { 0 };
+    let mut vp8x = vec![flags, 0, 0, 0];
+    vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let image = chunks.iter().filter(|(id, _)| *id != b"VP8X").map(|(id, data)| (*id, *data));
+    let extended = std::iter::once((&b"VP8X"[..], &vp8x[..]))
+        .chain(icc.map(|icc| (&b"ICCP"[..], icc)))
+        .chain(image)
+        .chain(exif.map(|exif| (&b"EXIF"[..], exif)));
+    let mut out = b"RIFF\0\0\0\0WEBP".to_vec();
+    for (id, data) in extended {
+        out.extend_from_slice(id);
+        out.extend_from_slice(&u32::try_from(data.len()).map_err(|_| malformed())?.to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+    }
+    let size = u32::try_from(out.len() - 8).map_err(|_| malformed())?;
+    out[4..8].copy_from_slice(&size.to_le_bytes());
     Ok(out)
 }
 
@@ -455,7 +579,13 @@ mod tests {
         assert!(icc.len() > 300 && &icc[36..40] == b"acsp", "an ICC profile has the `acsp` signature");
         assert_eq!(orientation_of(decoded.metadata.exif.as_ref().unwrap()), Some(Orientation::NoTransforms));
 
-        for format in [OutputFormat::Png, OutputFormat::Jpeg { quality: 90 }, OutputFormat::WebP] {
+        let formats = [
+            OutputFormat::Png,
+            OutputFormat::Jpeg { quality: 90 },
+            OutputFormat::WebP,
+            OutputFormat::WebPLossy { quality: 90 },
+        ];
+        for format in formats {
             let bytes = encode(decoded.image.clone(), format, &decoded.metadata).unwrap();
             let again = decode(&bytes).unwrap();
             assert_eq!((again.image.width(), again.image.height()), (64, 48), "{format:?} rotated twice");
@@ -484,6 +614,9 @@ mod tests {
         let webp = round(OutputFormat::WebP);
         assert_eq!(webp.color(), ColorType::Rgba8);
         assert_eq!(webp.to_rgba8().get_pixel(3, 3).0[3], 156, "alpha 40000/65535 kept as 156/255");
+        let lossy = round(OutputFormat::WebPLossy { quality: 80 });
+        assert_eq!(lossy.color(), ColorType::Rgba8, "lossy WebP keeps alpha");
+        assert_eq!(lossy.to_rgba8().get_pixel(3, 3).0[3], 156, "losslessly (libwebp's ALPH chunk)");
         let gray = DynamicImage::from(photo.to_luma8());
         assert_eq!(
             decode(&encode(gray, OutputFormat::Jpeg { quality: 80 }, &none).unwrap()).unwrap().image.color(),
@@ -510,6 +643,42 @@ mod tests {
             OutputFormat::Avif { quality: 60 }
         );
         assert_eq!(OutputFormat::from_extension("avif", None).unwrap().mime(), "image/avif");
+        // WebP with a quality is lossy WebP; the request id `webp-lossy` too, at 80 by default.
+        assert_eq!(
+            OutputFormat::from_extension("webp", Some(70)).unwrap(),
+            OutputFormat::WebPLossy { quality: 70 }
+        );
+        let lossy = OutputFormat::from_extension("webp-lossy", None).unwrap();
+        assert_eq!((lossy.name(), lossy.extension(), lossy.quality()), ("webp-lossy", "webp", Some(80)));
+        assert!(OutputFormat::from_extension("webp", Some(101)).is_err());
+    }
+
+    /// Lossy WebP (libwebp): a real VP8 file, much smaller than the lossless one, close to the
+    /// source at the default quality, and refused past WebP's largest side.
+    #[test]
+    fn lossy_webp_is_smaller_and_close() {
+        let photo = decode(&fixture("astronaut_128.png")).unwrap().image;
+        let none = Metadata::default();
+        let lossless = encode(photo.clone(), OutputFormat::WebP, &none).unwrap();
+        let lossy =
+            encode(photo.clone(), OutputFormat::WebPLossy { quality: DEFAULT_WEBP_QUALITY }, &none).unwrap();
+        assert_eq!(&lossy[12..16], b"VP8 ", "a simple lossy file");
+        assert_eq!(&lossless[12..16], b"VP8L");
+        assert!(
+            lossy.len() * 2 < lossless.len(),
+            "lossy {} bytes, lossless {} bytes",
+            lossy.len(),
+            lossless.len()
+        );
+        let back = decode(&lossy).unwrap().image.to_rgb8();
+        let psnr = crate::metrics::psnr_y(&photo.to_rgb8(), &back, 0).unwrap();
+        assert!(psnr > 30.0, "quality 80 stays close: {psnr:.1} dB");
+        let small = encode(photo.clone(), OutputFormat::WebPLossy { quality: 10 }, &none).unwrap();
+        assert!(small.len() < lossy.len(), "a lower quality, a smaller file");
+
+        let wide = DynamicImage::new_rgb8(WEBP_MAX_SIDE + 1, 1);
+        let error = encode(wide, OutputFormat::WebPLossy { quality: 80 }, &none).unwrap_err().to_string();
+        assert!(error.contains("16383 pixels a side"), "{error}");
     }
 
     fn hostile(name: &str) -> Vec<u8> {
