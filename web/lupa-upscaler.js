@@ -44,7 +44,7 @@ function sharedUpscaler(base, backend) {
 }
 
 const STYLE = `
-:host { display: block; color-scheme: light dark; --lupa-accent: #2f6fde; --lupa-radius: 0.5rem;
+:host { display: block; color-scheme: light dark; --lupa-accent: #2563c9; --lupa-radius: 0.5rem;
   --lupa-border: color-mix(in srgb, currentColor 35%, transparent); --lupa-gap: 0.75rem; }
 :host([hidden]) { display: none; }
 .drop { display: flex; flex-wrap: wrap; align-items: center; gap: var(--lupa-gap); padding: var(--lupa-gap);
