@@ -41,7 +41,7 @@ const ui = {
 
 const compare = createCompare({
   result: $('result'), compare: $('compare'), after: $('after'), before: $('before'),
-  beforeClip: $('before-clip'), divider: $('divider'), slider: $('slider'), zoom: $('zoom'),
+  beforeClip: $('before-clip'), divider: $('divider'), slider: $('slider'),
   download: $('download'), previewNote: $('preview-note'),
 });
 const queue = createQueue(ui.queue, { onSelect: select, onCrop: editCrop, onRetry: retry, onRemove: remove });

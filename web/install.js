@@ -23,6 +23,7 @@ export async function registerServiceWorker({ onUpdate }) {
     console.warn(`Lupa works online only here: the service worker did not register (${e.message})`);
     return null;
   }
+  if (!registration) return null; // registration blocked (as Playwright's serviceWorkers: 'block' does)
   let wanted = false; // the page asked for the new version: its taking over reloads the page
   container.addEventListener('controllerchange', () => {
     if (wanted) location.reload();
