@@ -47,10 +47,16 @@ async function drag(from, to) {
   await page.mouse.up();
 }
 
-/** A rectangle handle's screen centre. */
-async function handle(name) {
+/** A mouse drag of the rectangle's handle `name` to image pixel `to`: [x, y], or [x, null] (or
+ * [null, y]) to move it along one axis only. */
+async function dragHandle(name, [x, y]) {
   const box = await page.locator(`.crop-handle[data-handle="${name}"]`).boundingBox();
-  return [box.x + box.width / 2, box.y + box.height / 2];
+  const [hx, hy] = [box.x + box.width / 2, box.y + box.height / 2];
+  const [tx, ty] = await screen(x ?? 0, y ?? 0);
+  await page.mouse.move(hx, hy);
+  await page.mouse.down();
+  await page.mouse.move(x === null ? hx : tx, y === null ? hy : ty, { steps: 4 });
+  await page.mouse.up();
 }
 
 async function reset() {
@@ -97,20 +103,10 @@ test('the handles resize from the opposite corner or edge', async () => {
   await reset();
   await drag([8, 8], [40, 32]);
   // The bottom-right handle to pixel (60, 44): the top-left corner stays.
-  const [hx, hy] = await handle('se');
-  const [tx, ty] = await screen(60, 44);
-  await page.mouse.move(hx, hy);
-  await page.mouse.down();
-  await page.mouse.move(tx, ty, { steps: 4 });
-  await page.mouse.up();
+  await dragHandle('se', [60, 44]);
   assert.deepEqual(await numbers(), [8, 8, 52, 36]);
   // The left edge to x = 20: the right edge (60) and the height stay.
-  const [wx, wy] = await handle('w');
-  const [lx] = await screen(20, 0);
-  await page.mouse.move(wx, wy);
-  await page.mouse.down();
-  await page.mouse.move(lx, wy, { steps: 4 });
-  await page.mouse.up();
+  await dragHandle('w', [20, null]);
   assert.deepEqual(await numbers(), [20, 8, 40, 36]);
 });
 
@@ -121,12 +117,7 @@ test('aspect presets hold the crop to 1:1, 4:3 and 16:9 while it is drawn and re
   await drag([4, 4], [40, 20]); // wider than tall: the larger side wins
   assert.deepEqual(await numbers(), [4, 4, 36, 36]);
   // The right edge dragged left to x = 20: the height follows.
-  const [ex, ey] = await handle('e');
-  const [tx] = await screen(20, 0);
-  await page.mouse.move(ex, ey);
-  await page.mouse.down();
-  await page.mouse.move(tx, ey, { steps: 4 });
-  await page.mouse.up();
+  await dragHandle('e', [20, null]);
   assert.deepEqual(await numbers(), [4, 4, 16, 16]);
   await drag([44, 10], [70, 70]); // past the image: the largest square that fits from (44, 10)
   assert.deepEqual(await numbers(), [44, 10, 20, 20]);

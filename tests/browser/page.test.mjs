@@ -35,6 +35,11 @@ async function recordTexts(page, selector) {
 
 const finished = (page) => page.waitForSelector('body[data-state="done"], body[data-state="error"], body[data-state="cancelled"]',
   { timeout: UPSCALE_TIMEOUT });
+/** Chooses `files` and waits for the plan line. */
+async function choose(page, files) {
+  await page.setInputFiles('#file', files);
+  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+}
 const rows = (page) => page.$$eval('#queue li', (lis) => lis.map((li) => ({
   name: li.querySelector('.item-name').textContent, state: li.dataset.state,
   status: li.querySelector('.item-status').textContent,
@@ -42,8 +47,7 @@ const rows = (page) => page.$$eval('#queue li', (lis) => lis.map((li) => ({
 
 test('a multi-tile job shows the time left by the progress bar and in its row; the done line gives the rate', async () => {
   const page = await app.open('cpu', '&mode=precision&size=2&tile=16&workers=1');
-  await page.setInputFiles('#file', ASTRONAUT); // 128×128 in 16-pixel tiles: 64 tiles
-  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await choose(page, ASTRONAUT); // 128×128 in 16-pixel tiles: 64 tiles
   const eta = await recordTexts(page, '#eta');
   const row = await recordTexts(page, '#queue li .item-status');
   await page.click('#go');
@@ -66,8 +70,7 @@ test('a multi-tile job shows the time left by the progress bar and in its row; t
 
 test('files added while a batch runs join it; rows can be removed; a cancelled row can be retried', async () => {
   const page = await app.open('cpu', '&mode=precision&size=2&tile=16&workers=1');
-  await page.setInputFiles('#file', [ASTRONAUT, PHOTO]);
-  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await choose(page, [ASTRONAUT, PHOTO]);
   await page.click('#go');
   await page.waitForFunction(() => Number(document.getElementById('progress').dataset.done) >= 1, null,
     { timeout: UPSCALE_TIMEOUT });
@@ -103,8 +106,7 @@ test('files added while a batch runs join it; rows can be removed; a cancelled r
 
 test('each file of a batch keeps its own crop, and the plan line follows the crop being edited', async () => {
   const page = await app.open('cpu', '&mode=precision&size=2');
-  await page.setInputFiles('#file', [PHOTO, ASTRONAUT]);
-  await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  await choose(page, [PHOTO, ASTRONAUT]);
   await page.click('#queue li:nth-child(2) .item-crop');
   await page.waitForSelector('#crop-box:not([hidden]) #crop-w');
   for (const [id, value] of [['crop-x', '10'], ['crop-y', '20'], ['crop-w', '50'], ['crop-h', '40']]) {
