@@ -169,6 +169,36 @@ test('formats in: GIF (first frame, said), TIFF, AVIF through the browser, HEIC 
   await page.close();
 });
 
+test('the keyboard: Tab reaches the drop zone with a visible focus ring, and Enter or Space opens the file chooser', async () => {
+  const page = await app.open('cpu');
+  await page.keyboard.press('Tab');
+  for (let i = 0; i < 20 && !(await page.evaluate(() => document.activeElement?.id === 'drop')); i++) {
+    await page.keyboard.press('Tab');
+  }
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'drop', 'Tab reaches the drop zone');
+  const ring = await page.$eval('#drop', (el) => [el.matches(':focus-visible'), getComputedStyle(el).outlineStyle,
+    getComputedStyle(el).outlineWidth]);
+  assert.deepEqual(ring, [true, 'solid', '2px'], 'the focus is visible');
+  // Listening from before the first key press: Playwright turns the chooser's interception on
+  // asynchronously, so a waitForEvent started with the press can miss it.
+  const choosers = [];
+  page.on('filechooser', (chooser) => choosers.push(chooser));
+  await page.waitForTimeout(500);
+  for (const key of ['Enter', ' ']) {
+    const before = choosers.length;
+    await page.keyboard.press(key);
+    for (let waited = 0; choosers.length === before && waited < 30_000; waited += 100) await page.waitForTimeout(100);
+    assert.equal(choosers.length, before + 1, `${JSON.stringify(key)} opens the file chooser`);
+    const chooser = choosers.at(-1);
+    assert.equal(chooser.isMultiple(), true, 'for several files');
+    await chooser.setFiles(PHOTO);
+    await page.waitForFunction(() => document.activeElement?.id === 'drop', null, { timeout: 10_000 });
+  }
+  await page.waitForFunction(() => document.querySelectorAll('#queue li').length === 2); // one file each
+  assert.match(await page.textContent('#status'), /^Ready/);
+  await page.close();
+});
+
 test('accessibility: axe-core finds no violations on the page, before and after an upscale; screenshot', async () => {
   const axe = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   const page = await app.open('cpu', '&mode=precision&size=2');
