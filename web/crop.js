@@ -30,10 +30,12 @@ export function createCropper(box, { onChange } = {}) {
   box.innerHTML = `
     <h2 class="crop-title"></h2>
     <div class="crop-stage">
-      <img class="crop-image" draggable="false" alt="">
-      <div class="crop-rect" tabindex="0" role="group"
-           aria-label="Crop rectangle: arrow keys move it, Alt and arrow keys resize it">
-        ${HANDLES.map((h) => `<div class="crop-handle" data-handle="${h}" aria-hidden="true"></div>`).join('')}
+      <div class="crop-frame">
+        <img class="crop-image" draggable="false" alt="">
+        <div class="crop-rect" tabindex="0" role="group"
+             aria-label="Crop rectangle: arrow keys move it, Alt and arrow keys resize it">
+          ${HANDLES.map((h) => `<div class="crop-handle" data-handle="${h}" aria-hidden="true"></div>`).join('')}
+        </div>
       </div>
     </div>
     <div class="crop-fields">

@@ -71,6 +71,13 @@ test('the editor shows the image enlarged, with the whole image as the crop', as
   assert.ok(Math.abs(box.width / box.height - 64 / 48) < 0.01, 'its aspect ratio kept');
   assert.match(await page.textContent('#crop-box h2'), /^Crop chelsea_64x48\.png$/);
   assert.match(await page.textContent('#crop-size'), /whole image, 64×48/);
+  // The handles on the image's corners are whole, inside the stage's padding.
+  const stage = await page.locator('.crop-stage').boundingBox();
+  for (const name of ['nw', 'se']) {
+    const h = await page.locator(`.crop-handle[data-handle="${name}"]`).boundingBox();
+    assert.ok(h.x >= stage.x && h.y >= stage.y && h.x + h.width <= stage.x + stage.width
+      && h.y + h.height <= stage.y + stage.height, `the ${name} handle is not clipped`);
+  }
   assert.equal(await page.textContent('#queue li .item-name'), 'chelsea_64x48.png (64×48)');
 });
 
