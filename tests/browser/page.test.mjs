@@ -40,6 +40,11 @@ async function choose(page, files) {
   await page.setInputFiles('#file', files);
   await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
 }
+/** Waits until the queue has `n` rows (files are read asynchronously once chosen). */
+async function queueLength(page, n, what) {
+  await page.waitForFunction((n) => document.querySelectorAll('#queue li').length === n, n, { timeout: 30_000 })
+    .catch(async () => assert.fail(`${what}: ${(await rows(page)).length} rows, not ${n}`));
+}
 const rows = (page) => page.$$eval('#queue li', (lis) => lis.map((li) => ({
   name: li.querySelector('.item-name').textContent, state: li.dataset.state,
   status: li.querySelector('.item-status').textContent,
@@ -75,7 +80,7 @@ test('files added while a batch runs join it; rows can be removed; a cancelled r
   await page.waitForFunction(() => Number(document.getElementById('progress').dataset.done) >= 1, null,
     { timeout: UPSCALE_TIMEOUT });
   await page.setInputFiles('#file', CARTOON); // mid-batch
-  assert.equal((await rows(page)).length, 3, 'the file joined the queue');
+  await queueLength(page, 3, 'the file joined the queue');
   await finished(page);
   assert.equal(await page.textContent('#status'), 'All 3 files done.');
   assert.deepEqual((await rows(page)).map((r) => r.state), ['done', 'done', 'done']);
@@ -88,7 +93,7 @@ test('files added while a batch runs join it; rows can be removed; a cancelled r
 
   // A new file, cancelled in its first tiles: its row offers Retry, which runs it to the end.
   await page.setInputFiles('#file', ASTRONAUT);
-  assert.equal((await rows(page)).length, 1, 'a finished batch is replaced by new files');
+  await queueLength(page, 1, 'a finished batch is replaced by new files');
   await page.click('#go');
   await page.waitForFunction(() => Number(document.getElementById('progress').dataset.done) >= 1, null,
     { timeout: UPSCALE_TIMEOUT });
