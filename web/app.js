@@ -345,7 +345,7 @@ document.addEventListener('paste', (e) => {
 
 // ---- upscale --------------------------------------------------------------------------------
 
-// ---- time left: from the tiles done so far, and before the first from the last job's rate ----
+// The time left: from the tiles done so far, and before the first tile from the last job's rate.
 
 /** Seconds per output megapixel measured by the jobs done so far, per backend and models. */
 const rates = new Map();
@@ -366,7 +366,7 @@ function showEta(item, text) {
 function onProgress(item, event) {
   if (batch?.signal.aborted) return; // "Cancelling…" stays
   if (event.phase === 'planned') {
-    item.job = { plan: event.plan, start: null };
+    item.clock = null; // this job's first tile report: {at, units}
     queue.setStatus(item, event.plan.explanation);
     if (item === planned()) {
       planSeq += 1; // the plan of what runs replaces any the controls asked for
@@ -393,10 +393,9 @@ function onProgress(item, event) {
     queue.setProgress(item, units, all);
     // The clock starts at the first tile report (the weights are loaded by then).
     const now = performance.now();
-    const job = item.job ?? (item.job = { plan: null, start: null });
-    if (job.start === null) job.start = { at: now, units };
-    else if (units > job.start.units) {
-      const perUnit = (now - job.start.at) / 1000 / (units - job.start.units);
+    item.clock ??= { at: now, units };
+    if (units > item.clock.units) {
+      const perUnit = (now - item.clock.at) / 1000 / (units - item.clock.units);
       showEta(item, timeLeft(perUnit * (all - units)));
     }
     const of = passes > 1 ? `pass ${pass + 1} of ${passes}, ` : '';

@@ -23,8 +23,18 @@ import { LupaError, toLupaError } from './errors.js';
 /** The format's catalogue entry (lupa.d.ts FormatId 'webp-lossy'); quality 1–100, default 80. */
 export const LOSSY_WEBP = { id: 'webp-lossy', label: 'WebP (lossy)', quality: 80 };
 
-/** Whether this browser can offer it (a worker or page with OffscreenCanvas). */
-export const hasLossyWebp = () => typeof OffscreenCanvas === 'function' && typeof createImageBitmap === 'function';
+/** Whether this browser has the codecs both directions use: createImageBitmap and OffscreenCanvas
+ * (lossy WebP is offered only then). */
+export const hasCanvasCodecs = () => typeof OffscreenCanvas === 'function' && typeof createImageBitmap === 'function';
+
+/** `bitmap` drawn on a canvas of its size and encoded by the browser as `type` (`quality` 0–1
+ * where the type has one); the bitmap is closed. */
+async function encodeBitmap(bitmap, type, quality) {
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  canvas.getContext('2d').drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return canvas.convertToBlob({ type, quality });
+}
 
 /** The request the engine is given: a lossy WebP job is a PNG job, without a quality. */
 export function engineRequest(request) {
@@ -53,10 +63,7 @@ export async function encodeLossyWebp(result, quality) {
   try {
     const bitmap = await createImageBitmap(new Blob([result.bytes], { type: 'image/png' }),
       { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-    const canvas = new OffscreenCanvas(width, height);
-    canvas.getContext('2d').drawImage(bitmap, 0, 0);
-    bitmap.close();
-    blob = await canvas.convertToBlob({ type: 'image/webp', quality: quality / 100 });
+    blob = await encodeBitmap(bitmap, 'image/webp', quality / 100);
   } catch (e) {
     throw new LupaError('limit', `the browser cannot encode a ${width}×${height} image as lossy WebP `
       + `(${e.message}); choose lossless WebP or PNG, or a smaller size`);
@@ -93,15 +100,12 @@ export const BROWSER_DECODED = 'Decoded by the browser (a format Lupa does not r
 export async function browserDecoded(bytes, engineError) {
   const error = toLupaError(engineError);
   const unknownFormat = error.kind === 'bad-input' && /unknown format|not supported/i.test(error.message);
-  if (!unknownFormat || typeof createImageBitmap !== 'function' || typeof OffscreenCanvas !== 'function') throw error;
+  if (!unknownFormat || !hasCanvasCodecs()) throw error;
   let bitmap;
   try {
     bitmap = await createImageBitmap(new Blob([bytes]));
   } catch {
     throw new LupaError('bad-input', `${error.message}, and the browser cannot decode it either`);
   }
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  canvas.getContext('2d').drawImage(bitmap, 0, 0);
-  bitmap.close();
-  return (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer();
+  return (await encodeBitmap(bitmap, 'image/png')).arrayBuffer();
 }

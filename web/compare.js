@@ -291,23 +291,24 @@ export function createCompare(ui) {
     const { x, y } = local(e);
     zoomTo(view.s * Math.exp(-dy * (e.ctrlKey ? 0.01 : 0.0015)), x, y); // ctrlKey: a touchpad pinch
   }, { passive: false });
+  const zoomIn = () => zoomTo(view.s * STEP);
+  const zoomOut = () => zoomTo(view.s / STEP);
+  const oneToOne = () => zoomTo(one());
   ui.compare.addEventListener('keydown', (e) => {
     if (!shown || e.altKey || e.metaKey || e.ctrlKey) return;
     const keys = {
       ArrowLeft: () => panBy(PAN_STEP, 0), ArrowRight: () => panBy(-PAN_STEP, 0),
       ArrowUp: () => panBy(0, PAN_STEP), ArrowDown: () => panBy(0, -PAN_STEP),
-      '+': () => zoomTo(view.s * STEP), '=': () => zoomTo(view.s * STEP),
-      '-': () => zoomTo(view.s / STEP), '−': () => zoomTo(view.s / STEP), '_': () => zoomTo(view.s / STEP),
-      0: fit, 1: () => zoomTo(one()),
+      '+': zoomIn, '=': zoomIn, '-': zoomOut, '−': zoomOut, '_': zoomOut, 0: fit, 1: oneToOne,
     };
     if (!keys[e.key]) return;
     e.preventDefault();
     keys[e.key]();
   });
-  buttons.in.addEventListener('click', () => zoomTo(view.s * STEP));
-  buttons.out.addEventListener('click', () => zoomTo(view.s / STEP));
+  buttons.in.addEventListener('click', zoomIn);
+  buttons.out.addEventListener('click', zoomOut);
   buttons.fit.addEventListener('click', fit);
-  buttons.one.addEventListener('click', () => zoomTo(one()));
+  buttons.one.addEventListener('click', oneToOne);
 
   // The split line, dragged: the slider follows (and says so with an input event).
   ui.divider.addEventListener('pointerdown', (e) => {

@@ -32,7 +32,7 @@ export function createCropper(box, { onChange } = {}) {
     <div class="crop-stage">
       <div class="crop-frame">
         <img class="crop-image" draggable="false" alt="">
-        <div class="crop-rect" tabindex="0" role="group"
+        <div class="crop-rect" tabindex="0" role="group" aria-describedby="crop-size"
              aria-label="Crop rectangle: arrow keys move it, Alt and arrow keys resize it">
           ${HANDLES.map((h) => `<div class="crop-handle" data-handle="${h}" aria-hidden="true"></div>`).join('')}
         </div>
@@ -46,17 +46,15 @@ export function createCropper(box, { onChange } = {}) {
       <button id="crop-clear" type="button" class="secondary">Whole image</button>
       <button id="crop-done" type="button">Done</button>
     </div>
-    <p class="crop-size muted" aria-live="polite"></p>`;
+    <p id="crop-size" class="muted" aria-live="polite"></p>`;
   const $ = (selector) => box.querySelector(selector);
   const title = $('.crop-title');
   const stage = $('.crop-stage');
   const image = $('.crop-image');
   const rect = $('.crop-rect');
   const aspectSelect = $('#crop-aspect');
-  const size = $('.crop-size');
+  const size = $('#crop-size');
   const fields = Object.fromEntries(FIELDS.map(([id]) => [id, $(`#crop-${id}`)]));
-  rect.setAttribute('aria-describedby', 'crop-size');
-  size.id = 'crop-size';
 
   let item = null;
   let W = 0; // the image's size in pixels, once loaded

@@ -28,7 +28,7 @@ import { LupaError, cancelled, toLupaError } from './errors.js';
 import { HelperPool, MIN_HANG_MS, engineCount, engineWorker, stuckAfter } from './pool.js';
 import { loadWeights } from './weights.js';
 import {
-  BROWSER_DECODED, LOSSY_WEBP, browserDecoded, encodeLossyWebp, engineRequest, hasLossyWebp, lossyQuality,
+  BROWSER_DECODED, LOSSY_WEBP, browserDecoded, encodeLossyWebp, engineRequest, hasCanvasCodecs, lossyQuality,
 } from './browser-codecs.js';
 
 export { ERROR_KINDS, LupaError, cancelled, toLupaError } from './errors.js';
@@ -164,14 +164,10 @@ export class Upscaler extends EventTarget {
   }
 
   async #upscale(input, request, { signal, onProgress, tile = 0, ...hooks } = {}) {
-    const read = await this.#readAndPlan(await toBuffer(input), request, signal);
-    const { bytes, plan } = read;
+    const { bytes, plan, browserDecoded } = await this.#readAndPlan(await toBuffer(input), request, signal);
     onProgress?.({ phase: 'planned', plan });
-    if (read.browserDecoded) {
-      const done = await this.#upscaleRead(bytes, plan, request, { signal, onProgress, tile, ...hooks });
-      return { ...done, explanation: `${BROWSER_DECODED} ${done.explanation}` };
-    }
-    return this.#upscaleRead(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+    const done = await this.#upscaleRead(bytes, plan, request, { signal, onProgress, tile, ...hooks });
+    return browserDecoded ? { ...done, explanation: `${BROWSER_DECODED} ${done.explanation}` } : done;
   }
 
   /** Plans the job; a file in a format the engine does not read, the browser decodes (to PNG). */
@@ -601,7 +597,7 @@ const disposedError = () => new LupaError('backend', 'the upscaler was disposed'
 
 /** The engine's catalogue and the formats the browser encodes itself (lossy WebP, after WebP). */
 function withBrowserFormats(catalogue) {
-  if (!hasLossyWebp() || catalogue.formats.some((f) => f.id === LOSSY_WEBP.id)) return catalogue;
+  if (!hasCanvasCodecs() || catalogue.formats.some((f) => f.id === LOSSY_WEBP.id)) return catalogue;
   const formats = [...catalogue.formats];
   const at = formats.findIndex((f) => f.id === 'webp');
   formats.splice(at < 0 ? formats.length : at + 1, 0, { ...LOSSY_WEBP });

@@ -75,6 +75,12 @@ export function createQueue(list, { onSelect, onCrop, onRetry, onRemove } = {}) 
     return row;
   }
 
+  /** Revokes the blob: URLs of the file and its result. */
+  function freeUrls(item) {
+    URL.revokeObjectURL(item.url);
+    if (item.result) URL.revokeObjectURL(item.result.url);
+  }
+
   /** Shows the buttons that fit the row's state: none while it runs, Retry after a failure. */
   function showButtons(item) {
     const busy = item.status === 'busy';
@@ -159,17 +165,13 @@ export function createQueue(list, { onSelect, onCrop, onRetry, onRemove } = {}) 
       if (at < 0) return;
       items.splice(at, 1);
       item.row.remove();
-      URL.revokeObjectURL(item.url);
-      if (item.result) URL.revokeObjectURL(item.result.url);
+      freeUrls(item);
       if (selected === item) selected = null;
     },
 
     /** Removes every row and frees their URLs. */
     clear() {
-      for (const item of items) {
-        URL.revokeObjectURL(item.url);
-        if (item.result) URL.revokeObjectURL(item.result.url);
-      }
+      items.forEach(freeUrls);
       items.length = 0;
       selected = null;
       list.replaceChildren();

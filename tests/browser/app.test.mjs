@@ -18,6 +18,7 @@ import { PNG } from 'pngjs';
 import { createStaticServer } from '../../scripts/static-server.mjs';
 import {
   ARTIFACTS, IMAGES, PHOTO, ROOT, UPSCALE_TIMEOUT, cliReference, decodePng, download, launchChromium, psnr, runQueue,
+  upscaleQueued,
 } from './support.mjs';
 
 const DIST = path.resolve(process.env.LUPA_DIST ?? path.join(ROOT, 'dist-dev'));
@@ -585,8 +586,7 @@ test('crop, fit to a box and save as WebP; AVIF and JPEG too', async () => {
   }
   await page.click('#crop-done');
   await page.waitForFunction(() => /64×36/.test(document.getElementById('plan').textContent), null, { timeout: 60_000 });
-  await page.click('#go');
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: UPSCALE_TIMEOUT });
+  await upscaleQueued(page);
   assert.match(await page.textContent('#plan'), /span-x4 on 64×36, then Lanczos3 down to 240×135/);
   const [name, webp] = await download(page);
   assert.equal(name, 'chelsea_64x48_240x135.webp');

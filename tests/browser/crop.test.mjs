@@ -5,10 +5,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { ARTIFACTS, LUPA_BIN, PHOTO, UPSCALE_TIMEOUT, decodePng, download, psnr, serveApp } from './support.mjs';
+import { PHOTO, cliReference, decodePng, download, psnr, serveApp, upscaleQueued } from './support.mjs';
 
 // PHOTO is 64×48.
 let app;
@@ -189,17 +186,11 @@ test('the cropped upscale equals the CLI with the same --crop', async () => {
   assert.deepEqual(await numbers(), [8, 6, 32, 24]);
   await page.click('#crop-done');
   assert.equal(await page.isHidden('#crop-box'), true);
-  await page.click('#go');
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: UPSCALE_TIMEOUT });
-  assert.equal(await page.getAttribute('body', 'data-state'), 'done', await page.textContent('#status'));
+  await upscaleQueued(page);
   const [name, bytes] = await download(page);
   assert.equal(name, 'chelsea_64x48_64x48.png');
-  const web = decodePng(bytes);
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const out = path.join(ARTIFACTS, 'reference-crop.png');
-  execFileSync(LUPA_BIN, ['upscale', PHOTO, '-o', out, '--mode', 'precision', '--scale', '2',
-    '--crop', '8,6,32,24', '--backend', 'cpu', '-q'], { stdio: 'inherit' });
-  const cli = decodePng(fs.readFileSync(out));
-  const db = psnr(web, cli);
+  assert.match(await page.textContent('#queue li .item-status'), /span-x2 on 32×24/, 'Precision 2x: span-x2');
+  const cli = cliReference(PHOTO, 'span-x2', ['--crop', '8,6,32,24'], 'span-x2-crop');
+  const db = psnr(decodePng(bytes), cli);
   assert.ok(db >= 45, `the browser's cropped upscale matches the CLI's: ${db.toFixed(1)} dB`);
 });

@@ -43,11 +43,13 @@ export function psnr(a, b) {
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
 }
 
-/** The native CLI's upscale of `input` with `model` on the CPU, decoded: the reference. */
-export function cliReference(input, model) {
+/** The native CLI's upscale of `input` with `model` on the CPU (and the options in `args`, the
+ * output named after `name`), decoded: the reference. */
+export function cliReference(input, model, args = [], name = model) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const out = path.join(ARTIFACTS, `reference-${model}.png`);
-  execFileSync(LUPA_BIN, ['upscale', input, '-o', out, '--model', model, '--backend', 'cpu', '-q'], { stdio: 'inherit' });
+  const out = path.join(ARTIFACTS, `reference-${name}.png`);
+  execFileSync(LUPA_BIN, ['upscale', input, '-o', out, '--model', model, ...args, '--backend', 'cpu', '-q'],
+    { stdio: 'inherit' });
   return decodePng(fs.readFileSync(out));
 }
 
@@ -80,10 +82,15 @@ export async function launchChromium(profiles, extraArgs = [], options = {}) {
 export async function runQueue(page, files, timeout = UPSCALE_TIMEOUT) {
   await page.setInputFiles('#file', files);
   await page.waitForFunction(() => document.getElementById('plan').textContent !== '', null, { timeout: 60_000 });
+  return upscaleQueued(page, timeout);
+}
+
+/** Presses Upscale and waits for the whole queue, which must end done; returns the status line. */
+export async function upscaleQueued(page, timeout = UPSCALE_TIMEOUT) {
   await page.click('#go');
   await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout });
   const status = await page.textContent('#status');
-  assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${status}\n${page.logs.join('\n')}`);
+  assert.equal(await page.getAttribute('body', 'data-state'), 'done', `${status}\n${page.logs?.join('\n')}`);
   return status;
 }
 

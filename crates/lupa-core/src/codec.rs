@@ -6,9 +6,9 @@
 //!   orientation to the pixels, and keeps the ICC profile and the EXIF block with its orientation
 //!   tag reset to "normal", so the rotation happens exactly once.
 //! - **Encoding** writes PNG (8/16-bit, alpha), JPEG (8-bit, no alpha, quality 1–100), WebP
-//!   (lossless, 8-bit, alpha; natively also lossy at quality 1–100, by libwebp), AVIF (8-bit, alpha, quality 1–100; encode only, by the pure-Rust
-//!   `ravif`/`rav1e`, which also runs in wasm) or BMP, converting the colour type only as far as the format needs, and
-//!   carries the ICC profile and EXIF over where the format can hold them (see
+//!   (lossless, 8-bit, alpha; natively also lossy at quality 1–100, by libwebp), AVIF (8-bit,
+//!   alpha, quality 1–100; encode only, by the pure-Rust `ravif`/`rav1e`, which also runs in wasm)
+//!   or BMP, converting the colour type only as far as the format needs, and carries the ICC profile and EXIF over where the format can hold them (see
 //!   [`OutputFormat::keeps`]). The pixels are never colour-converted: they stay in the source's
 //!   colour space, which the carried ICC profile describes (sRGB when there is none).
 
@@ -276,16 +276,9 @@ impl OutputFormat {
             "png" => Self::Png,
             "jpg" | "jpeg" => Self::Jpeg { quality: quality.unwrap_or(DEFAULT_JPEG_QUALITY) },
             "webp" => match quality {
-                Some(quality) if cfg!(not(target_family = "wasm")) => Self::WebPLossy { quality },
+                Some(quality) if Self::WebPLossy { quality }.built() => Self::WebPLossy { quality },
                 _ => Self::WebP,
             },
-            "webp-lossy" if cfg!(target_family = "wasm") => {
-                return Err(LupaError::BadInput(
-                    "this engine writes WebP lossless only (the web app encodes lossy WebP with the \
-                     browser's encoder)"
-                        .into(),
-                ));
-            }
             "webp-lossy" => Self::WebPLossy { quality: quality.unwrap_or(DEFAULT_WEBP_QUALITY) },
             "avif" => Self::Avif { quality: quality.unwrap_or(DEFAULT_AVIF_QUALITY) },
             "bmp" => Self::Bmp,
@@ -295,6 +288,13 @@ impl OutputFormat {
                 )));
             }
         };
+        if !format.built() {
+            return Err(LupaError::BadInput(
+                "this engine writes WebP lossless only (the web app encodes lossy WebP with the browser's \
+                 encoder)"
+                    .into(),
+            ));
+        }
         match (format.quality(), quality) {
             (Some(q), _) if !(1..=100).contains(&q) => {
                 Err(LupaError::BadInput(format!("quality must be 1 to 100, not {q}")))
@@ -302,15 +302,18 @@ impl OutputFormat {
             (Some(_), _) | (None, None) => Ok(format),
             (None, Some(_)) => Err(LupaError::BadInput(format!(
                 "`.{extension}` is lossless here: a quality only applies to JPEG, AVIF{}",
-                if cfg!(target_family = "wasm") { "" } else { " and lossy WebP" }
+                if (Self::WebPLossy { quality: DEFAULT_WEBP_QUALITY }).built() {
+                    " and lossy WebP"
+                } else {
+                    ""
+                }
             ))),
         }
     }
 
-    /// Every format Lupa writes, at its default quality, in the order front ends list them
-    /// (lossy WebP natively only: the web app adds the browser's).
-    #[cfg(not(target_family = "wasm"))]
-    pub const ALL: &'static [OutputFormat] = &[
+    /// Every format Lupa writes, at its default quality, in the order front ends list them; a
+    /// build writes those that are [`OutputFormat::built`].
+    pub const ALL: [OutputFormat; 6] = [
         Self::Png,
         Self::Jpeg { quality: DEFAULT_JPEG_QUALITY },
         Self::WebP,
@@ -318,16 +321,12 @@ impl OutputFormat {
         Self::Avif { quality: DEFAULT_AVIF_QUALITY },
         Self::Bmp,
     ];
-    /// Every format Lupa writes, at its default quality, in the order front ends list them
-    /// (lossy WebP natively only: the web app adds the browser's).
-    #[cfg(target_family = "wasm")]
-    pub const ALL: &'static [OutputFormat] = &[
-        Self::Png,
-        Self::Jpeg { quality: DEFAULT_JPEG_QUALITY },
-        Self::WebP,
-        Self::Avif { quality: DEFAULT_AVIF_QUALITY },
-        Self::Bmp,
-    ];
+
+    /// Whether this build writes the format: all but lossy WebP everywhere, lossy WebP natively
+    /// only (libwebp is C; the web app encodes lossy WebP with the browser's encoder).
+    pub fn built(self) -> bool {
+        !matches!(self, Self::WebPLossy { .. }) || cfg!(not(target_family = "wasm"))
+    }
 
     /// The format's id in job requests (`png`, `jpeg`, `webp`, `webp-lossy`, `avif`, `bmp`);
     /// [`OutputFormat::from_extension`] takes it too.

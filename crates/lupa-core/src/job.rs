@@ -603,6 +603,7 @@ pub fn catalogue() -> Catalogue {
             .collect(),
         formats: OutputFormat::ALL
             .iter()
+            .filter(|f| f.built())
             .map(|f| FormatEntry { id: f.name(), label: f.label(), quality: f.quality() })
             .collect(),
         ensemble: EnsembleEntry { label: "Maximum fidelity", description: ENSEMBLE_DESCRIPTION },
