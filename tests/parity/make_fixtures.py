@@ -53,12 +53,13 @@ def source_files(spec, cache):
     return paths
 
 
-def load_net(spec, cache, threads=None):
-    """The original ncnn files of `spec` (sha256-checked), loaded for the CPU in f32."""
+def load_net(spec, cache, threads=None, vulkan=False):
+    """The original ncnn files of `spec` (sha256-checked), loaded in f32 for the CPU, or with
+    `vulkan` for ncnn's Vulkan compute path on GPU 0 (still f32: no fp16 storage or arithmetic)."""
     param, binary = source_files(spec, cache)
     net = ncnn.Net()
     opt = net.opt
-    opt.use_vulkan_compute = False
+    opt.use_vulkan_compute = vulkan
     opt.use_fp16_storage = False
     opt.use_fp16_packed = False
     opt.use_fp16_arithmetic = False

@@ -207,12 +207,19 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
             lupa_core::fused::set_enabled(false);
             (Device::flex(), "flex, Burn's conv".to_owned())
         }
-        "wgpu" => {
+        "wgpu" | "wgpu-burn" => {
             let (device, setup) = Device::wgpu_options().init_with_setup().context("no wgpu adapter")?;
             let info = setup.adapter.get_info();
-            (device, format!("{} ({:?})", info.name, info.backend))
+            let adapter = format!("{} ({:?})", info.name, info.backend);
+            if backend == "wgpu-burn" {
+                // Burn's direct conv (cubek) instead of Lupa's kernel, on the same device.
+                lupa_core::fused::set_enabled(false);
+                (device, format!("{adapter}, Burn's conv"))
+            } else {
+                (device, adapter)
+            }
         }
-        other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn or wgpu)"),
+        other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn, wgpu or wgpu-burn)"),
     };
     let (model, _) = load_model(&read_index(models_dir)?, models_dir, id, &device)?;
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
@@ -225,8 +232,11 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
         ensemble: false,
     };
     // On the CPU, tiles side by side as the CLI runs them: one per core (lupa_core::TileThreads).
-    let helpers =
-        if backend == "wgpu" { 0 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) - 1 };
+    let helpers = if backend.starts_with("wgpu") {
+        0
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+    };
     let adapter = if helpers > 0 { format!("{adapter}, {} tiles at once", helpers + 1) } else { adapter };
     let run = |image: &DynamicImage| -> Result<(f64, DynamicImage)> {
         let started = std::time::Instant::now();

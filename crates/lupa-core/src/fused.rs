@@ -19,6 +19,9 @@
 use std::cell::Cell;
 
 #[cfg(feature = "gpu")]
+mod cube;
+
+#[cfg(feature = "gpu")]
 use burn::backend::Cube;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
@@ -281,7 +284,17 @@ fn burn_activation<B: Backend>(y: FloatTensor<B>, activation: FusedActivation<B>
 }
 
 #[cfg(feature = "gpu")]
-impl FusedConvBackend for Cube {}
+impl FusedConvBackend for Cube {
+    fn fused_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        activation: FusedActivation<Self>,
+        options: FusedConvOptions,
+    ) -> FloatTensor<Self> {
+        cube::fused_conv2d(x, weight, bias, activation, options)
+    }
+}
 
 impl FusedConvBackend for Flex {
     fn fused_conv2d(
@@ -424,7 +437,31 @@ mod tests {
 
     #[test]
     fn the_fused_op_on_flex_matches_burns_conv_and_activations() {
-        let device = Device::flex();
+        matches_burns_conv_and_activations(&Device::flex());
+    }
+
+    /// Lupa's CubeCL kernel (fused/cube.rs), on lavapipe where there is no GPU.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn the_fused_op_on_wgpu_matches_burns_conv_and_activations() {
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup()
+            .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
+        println!("wgpu adapter: {:?}", setup.adapter.get_info());
+        matches_burns_conv_and_activations(&device);
+        // 1×1, a first layer of three input channels (scalar input loads), and widths that are
+        // not a multiple of the register block's four pixels.
+        let x = Tensor::<4>::random([1, 3, 5, 7], Distribution::Normal(0.0, 1.0), &device);
+        let first = Conv2dConfig::new([3, 16], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        agree(&first, x.clone(), Activation::LeakyRelu(0.2));
+        let pointwise = Conv2dConfig::new([3, 12], [1, 1]).init(&device);
+        agree(&pointwise, x, Activation::Identity);
+    }
+
+    fn matches_burns_conv_and_activations(device: &Device) {
+        let device = device.clone();
         let same = |cin, cout| {
             Conv2dConfig::new([cin, cout], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
