@@ -49,12 +49,13 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', default_value = "256,1024")]
     pub sizes: Vec<u32>,
     /// Lupa's backends: native-cpu, native-cpu-burn (the CPU backend with Lupa's fused convolution
-    /// switched off), native-wgpu, browser-webgpu, browser-cpu (one engine), browser-cpu-pool (the
-    /// CPU worker pool, one engine per core).
+    /// switched off), native-wgpu, native-wgpu-burn (wgpu with Burn's direct conv instead of Lupa's
+    /// kernel), browser-webgpu, browser-cpu (one engine), browser-cpu-pool (the CPU worker pool, one
+    /// engine per core). With native-wgpu, ncnn's Vulkan path runs too.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "native-cpu,native-cpu-burn,native-wgpu,browser-webgpu,browser-cpu,browser-cpu-pool"
+        default_value = "native-cpu,native-cpu-burn,native-wgpu,native-wgpu-burn,browser-webgpu,browser-cpu,browser-cpu-pool"
     )]
     pub backends: Vec<String>,
     /// UpscalerJS models (x4).
@@ -114,7 +115,12 @@ pub fn run(config: &Config) -> Result<()> {
 
     // 2. Speed.
     let mut runners = lupa_runners(config)?;
+    // ncnn on the CPU, and on Vulkan where Lupa's native wgpu runs: the same device.
+    let on_wgpu = runners.contains(&Runner::Native("wgpu".into()));
     runners.push(Runner::Ncnn);
+    if on_wgpu {
+        runners.push(Runner::NcnnVulkan);
+    }
     // Cheapest per output pixel first (SPAN x4 before SPAN x2), so the slow software GPUs spend
     // their budget on the models that compare with the peers' 4x ones.
     let per_output_pixel =
@@ -222,7 +228,7 @@ pub fn run(config: &Config) -> Result<()> {
 }
 
 /// Lupa's runners named by `--backends` (`native-cpu`, `native-cpu-burn`, `native-wgpu`,
-/// `browser-webgpu`, `browser-cpu`, `browser-cpu-pool`).
+/// `native-wgpu-burn`, `browser-webgpu`, `browser-cpu`, `browser-cpu-pool`).
 fn lupa_runners(config: &Config) -> Result<Vec<Runner>> {
     config
         .backends
@@ -231,8 +237,8 @@ fn lupa_runners(config: &Config) -> Result<Vec<Runner>> {
             Some(("native", be)) => Ok(Runner::Native(be.into())),
             Some(("browser", be)) => Ok(Runner::Browser(be.into())),
             _ => anyhow::bail!(
-                "unknown backend {b} (native-cpu, native-cpu-burn, native-wgpu, browser-webgpu, browser-cpu, \
-                 browser-cpu-pool)"
+                "unknown backend {b} (native-cpu, native-cpu-burn, native-wgpu, native-wgpu-burn, \
+                 browser-webgpu, browser-cpu, browser-cpu-pool)"
             ),
         })
         .collect()
@@ -732,7 +738,60 @@ fn targets(
         }
     }
 
-    // 5. The browser's CPU worker pool against one worker, same run.
+    // 5. Lupa on wgpu against ncnn's Vulkan path, same device, same run.
+    let wgpu = Runner::Native("wgpu".into()).label();
+    let vulkan = Runner::NcnnVulkan.label();
+    if done(outcomes).any(|m| m.runner == vulkan) {
+        writeln!(
+            w,
+            "\n**Lupa's native wgpu within 1.5× of ncnn's Vulkan path on the same device** (the GPU kernels \
+             against each other; on a software GPU a ratio, not a GPU speed).\n"
+        )?;
+        writeln!(
+            w,
+            "| model | input | Lupa native wgpu | ncnn Vulkan | Lupa ÷ ncnn | target |\n|---|---|---:|---:|---:|---|"
+        )?;
+        for n in done(outcomes).filter(|m| m.runner == vulkan) {
+            if let Some(l) = find(outcomes, &wgpu, &n.model, n.size) {
+                let r = l.secs / n.secs;
+                writeln!(
+                    w,
+                    "| {} | {}² | {:.2} s | {:.2} s | {r:.2}× | {} |",
+                    n.model,
+                    n.size,
+                    l.secs,
+                    n.secs,
+                    if r <= 1.5 { "met" } else { "**not met**" }
+                )?;
+            }
+        }
+    }
+
+    // 6. Lupa's GPU kernel against Burn's direct conv, same device, same run.
+    let wgpu_burn = Runner::Native("wgpu-burn".into()).label();
+    if done(outcomes).any(|m| m.runner == wgpu_burn) {
+        writeln!(w, "\n**Lupa's fused GPU convolution against Burn's direct conv on the same wgpu device.**\n")?;
+        writeln!(
+            w,
+            "| model | input | Burn's conv | Lupa's fused conv | speed-up | Lupa GMAC/s |\n|---|---|---:|---:|---:|---:|"
+        )?;
+        for b in done(outcomes).filter(|m| m.runner == wgpu_burn) {
+            if let Some(l) = find(outcomes, &wgpu, &b.model, b.size) {
+                writeln!(
+                    w,
+                    "| {} | {}² | {:.2} s | {:.2} s | {:.1}× | {:.2} |",
+                    b.model,
+                    b.size,
+                    b.secs,
+                    l.secs,
+                    b.secs / l.secs,
+                    l.gmacs()
+                )?;
+            }
+        }
+    }
+
+    // 7. The browser's CPU worker pool against one worker, same run.
     let one = Runner::Browser("cpu".into()).label();
     let pool = Runner::Browser("cpu-pool".into()).label();
     if done(outcomes).any(|m| m.runner == pool) {

@@ -5,7 +5,9 @@
 //! - Lupa native (`lupa-bench speed-one`: `flex` CPU or wgpu), peak memory = the process's VmHWM;
 //! - Lupa in headless Chromium (the Trunk build's web worker, WebGPU or the wasm CPU backend) and
 //!   UpscalerJS in the same Chromium (`browser/bench.mjs`), peak memory = renderer + GPU process;
-//! - the ncnn runtime on the CPU (`peers/ncnn_speed.py`) on the ncnn files Lupa's weights come from.
+//! - the ncnn runtime on the CPU (`peers/ncnn_speed.py`) on the ncnn files Lupa's weights come from,
+//!   and on its Vulkan path (`--vulkan`), on the device Lupa's native wgpu runs on (lavapipe where
+//!   there is no GPU): the kernel-against-kernel comparison for the GPU.
 //!
 //! Every measurement warms up on a 32×32 crop first (shader compilation, allocator), then times one
 //! upscale of a square Lanczos3 resize of the photo. Software GPUs are slow, so a measurement whose
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 /// Where and how a measurement runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Runner {
-    /// `lupa-bench speed-one` with backend `cpu` or `wgpu`.
+    /// `lupa-bench speed-one` with backend `cpu`, `cpu-burn`, `wgpu` or `wgpu-burn`.
     Native(String),
     /// Lupa's web worker in Chromium, backend `webgpu` or `cpu`.
     Browser(String),
@@ -34,6 +36,8 @@ pub enum Runner {
     UpscalerJs(String),
     /// PyPI `ncnn` on the CPU.
     Ncnn,
+    /// PyPI `ncnn` on its Vulkan compute path (GPU 0), f32.
+    NcnnVulkan,
 }
 
 impl Runner {
@@ -43,6 +47,7 @@ impl Runner {
             Self::Browser(b) => format!("Lupa browser {b}"),
             Self::UpscalerJs(b) => format!("UpscalerJS {b}"),
             Self::Ncnn => "ncnn CPU".into(),
+            Self::NcnnVulkan => "ncnn Vulkan".into(),
         }
     }
 }
@@ -248,7 +253,7 @@ pub fn measure(
             }),
             setup.time_limit,
         )?,
-        Runner::Ncnn => {
+        Runner::Ncnn | Runner::NcnnVulkan => {
             let mut c = Command::new(&setup.python);
             c.arg(&setup.ncnn_script)
                 .args(["--model", model])
@@ -256,6 +261,9 @@ pub fn measure(
                 .arg(input)
                 .arg("--warm")
                 .arg(warm);
+            if *runner == Runner::NcnnVulkan {
+                c.arg("--vulkan");
+            }
             run_runner(c, setup.time_limit)?
         }
     };
