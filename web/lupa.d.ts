@@ -173,9 +173,15 @@ export class Upscaler extends EventTarget {
 
   /**
    * Fetches `${base}models/index.json` and starts the engine worker `${base}worker.js`.
-   * `base` defaults to the folder of lupa.js.
+   * `base` defaults to the folder of lupa.js. `convolution: 'burn'` (for benchmarks) runs Burn's
+   * own convolution instead of Lupa's fused kernels; the results agree.
    */
-  static create(options?: { base?: string | URL; backend?: Backend; workers?: 'auto' | number }): Promise<Upscaler>;
+  static create(options?: {
+    base?: string | URL;
+    backend?: Backend;
+    workers?: 'auto' | number;
+    convolution?: 'lupa' | 'burn';
+  }): Promise<Upscaler>;
 
   /** Which backend runs (updated whenever the engine is started again). */
   readonly backend: BackendInfo;

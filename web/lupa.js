@@ -85,6 +85,7 @@ export class Upscaler extends EventTarget {
   #indexText;      // the text of models/index.json, sent to every new engine
   #backendChoice;  // 'auto' | 'webgpu' | 'cpu'
   #workers;        // 'auto' | number: engines on the CPU backend (see pool.js engineCount)
+  #convolution = 'lupa'; // 'lupa' | 'burn' (see create)
   #pool = null;    // the HelperPool of #worker on the CPU backend with more than one engine
   #weights = new Map(); // id → a copy of the weights #worker holds, for the pool's helpers
   #worker = null;  // the current Worker, or null: the next call starts one
@@ -103,15 +104,20 @@ export class Upscaler extends EventTarget {
    * and waits for it. Rejects with kind 'registry' (index.json unreadable) or the engine's error
    * (e.g. 'backend' for WebGPU asked for and missing). `workers`: how many engines share each
    * job's tiles on the CPU backend ('auto': one per core, within a memory budget; 1: no helpers);
-   * WebGPU always runs one.
-   * @param {{ base?: string | URL, backend?: 'auto' | 'webgpu' | 'cpu', workers?: 'auto' | number }} [options]
+   * WebGPU always runs one. `convolution`, for benchmarks: 'burn' runs Burn's own convolution
+   * in the engine instead of Lupa's fused kernels (the default, 'lupa'); the results agree.
+   * @param {{ base?: string | URL, backend?: 'auto' | 'webgpu' | 'cpu', workers?: 'auto' | number,
+   *           convolution?: 'lupa' | 'burn' }} [options]
    * @returns {Promise<Upscaler>}
    */
-  static async create({ base = new URL('./', import.meta.url), backend = 'auto', workers = 'auto' } = {}) {
+  static async create({
+    base = new URL('./', import.meta.url), backend = 'auto', workers = 'auto', convolution = 'lupa',
+  } = {}) {
     let root = new URL(base, globalThis.location?.href);
     if (!root.pathname.endsWith('/')) root = new URL(`${root.pathname}/`, root);
     const indexText = await fetchIndex(root);
     const upscaler = new Upscaler(root, indexText, backend, workers);
+    upscaler.#convolution = convolution;
     await upscaler.#request(null); // start the engine, which checks the registry in full
     return upscaler;
   }
@@ -388,7 +394,7 @@ export class Upscaler extends EventTarget {
     this.#worker = worker;
     this.#loaded = new Set();
     try {
-      const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: start.backend }).reply;
+      const { info, catalogue } = await this.#post({ type: 'init', index: this.#indexText, backend: start.backend, convolution: this.#convolution }).reply;
       // WebGPU runs one engine (one GPU); the CPU backend one per core, helpers started at the
       // first upscale.
       const engines = info.backend === 'cpu' ? engineCount(this.#workers) : 1;
@@ -434,7 +440,7 @@ export class Upscaler extends EventTarget {
     const worker = engineWorker(this.#base);
     const spare = { worker, ready: null };
     this.#spare = spare;
-    startEngine(worker, { type: 'init', index: this.#indexText, backend: 'auto' }).then((ready) => {
+    startEngine(worker, { type: 'init', index: this.#indexText, backend: 'auto', convolution: this.#convolution }).then((ready) => {
       if (this.#spare !== spare) return;
       if (ready.info.backend !== 'webgpu') {
         // The adapter failed the engine's own check: the CPU engine stays.

@@ -1,8 +1,10 @@
 // Lupa's engine worker: runs the wasm engine (crates/lupa-web) off the main thread. Driven by
 // lupa.js, which sends one message at a time (all but 'cancel') and waits for its reply.
 //
-// Messages in:  {type: 'init', index, backend}    index: text of models/index.json;
-//                                                 backend: 'auto' | 'webgpu' | 'cpu'. The first
+// Messages in:  {type: 'init', index, backend, convolution}   index: text of models/index.json;
+//                                                 backend: 'auto' | 'webgpu' | 'cpu';
+//                                                 convolution: 'burn' for Burn's conv (benchmarks;
+//                                                 default Lupa's fused kernels). The first
 //                                                 message: it loads the engine, the CPU engine
 //                                                 alone (lupa-web-cpu, a quarter of the size)
 //                                                 for 'cpu', the full one (lupa-web) otherwise
@@ -123,6 +125,7 @@ self.onmessage = async ({ data }) => {
     await ready;
     switch (data.type) {
       case 'init': {
+        lupa.set_fused_convolution(data.convolution !== 'burn');
         const info = JSON.parse(await lupa.start_engine(data.index, data.backend));
         if (info.backend === 'webgpu') info.adapter = await describeAdapter(info.adapter);
         const catalogue = JSON.parse(lupa.catalogue());

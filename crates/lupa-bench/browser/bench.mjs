@@ -9,7 +9,8 @@
 //                    "inputs":[{"input":"in.png","output":"out.png"}],"dist":"../../../dist"}'
 //
 // `output` is optional: where to write that upscale's PNG.
-// runner "lupa": backend webgpu|cpu|cpu-pool (cpu: one engine; cpu-pool: one per core), model a
+// runner "lupa": backend webgpu|webgpu-burn|cpu|cpu-pool (webgpu-burn: Burn's conv instead of
+// Lupa's kernel; cpu: one engine; cpu-pool: one per core), model a
 // Lupa model id; needs the Trunk build (dist).
 // runner "upscalerjs": backend webgl|webgpu|wasm|cpu, model esrgan-slim|esrgan-medium|esrgan-thick.
 // Chromium: /usr/bin/chromium or $LUPA_CHROMIUM, with WebGPU and WebGL on SwiftShader where there

@@ -21,13 +21,21 @@ async function bytesToB64(bytes) {
 
 /**
  * Upscales `warm`, then each of `inputs` (PNG bytes, base64) with model `id` on `backend`
- * (webgpu | cpu: one engine | cpu-pool: the CPU worker pool, one engine per core), through Lupa's
+ * (webgpu | webgpu-burn: Burn's conv | cpu: one engine | cpu-pool: the CPU worker pool, one engine
+ * per core), through Lupa's
  * own bridge (lupa.js). Returns the adapter and, per input, the time in ms (the coordinating
  * worker's, around the engine's run), the size and the PNG (base64).
  */
 window.benchLupa = async ({ backend, id, warm, inputs }) => {
   const pool = backend === 'cpu-pool';
-  const upscaler = await Upscaler.create({ base: '/lupa/', backend: pool ? 'cpu' : backend, workers: pool ? 'auto' : 1 });
+  // webgpu-burn: WebGPU with Burn's own convolution instead of Lupa's kernel.
+  const burn = backend === 'webgpu-burn';
+  const upscaler = await Upscaler.create({
+    base: '/lupa/',
+    backend: pool ? 'cpu' : burn ? 'webgpu' : backend,
+    workers: pool ? 'auto' : 1,
+    convolution: burn ? 'burn' : 'lupa',
+  });
   try {
     const spec = upscaler.index.models.find((m) => m.id === id);
     if (!spec) throw new Error(`no model ${id} in the Lupa build`);

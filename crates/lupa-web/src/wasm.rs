@@ -270,6 +270,14 @@ pub fn fail_device() {
     }
 }
 
+/// Lupa's fused convolution kernels on (the default) or off (Burn's conv and activations, for
+/// benchmarks that compare the two: [`lupa_core::fused::set_enabled`]). The engine runs on this
+/// thread, so this holds for every later upscale.
+#[wasm_bindgen]
+pub fn set_fused_convolution(enabled: bool) {
+    lupa_core::fused::set_enabled(enabled);
+}
+
 /// Stops the running upscale before its next tile.
 #[wasm_bindgen]
 pub fn cancel() {
