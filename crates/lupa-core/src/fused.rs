@@ -294,6 +294,16 @@ impl FusedConvBackend for Cube {
     ) -> FloatTensor<Self> {
         cube::fused_conv2d(x, weight, bias, activation, options)
     }
+
+    fn fused_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        activation: FusedActivation<Self>,
+        options: FusedConvTransposeOptions,
+    ) -> FloatTensor<Self> {
+        cube::fused_conv_transpose2d(x, weight, bias, activation, options)
+    }
 }
 
 impl FusedConvBackend for Flex {
@@ -440,14 +450,27 @@ mod tests {
         matches_burns_conv_and_activations(&Device::flex());
     }
 
+    /// The default wgpu device, created once for the tests that share it (lavapipe where there is
+    /// no GPU).
+    #[cfg(feature = "gpu")]
+    fn wgpu() -> Device {
+        static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+        DEVICE
+            .get_or_init(|| {
+                let (device, setup) = Device::wgpu_options()
+                    .init_with_setup()
+                    .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
+                println!("wgpu adapter: {:?}", setup.adapter.get_info());
+                device
+            })
+            .clone()
+    }
+
     /// Lupa's CubeCL kernel (fused/cube.rs), on lavapipe where there is no GPU.
     #[cfg(feature = "gpu")]
     #[test]
     fn the_fused_op_on_wgpu_matches_burns_conv_and_activations() {
-        let (device, setup) = Device::wgpu_options()
-            .init_with_setup()
-            .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
-        println!("wgpu adapter: {:?}", setup.adapter.get_info());
+        let device = wgpu();
         matches_burns_conv_and_activations(&device);
         // 1×1, a first layer of three input channels (scalar input loads), and widths that are
         // not a multiple of the register block's four pixels.
@@ -487,8 +510,37 @@ mod tests {
     /// layer (Burn's op inside the fused one) against Burn's module.
     #[test]
     fn the_fused_transposed_op_matches_burns() {
+        transposed_matches_burns(&Device::flex());
+    }
+
+    /// On wgpu every transposed layer of Real-CUGAN runs Lupa's kernel (fused/cube.rs), x3's 5×5
+    /// stride 3 too, and widths that are not a multiple of the block.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn the_fused_transposed_op_on_wgpu_matches_burns() {
         use burn::nn::conv::ConvTranspose2dConfig;
-        let device = Device::flex();
+        let device = wgpu();
+        transposed_matches_burns(&device);
+        let x = Tensor::<4>::random([1, 64, 7, 10], Distribution::Normal(0.0, 1.0), &device);
+        let x3 = ConvTranspose2dConfig::new([64, 3], [5, 5])
+            .with_stride([3, 3])
+            .with_padding([2, 2])
+            .init(&device);
+        let x4 = ConvTranspose2dConfig::new([64, 64], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([3, 3])
+            .init(&device);
+        for (conv, activation) in [(&x3, Activation::Identity), (&x4, Activation::LeakyRelu(0.1))] {
+            let fused = conv_transpose2d(conv, x.clone(), activation);
+            let burn = activation.apply(conv.forward(x.clone()));
+            let difference = max_difference(fused, burn);
+            assert!(difference < 1e-4, "{:?}: max difference {difference}", conv.kernel_size);
+        }
+    }
+
+    fn transposed_matches_burns(device: &Device) {
+        use burn::nn::conv::ConvTranspose2dConfig;
+        let device = device.clone();
         let x = Tensor::<4>::random([2, 64, 9, 11], Distribution::Normal(0.0, 1.0), &device);
         let up = ConvTranspose2dConfig::new([64, 48], [2, 2]).with_stride([2, 2]).init(&device);
         let last = ConvTranspose2dConfig::new([64, 3], [4, 4])

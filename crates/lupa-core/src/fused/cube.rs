@@ -1,6 +1,7 @@
-//! The fused convolution on `Cube` (wgpu: WebGPU, Vulkan, Metal, DX12): one CubeCL kernel for
+//! The fused convolutions on `Cube` (wgpu: WebGPU, Vulkan, Metal, DX12): one CubeCL kernel for
 //! every 2-D convolution of the models (3×3 and 1×1 "same", Real-CUGAN's 2×2 stride 2 and valid
-//! 3×3), with the bias and the activation in its epilogue.
+//! 3×3) and one for every transposed convolution (Real-CUGAN's 2×2 stride 2 up, and its 4×4 and
+//! 5×5 last layers), with the bias and the activation in their epilogue.
 //!
 //! Burn's own conv2d on WGSL is cubek's direct kernel: one invocation per output vector of four
 //! channels, re-reading the input window from global memory for every four output channels. Here
@@ -23,7 +24,12 @@
 //! repacked per call to `[kh, kw, cin, cout₄]` (cout rounded up to four, zero-filled), a copy the
 //! size of the weights.
 //!
-//! The register block depends on the device ([`Block::for_device`]). The kernel stages nothing in
+//! The transposed kernel is the same register block computed as a gather: output pixel `o` takes
+//! input `i = (o + pad − k) / stride` for the kernel taps `k` where that divides exactly. A block
+//! starts at a multiple of the stride, so which taps each of its pixels takes is known when the
+//! kernel is compiled (no per-tap test at run time); rows are tested once per kernel row.
+//!
+//! The register block depends on the device ([`Block::for_device`]). The kernels stage nothing in
 //! workgroup memory: the block's reuse lives in registers, and the weights a workgroup shares come
 //! from cache.
 
@@ -37,7 +43,7 @@ use burn_cubecl::ops::{permute_nchw_to_nhwc, permute_nhwc_to_nchw};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::{FusedActivation, FusedConvOptions, burn_activation};
+use super::{FusedActivation, FusedConvOptions, FusedConvTransposeOptions, burn_activation};
 use burn::backend::ops::ModuleOps;
 
 /// The activation, as the kernel's comptime switch.
@@ -90,100 +96,251 @@ pub(super) fn fused_conv2d(
     activation: FusedActivation<Cube>,
     options: FusedConvOptions,
 ) -> CubeTensor {
-    if [&x, &weight, &bias].iter().any(|t| t.dtype != DType::F32) {
-        return burn_activation::<Cube>(Cube::conv2d(x, weight, Some(bias), options.burn()), activation);
-    }
+    let [_, _, height, width] = dims(&x);
+    let [_, _, kh, kw] = dims(&weight);
+    let ([sh, sw], [ph, pw]) = (options.stride, options.padding);
+    let out = [(height + 2 * ph - kh) / sh + 1, (width + 2 * pw - kw) / sw + 1];
     let block = Block::for_device(&x);
-    let [batch, channels_in, height, width] = dims(&x);
-    let [channels_out, _, kh, kw] = dims(&weight);
-    let [sh, sw] = options.stride;
-    let [ph, pw] = options.padding;
-    let out_h = (height + 2 * ph - kh) / sh + 1;
-    let out_w = (width + 2 * pw - kw) / sw + 1;
-    let groups = channels_out.div_ceil(4);
-    let channel_vectors = if groups % block.channel_vectors == 0 { block.channel_vectors } else { 1 };
-    let blocks_x = out_w.div_ceil(block.pixels);
-    let blocks = batch * out_h * blocks_x;
-    let cubes_x = blocks.div_ceil(WORKGROUP as usize);
-    let cubes_y = groups / channel_vectors;
-    let max = x.client.properties().hardware.max_cube_count;
-    if cubes_x > max.0 as usize || cubes_y > max.1 as usize {
+    let Some(launch) = Launch::new(&x, &weight, &bias, out, block.pixels, block) else {
         return burn_activation::<Cube>(Cube::conv2d(x, weight, Some(bias), options.burn()), activation);
-    }
-
-    // NHWC input with contiguous channels (a fused convolution's output already is one).
-    let mut input = permute_nchw_to_nhwc(x);
-    if input.meta.strides()[3] != 1 {
-        input = into_contiguous(input);
-    }
-    let vectorised = channels_in % 4 == 0 && input.meta.strides()[..3].iter().all(|s| s % 4 == 0);
-    let input_vector = if vectorised { 4 } else { 1 };
-
-    let weight = pad_last(into_contiguous(Cube::float_permute(weight, &[2, 3, 1, 0])), groups * 4);
-    let bias = pad_last(bias, groups * 4);
-    let (code, slope, alpha, residual) = match activation {
-        FusedActivation::Identity => (IDENTITY, 0.0, bias.clone(), input.clone()),
-        FusedActivation::LeakyRelu(slope) => (LEAKY_RELU, slope, bias.clone(), input.clone()),
-        FusedActivation::Prelu(alpha) => {
-            let slopes = Cube::float_reshape(alpha.clone(), Shape::new([alpha.meta.shape().num_elements()]));
-            let slopes = into_contiguous(Cube::float_expand(slopes, Shape::new([channels_out])));
-            (PRELU, 0.0, pad_last(slopes, groups * 4), input.clone())
-        }
-        FusedActivation::Silu => (SILU, 0.0, bias.clone(), input.clone()),
-        FusedActivation::SpanAttention(residual) => {
-            (SPAN_ATTENTION, 0.0, bias.clone(), permute_nchw_to_nhwc(residual))
-        }
     };
-
-    let client = input.client.clone();
-    let device = input.device.clone();
-    let output = empty_device_contiguous_dtype(
-        client.clone(),
-        device,
-        Shape::new([batch, out_h, out_w, groups * 4]),
-        DType::F32,
-    );
+    // [cout, cin, kh, kw] → [kh, kw, cin, cout₄].
+    let weight = Cube::float_permute(weight, &[2, 3, 1, 0]);
+    let args = launch.args(x, weight, bias, activation);
+    let geometry = [kh, kw, sh, sw, ph, pw];
     // SAFETY: every index the kernel reads is inside its tensor: input columns and rows are
     // clamped to the image (and masked), weights and bias span `groups` vectors per row, and each
-    // output vector is written by exactly one invocation, `ox < out_w`, `block < blocks`.
+    // output vector is written by exactly one invocation (`ox < out_w`, `block < blocks`).
     #[allow(unsafe_code)]
     unsafe {
         fused_conv2d_kernel::launch_unchecked::<f32>(
-            &client,
-            CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+            &launch.client,
+            launch.cubes(),
             CubeDim::new_1d(WORKGROUP),
-            input_vector,
+            args.input_vector,
             4,
-            input.into_tensor_arg(),
-            weight.into_buffer_arg(),
-            bias.into_buffer_arg(),
-            alpha.into_buffer_arg(),
-            residual.into_tensor_arg(),
-            output.clone().into_buffer_arg(),
-            slope,
-            out_h,
-            out_w,
-            blocks_x,
-            blocks,
-            channels_out,
-            [kh, kw, sh, sw, ph, pw],
-            block.pixels,
-            channel_vectors,
-            code,
+            args.input.into_tensor_arg(),
+            args.weight.into_buffer_arg(),
+            args.bias.into_buffer_arg(),
+            args.alpha.into_buffer_arg(),
+            args.residual.into_tensor_arg(),
+            launch.output.clone().into_buffer_arg(),
+            args.slope,
+            launch.sizes(),
+            geometry,
+            launch.pixels,
+            launch.channel_vectors,
+            args.code,
         );
     }
-    let output = if groups * 4 == channels_out {
-        output
-    } else {
-        Cube::float_slice(
-            output,
-            &[(0..batch).into(), (0..out_h).into(), (0..out_w).into(), (0..channels_out).into()],
-        )
-    };
-    permute_nhwc_to_nchw(output)
+    launch.finish()
 }
 
-/// `tensor` with its last axis zero-padded to `len`.
+/// `activation(conv_transpose2d(x, weight) + bias)` as one kernel, or Burn's ops where it does
+/// not apply (as [`fused_conv2d`]).
+pub(super) fn fused_conv_transpose2d(
+    x: CubeTensor,
+    weight: CubeTensor,
+    bias: CubeTensor,
+    activation: FusedActivation<Cube>,
+    options: FusedConvTransposeOptions,
+) -> CubeTensor {
+    let [_, _, height, width] = dims(&x);
+    let [_, _, kh, kw] = dims(&weight);
+    let ([sh, sw], [ph, pw], [oph, opw]) = (options.stride, options.padding, options.padding_out);
+    let out = [(height - 1) * sh + kh + oph - 2 * ph, (width - 1) * sw + kw + opw - 2 * pw];
+    let block = Block::for_device(&x);
+    // A block starts at a multiple of the stride: its pixels' taps are known at compile time.
+    let pixels = block.pixels.div_ceil(sw) * sw;
+    let Some(launch) = Launch::new(&x, &weight, &bias, out, pixels, block) else {
+        return burn_activation::<Cube>(
+            Cube::conv_transpose2d(x, weight, Some(bias), options.burn()),
+            activation,
+        );
+    };
+    // The input columns a block reads: from ⌊(pw − kw + 1) / sw⌋ to ⌊(pixels − 1 + pw) / sw⌋ past
+    // its first pixel's, as `shift − kw` (kept non-negative for the kernel's unsigned arithmetic).
+    let first_column = (pw as i64 - kw as i64 + 1).div_euclid(sw as i64);
+    let last_column = ((pixels - 1 + pw) as i64).div_euclid(sw as i64);
+    let columns = (last_column - first_column + 1) as usize;
+    let shift = (kw as i64 + first_column) as usize;
+    // [cin, cout, kh, kw] → [kh, kw, cin, cout₄].
+    let weight = Cube::float_permute(weight, &[2, 3, 0, 1]);
+    let args = launch.args(x, weight, bias, activation);
+    let geometry = [kh, kw, sh, sw, ph, pw];
+    // SAFETY: as in `fused_conv2d`: rows and columns outside the input are clamped and masked.
+    #[allow(unsafe_code)]
+    unsafe {
+        fused_conv_transpose2d_kernel::launch_unchecked::<f32>(
+            &launch.client,
+            launch.cubes(),
+            CubeDim::new_1d(WORKGROUP),
+            args.input_vector,
+            4,
+            args.input.into_tensor_arg(),
+            args.weight.into_buffer_arg(),
+            args.bias.into_buffer_arg(),
+            args.alpha.into_buffer_arg(),
+            args.residual.into_tensor_arg(),
+            launch.output.clone().into_buffer_arg(),
+            args.slope,
+            launch.sizes(),
+            geometry,
+            [columns, shift],
+            launch.pixels,
+            launch.channel_vectors,
+            args.code,
+        );
+    }
+    launch.finish()
+}
+
+/// The dispatch of one fused convolution and its output buffer.
+struct Launch {
+    client: cubecl::client::Client,
+    output: CubeTensor,
+    batch: usize,
+    out: [usize; 2],
+    channels_out: usize,
+    /// Vectors of four output channels (the channels rounded up to four).
+    groups: usize,
+    pixels: usize,
+    channel_vectors: usize,
+    blocks_x: usize,
+    blocks: usize,
+}
+
+/// A launch's tensors, in the layouts the kernels read.
+struct Args {
+    input: CubeTensor,
+    input_vector: usize,
+    weight: CubeTensor,
+    bias: CubeTensor,
+    /// PReLU's slopes (the bias, unread, for the other activations).
+    alpha: CubeTensor,
+    /// SPAN's residual as NHWC (the input, unread, for the other activations).
+    residual: CubeTensor,
+    slope: f32,
+    code: u32,
+}
+
+impl Launch {
+    /// The launch of a convolution of `x` (NCHW) with `weight` into `out` = `[height, width]`, in
+    /// blocks of `pixels` × `block.channel_vectors`; `None` where the kernels do not apply: a dtype
+    /// other than f32, or more workgroups than the device dispatches.
+    fn new(
+        x: &CubeTensor,
+        weight: &CubeTensor,
+        bias: &CubeTensor,
+        out: [usize; 2],
+        pixels: usize,
+        block: Block,
+    ) -> Option<Self> {
+        if [x, weight, bias].iter().any(|t| t.dtype != DType::F32) {
+            return None;
+        }
+        let batch = dims(x)[0];
+        let channels_out = bias.meta.shape()[0];
+        let groups = channels_out.div_ceil(4);
+        let channel_vectors = if groups % block.channel_vectors == 0 { block.channel_vectors } else { 1 };
+        let blocks_x = out[1].div_ceil(pixels);
+        let blocks = batch * out[0] * blocks_x;
+        let max = x.client.properties().hardware.max_cube_count;
+        if blocks.div_ceil(WORKGROUP as usize) > max.0 as usize || groups / channel_vectors > max.1 as usize {
+            return None;
+        }
+        let output = empty_device_contiguous_dtype(
+            x.client.clone(),
+            x.device.clone(),
+            Shape::new([batch, out[0], out[1], groups * 4]),
+            DType::F32,
+        );
+        let client = x.client.clone();
+        Some(Self {
+            client,
+            output,
+            batch,
+            out,
+            channels_out,
+            groups,
+            pixels,
+            channel_vectors,
+            blocks_x,
+            blocks,
+        })
+    }
+
+    /// Workgroups: blocks of pixels along x, vectors of output channels along y.
+    fn cubes(&self) -> CubeCount {
+        let x = self.blocks.div_ceil(WORKGROUP as usize);
+        CubeCount::Static(x as u32, (self.groups / self.channel_vectors) as u32, 1)
+    }
+
+    /// The kernels' run-time sizes: `[out_h, out_w, blocks_x, blocks, channels_out]`.
+    fn sizes(&self) -> SizesLaunch {
+        SizesLaunch::new(self.out[0], self.out[1], self.blocks_x, self.blocks, self.channels_out)
+    }
+
+    /// `x` as NHWC with contiguous channels (a fused convolution's output already is one), the
+    /// weight (permuted to `[kh, kw, cin, cout]`) and bias padded to `groups` vectors, and the
+    /// activation's operands.
+    fn args(
+        &self,
+        x: CubeTensor,
+        weight: CubeTensor,
+        bias: CubeTensor,
+        activation: FusedActivation<Cube>,
+    ) -> Args {
+        let channels = self.groups * 4;
+        let mut input = permute_nchw_to_nhwc(x);
+        if input.meta.strides()[3] != 1 {
+            input = into_contiguous(input);
+        }
+        let channels_in = input.meta.shape()[3];
+        let vectorised = channels_in % 4 == 0 && input.meta.strides()[..3].iter().all(|s| s % 4 == 0);
+        let weight = pad_last(into_contiguous(weight), channels);
+        let bias = pad_last(bias, channels);
+        let (code, slope, alpha, residual) = match activation {
+            FusedActivation::Identity => (IDENTITY, 0.0, bias.clone(), input.clone()),
+            FusedActivation::LeakyRelu(slope) => (LEAKY_RELU, slope, bias.clone(), input.clone()),
+            FusedActivation::Prelu(alpha) => {
+                let count = alpha.meta.shape().num_elements();
+                let slopes = Cube::float_reshape(alpha, Shape::new([count]));
+                let slopes = Cube::float_expand(slopes, Shape::new([self.channels_out]));
+                (PRELU, 0.0, pad_last(slopes, channels), input.clone())
+            }
+            FusedActivation::Silu => (SILU, 0.0, bias.clone(), input.clone()),
+            FusedActivation::SpanAttention(residual) => {
+                (SPAN_ATTENTION, 0.0, bias.clone(), permute_nchw_to_nhwc(residual))
+            }
+        };
+        Args {
+            input,
+            input_vector: if vectorised { 4 } else { 1 },
+            weight,
+            bias,
+            alpha,
+            residual,
+            slope,
+            code,
+        }
+    }
+
+    /// The output as an NCHW view of its real channels.
+    fn finish(self) -> CubeTensor {
+        let [h, w] = self.out;
+        let output = if self.groups * 4 == self.channels_out {
+            self.output
+        } else {
+            let ranges =
+                [(0..self.batch).into(), (0..h).into(), (0..w).into(), (0..self.channels_out).into()];
+            Cube::float_slice(self.output, &ranges)
+        };
+        permute_nhwc_to_nchw(output)
+    }
+}
+
+/// `tensor` with its last axis zero-padded to `len`, contiguous.
 fn pad_last(tensor: CubeTensor, len: usize) -> CubeTensor {
     let mut shape = tensor.meta.shape().clone();
     let last = shape.num_dims() - 1;
@@ -200,10 +357,143 @@ fn dims(tensor: &CubeTensor) -> [usize; 4] {
     std::array::from_fn(|i| shape[i])
 }
 
-/// One invocation: `pixels` output pixels of one row from `ox0`, × `channel_vectors` vectors of
-/// four output channels from `CUBE_POS_Y · channel_vectors`.
-///
-/// `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`.
+/// The run-time sizes both kernels take.
+#[derive(CubeLaunch, CubeType)]
+struct Sizes {
+    out_h: usize,
+    out_w: usize,
+    /// Blocks per output row.
+    blocks_x: usize,
+    /// Blocks in all: batch × out_h × blocks_x.
+    blocks: usize,
+    /// The real output channels (SPAN's residual has no padding channels).
+    channels_out: usize,
+}
+
+/// Where the block of one invocation is.
+#[derive(CubeType, Clone, Copy)]
+struct At {
+    /// Batch index.
+    b: usize,
+    /// Output row.
+    oy: usize,
+    /// First output pixel of the row.
+    ox0: usize,
+    /// First output-channel vector.
+    first: usize,
+}
+
+/// The block of this invocation (`CUBE_POS_X · CUBE_DIM_X + UNIT_POS_X < sizes.blocks`).
+#[cube]
+fn block_of(sizes: &Sizes, #[comptime] pixels: usize, #[comptime] channel_vectors: usize) -> At {
+    let block = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let bx = block % sizes.blocks_x;
+    let row = block / sizes.blocks_x;
+    At {
+        b: row / sizes.out_h,
+        oy: row % sizes.out_h,
+        ox0: bx * pixels,
+        first: CUBE_POS_Y as usize * channel_vectors,
+    }
+}
+
+/// Accumulators starting at the bias: `pixels × channel_vectors`, pixel-major.
+#[cube]
+fn start<F: Float, NO: Size>(
+    bias: &[Vector<F, NO>],
+    first: usize,
+    #[comptime] pixels: usize,
+    #[comptime] channel_vectors: usize,
+) -> Array<Vector<F, NO>> {
+    let mut acc = Array::<Vector<F, NO>>::new(comptime![pixels * channel_vectors]);
+    #[unroll]
+    for v in 0..channel_vectors {
+        let b = bias[first + v];
+        #[unroll]
+        for p in 0..pixels {
+            acc[p * channel_vectors + v] = b;
+        }
+    }
+    acc
+}
+
+/// Row `iy`'s input columns `first + c` for `c < columns`: their offsets (clamped to the row) and
+/// masks (1 inside, 0 outside: zero padding).
+#[cube]
+fn columns_of<F: Float, NI: Size>(
+    input: &Tensor<Vector<F, NI>>,
+    row_offset: usize,
+    first: i32,
+    #[comptime] columns: usize,
+) -> (Array<usize>, Array<F>) {
+    let mut offsets = Array::<usize>::new(columns);
+    let mut masks = Array::<F>::new(columns);
+    #[unroll]
+    for c in 0..columns {
+        let ix = first + c as i32;
+        let inside = ix >= 0 && (ix as usize) < input.shape(2);
+        offsets[c] = row_offset + select(inside, ix as usize, 0usize) * input.stride(2);
+        masks[c] = select(inside, F::new(1.0), F::new(0.0));
+    }
+    (offsets, masks)
+}
+
+/// The activation on the accumulators, then the one write of each output vector.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn epilogue<F: Float, NO: Size>(
+    acc: &Array<Vector<F, NO>>,
+    alpha: &[Vector<F, NO>],
+    residual: &Tensor<F>,
+    output: &mut [Vector<F, NO>],
+    slope: f32,
+    sizes: &Sizes,
+    at: &At,
+    #[comptime] pixels: usize,
+    #[comptime] channel_vectors: usize,
+    #[comptime] activation: u32,
+) {
+    let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
+    let groups = alpha.len();
+    let zero = Vector::<F, NO>::new(F::new(0.0));
+    let one = Vector::<F, NO>::new(F::new(1.0));
+    #[unroll]
+    for p in 0..pixels {
+        let ox = ox0 + p;
+        if ox < sizes.out_w {
+            let pixel = (b * sizes.out_h + oy) * sizes.out_w + ox;
+            #[unroll]
+            for v in 0..channel_vectors {
+                let group = first + v;
+                let y = acc[p * channel_vectors + v];
+                let mut out = y;
+                if comptime![activation == LEAKY_RELU] {
+                    out = max(y, zero) + min(y, zero) * Vector::new(F::cast_from(slope));
+                } else if comptime![activation == PRELU] {
+                    out = max(y, zero) + min(y, zero) * alpha[group];
+                } else if comptime![activation == SILU] {
+                    out = y / (one + Exp::exp(zero - y));
+                } else if comptime![activation == SPAN_ATTENTION] {
+                    let mut r = zero;
+                    let base = b * residual.stride(0) + oy * residual.stride(1) + ox * residual.stride(2);
+                    #[unroll]
+                    for k in 0..NO::value() {
+                        let channel = group * NO::value() + k;
+                        if channel < sizes.channels_out {
+                            r.insert(k, residual[base + channel * residual.stride(3)]);
+                        }
+                    }
+                    let sigmoid = one / (one + Exp::exp(zero - y));
+                    out = (y + r) * (sigmoid - Vector::new(F::new(0.5)));
+                }
+                output[pixel * groups + group] = out;
+            }
+        }
+    }
+}
+
+/// One invocation of the convolution: `pixels` output pixels of one row × `channel_vectors`
+/// vectors of four output channels. `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
@@ -214,68 +504,30 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
     residual: &Tensor<F>,
     output: &mut [Vector<F, NO>],
     slope: f32,
-    out_h: usize,
-    out_w: usize,
-    blocks_x: usize,
-    blocks: usize,
-    channels_out: usize,
+    sizes: Sizes,
     #[comptime] geometry: [usize; 6],
     #[comptime] pixels: usize,
     #[comptime] channel_vectors: usize,
     #[comptime] activation: u32,
 ) {
-    let block = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
-    if block >= blocks {
+    if ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) >= sizes.blocks {
         terminate!();
     }
-    let kh = comptime![geometry[0]];
-    let kw = comptime![geometry[1]];
-    let sh = comptime![geometry[2]];
-    let sw = comptime![geometry[3]];
-    let ph = comptime![geometry[4]];
-    let pw = comptime![geometry[5]];
+    let [kh, kw, sh, sw, ph, pw] = geometry;
     let columns = comptime![(pixels - 1) * sw + kw];
     let ni = NI::value();
-    let no = NO::value();
-
-    let bx = block % blocks_x;
-    let row = block / blocks_x;
-    let oy = row % out_h;
-    let b = row / out_h;
-    let ox0 = bx * pixels;
-    let first = CUBE_POS_Y as usize * channel_vectors;
+    let at = block_of(&sizes, pixels, channel_vectors);
+    let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
-
-    let in_h = input.shape(1);
-    let in_w = input.shape(2);
     let channels_in = input.shape(3);
-    let (s0, s1, s2) = (input.stride(0), input.stride(1), input.stride(2));
-
-    let mut acc = Array::<Vector<F, NO>>::new(comptime![pixels * channel_vectors]);
-    #[unroll]
-    for v in 0..channel_vectors {
-        let start = bias[first + v];
-        #[unroll]
-        for p in 0..pixels {
-            acc[p * channel_vectors + v] = start;
-        }
-    }
+    let mut acc = start(bias, first, pixels, channel_vectors);
 
     #[unroll]
     for ky in 0..kh {
         let iy = (oy * sh + ky) as i32 - ph as i32;
-        if iy >= 0 && (iy as usize) < in_h {
-            let row_offset = b * s0 + iy as usize * s1;
-            let mut offsets = Array::<usize>::new(columns);
-            let mut masks = Array::<F>::new(columns);
-            #[unroll]
-            for c in 0..columns {
-                let ix = (ox0 * sw + c) as i32 - pw as i32;
-                let inside = ix >= 0 && (ix as usize) < in_w;
-                let clamped = select(inside, ix as usize, 0usize);
-                offsets[c] = row_offset + clamped * s2;
-                masks[c] = select(inside, F::new(1.0), F::new(0.0));
-            }
+        if iy >= 0 && (iy as usize) < input.shape(1) {
+            let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
+            let (offsets, masks) = columns_of(input, row_offset, (ox0 * sw) as i32 - pw as i32, columns);
             for ci in range_stepped(0usize, channels_in, ni) {
                 let mut xs = Array::<Vector<F, NI>>::new(columns);
                 #[unroll]
@@ -301,40 +553,80 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
             }
         }
     }
+    epilogue(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
+}
 
-    let zero = Vector::<F, NO>::new(F::new(0.0));
-    let one = Vector::<F, NO>::new(F::new(1.0));
+/// One invocation of the transposed convolution, the same block as [`fused_conv2d_kernel`];
+/// `window` is `[columns, shift]`: the input columns the block reads, the first at `ox0 / sw +
+/// shift − kw`.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
+    input: &Tensor<Vector<F, NI>>,
+    weight: &[Vector<F, NO>],
+    bias: &[Vector<F, NO>],
+    alpha: &[Vector<F, NO>],
+    residual: &Tensor<F>,
+    output: &mut [Vector<F, NO>],
+    slope: f32,
+    sizes: Sizes,
+    #[comptime] geometry: [usize; 6],
+    #[comptime] window: [usize; 2],
+    #[comptime] pixels: usize,
+    #[comptime] channel_vectors: usize,
+    #[comptime] activation: u32,
+) {
+    if ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) >= sizes.blocks {
+        terminate!();
+    }
+    let [kh, kw, sh, sw, ph, pw] = geometry;
+    let [columns, shift] = window;
+    let ni = NI::value();
+    let at = block_of(&sizes, pixels, channel_vectors);
+    let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
+    let groups = bias.len();
+    let channels_in = input.shape(3);
+    let mut acc = start(bias, first, pixels, channel_vectors);
+
     #[unroll]
-    for p in 0..pixels {
-        let ox = ox0 + p;
-        if ox < out_w {
-            let pixel = (b * out_h + oy) * out_w + ox;
-            #[unroll]
-            for v in 0..channel_vectors {
-                let group = first + v;
-                let y = acc[p * channel_vectors + v];
-                let mut out = y;
-                if comptime![activation == LEAKY_RELU] {
-                    out = max(y, zero) + min(y, zero) * Vector::new(F::cast_from(slope));
-                } else if comptime![activation == PRELU] {
-                    out = max(y, zero) + min(y, zero) * alpha[group];
-                } else if comptime![activation == SILU] {
-                    out = y / (one + Exp::exp(zero - y));
-                } else if comptime![activation == SPAN_ATTENTION] {
-                    let mut r = zero;
-                    let base = b * residual.stride(0) + oy * residual.stride(1) + ox * residual.stride(2);
+    for ky in 0..kh {
+        // Output row oy takes input row (oy + ph − ky) / sh where that divides exactly.
+        let ty = (oy + ph) as i32 - ky as i32;
+        let iy = ty / sh as i32;
+        if ty >= 0 && iy * sh as i32 == ty && (iy as usize) < input.shape(1) {
+            let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
+            let first_column = (ox0 / sw + shift) as i32 - kw as i32;
+            let (offsets, masks) = columns_of(input, row_offset, first_column, columns);
+            for ci in range_stepped(0usize, channels_in, ni) {
+                let mut xs = Array::<Vector<F, NI>>::new(columns);
+                #[unroll]
+                for c in 0..columns {
+                    xs[c] = input[(offsets[c] + ci) / ni] * Vector::new(masks[c]);
+                }
+                #[unroll]
+                for kx in 0..kw {
                     #[unroll]
-                    for k in 0..no {
-                        let channel = group * no + k;
-                        if channel < channels_out {
-                            r.insert(k, residual[base + channel * residual.stride(3)]);
+                    for j in 0..ni {
+                        let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
+                        #[unroll]
+                        for v in 0..channel_vectors {
+                            let w = weight[weight_row + v];
+                            #[unroll]
+                            for p in 0..pixels {
+                                // Pixel ox0 + p takes tap kx from input column
+                                // (ox0 + p + pw − kx) / sw when that divides exactly; ox0 is a
+                                // multiple of sw, so both are known here.
+                                let t = p + pw + sw * kw - kx;
+                                if comptime![t % sw == 0] {
+                                    let x = Vector::<F, NO>::new(xs[comptime![t / sw - shift]].extract(j));
+                                    acc[p * channel_vectors + v] += x * w;
+                                }
+                            }
                         }
                     }
-                    let sigmoid = one / (one + Exp::exp(zero - y));
-                    out = (y + r) * (sigmoid - Vector::new(F::new(0.5)));
                 }
-                output[pixel * groups + group] = out;
             }
         }
     }
+    epilogue(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
 }
