@@ -242,7 +242,8 @@ impl Launch {
         let batch = dims(x)[0];
         let channels_out = bias.meta.shape()[0];
         let groups = channels_out.div_ceil(4);
-        let channel_vectors = if groups % block.channel_vectors == 0 { block.channel_vectors } else { 1 };
+        let channel_vectors =
+            if groups.is_multiple_of(block.channel_vectors) { block.channel_vectors } else { 1 };
         let blocks_x = out[1].div_ceil(pixels);
         let blocks = batch * out[0] * blocks_x;
         let max = x.client.properties().hardware.max_cube_count;
@@ -297,7 +298,8 @@ impl Launch {
             input = into_contiguous(input);
         }
         let channels_in = input.meta.shape()[3];
-        let vectorised = channels_in % 4 == 0 && input.meta.strides()[..3].iter().all(|s| s % 4 == 0);
+        let vectorised =
+            channels_in.is_multiple_of(4) && input.meta.strides()[..3].iter().all(|s| s.is_multiple_of(4));
         let weight = pad_last(into_contiguous(weight), channels);
         let bias = pad_last(bias, channels);
         let (code, slope, alpha, residual) = match activation {
