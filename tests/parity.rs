@@ -1,5 +1,7 @@
 //! Every model in models/index.json reproduces the real ncnn runtime's output (fixtures made by
-//! tests/parity/make_fixtures.py) on the CPU backend: PSNR ≥ 50 dB and max abs error ≤ 2/255.
+//! tests/parity/make_fixtures.py) on the CPU backend: PSNR ≥ 50 dB and max abs error ≤ 2/255; and
+//! in f16 on wgpu (Lupa's GPU kernels storing f16, accumulating in f32; lavapipe where there is no
+//! GPU, which has `shader-f16`): PSNR ≥ 45 dB and max abs error ≤ 4/255.
 //!
 //! The list of models is the index itself: a model added to it without fixtures
 //! (`tests/fixtures/parity/{id}__{image}.safetensors`) fails here with the command that makes them.
@@ -15,12 +17,16 @@ use std::sync::Mutex;
 
 use lupa_core::burn::tensor::Device;
 use lupa_core::metrics::{max_abs_diff, psnr};
-use lupa_tests::{fixture, forward_raw, index, load, open};
+use lupa_core::{Precision, SrModel};
+use lupa_tests::{fixture, forward_raw, index, load, open, root};
 
 /// The fixture images (tests/fixtures/images), each run through every model by ncnn.
 const IMAGES: [&str; 2] = ["astronaut_face_40x32", "cartoon_32x40"];
 const MIN_PSNR_DB: f64 = 50.0;
 const MAX_ABS: f32 = 2.0 / 255.0;
+/// In f16 (11 significant bits: a relative rounding of 2⁻¹¹ per stored value).
+const MIN_PSNR_DB_F16: f64 = 45.0;
+const MAX_ABS_F16: f32 = 4.0 / 255.0;
 
 fn fixture_path(model: &str, image: &str) -> PathBuf {
     fixture(&format!("parity/{model}__{image}.safetensors"))
@@ -35,11 +41,16 @@ fn reference(path: &Path) -> Result<Vec<f32>, String> {
     Ok(output.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 
-/// One model against its fixtures: the printed lines, and the failures (empty when it passes).
+/// One model (on the CPU) against its fixtures: the printed lines, and the failures (empty when it
+/// passes).
 fn check_model(id: &str) -> (Vec<String>, Vec<String>) {
+    check(&load(id, &Device::flex()), MIN_PSNR_DB, MAX_ABS)
+}
+
+/// `model` against its fixtures, with these bounds.
+fn check(model: &SrModel, min_db: f64, max_abs: f32) -> (Vec<String>, Vec<String>) {
+    let id = model.spec.id.as_str();
     let (mut lines, mut failures) = (Vec::new(), Vec::new());
-    let device = Device::flex();
-    let model = load(id, &device);
     for image in IMAGES {
         let theirs = match reference(&fixture_path(id, image)) {
             Ok(t) => t,
@@ -49,19 +60,27 @@ fn check_model(id: &str) -> (Vec<String>, Vec<String>) {
             }
         };
         let input = open(&format!("images/{image}.png")).to_rgb32f();
-        let ours = forward_raw(&model, &input);
+        let ours = forward_raw(model, &input);
         if ours.len() != theirs.len() {
             failures.push(format!("{id} on {image}: {} output values, ncnn {}", ours.len(), theirs.len()));
             continue;
         }
         let db = psnr(&theirs, &ours, 1.0);
         let max = max_abs_diff(&theirs, &ours);
-        lines.push(format!("{id:<30} {image:<22} PSNR {db:6.1} dB, max |diff| {:.4}/255", max * 255.0));
-        if db < MIN_PSNR_DB {
-            failures.push(format!("{id} on {image}: PSNR {db:.2} dB < {MIN_PSNR_DB} dB against ncnn"));
+        let precision = model.precision.name();
+        lines.push(format!(
+            "{id:<30} {image:<22} {precision} PSNR {db:6.1} dB, max |diff| {:.4}/255",
+            max * 255.0
+        ));
+        if db < min_db {
+            failures.push(format!("{id} on {image}: PSNR {db:.2} dB < {min_db} dB against ncnn"));
         }
-        if max > MAX_ABS {
-            failures.push(format!("{id} on {image}: max abs error {:.3}/255 > 2/255", max * 255.0));
+        if max > max_abs {
+            failures.push(format!(
+                "{id} on {image}: max abs error {:.3}/255 > {:.0}/255",
+                max * 255.0,
+                max_abs * 255.0
+            ));
         }
     }
     (lines, failures)
@@ -135,4 +154,26 @@ fn every_model_in_the_index_matches_ncnn() {
     }
     println!("parity: {} of {} models match ncnn", results.len() - failed.len(), results.len());
     assert!(failed.is_empty(), "{} models differ from ncnn:\n  {}", failed.len(), failed.join("\n  "));
+}
+
+/// Every model of the index in f16 on wgpu, one after the other on one device.
+#[test]
+fn every_model_in_the_index_matches_ncnn_in_f16_on_wgpu() {
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup()
+        .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
+    println!("wgpu adapter: {:?}", setup.adapter.get_info());
+    assert!(Precision::f16_supported(&device), "the wgpu adapter has no shader-f16");
+    let index = index();
+    let mut failed = Vec::new();
+    for spec in &index.models {
+        let weights = std::fs::read(root().join("models").join(&spec.weights.file)).expect("weights file");
+        let model = SrModel::load_with(spec, weights, &device, Precision::F16).expect("weights load");
+        let (lines, failures) = check(&model, MIN_PSNR_DB_F16, MAX_ABS_F16);
+        lines.iter().for_each(|line| println!("{line}"));
+        if !failures.is_empty() {
+            failed.push(format!("{}:\n    {}", spec.id, failures.join("\n    ")));
+        }
+    }
+    assert!(failed.is_empty(), "{} models differ from ncnn in f16:\n  {}", failed.len(), failed.join("\n  "));
 }

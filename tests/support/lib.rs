@@ -45,8 +45,9 @@ pub fn forward_raw(model: &SrModel, image: &Rgb32FImage) -> Vec<f32> {
             planar[c * w * h + i] = px.0[c];
         }
     }
-    let x = Tensor::<4>::from_data(TensorData::new(planar, [1, 3, h, w]), &model.device);
-    let data = pollster::block_on(model.network.forward(x).into_data_async()).expect("readback");
+    let x = model.input(Tensor::<4>::from_data(TensorData::new(planar, [1, 3, h, w]), &model.device));
+    let y = model.network.forward(x).cast(lupa_core::burn::tensor::DType::F32);
+    let data = pollster::block_on(y.into_data_async()).expect("readback");
     data.as_slice::<f32>().expect("f32 output").to_vec()
 }
 

@@ -207,21 +207,30 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
             lupa_core::fused::set_enabled(false);
             (Device::flex(), "flex, Burn's conv".to_owned())
         }
-        "wgpu" | "wgpu-burn" => {
+        "wgpu" | "wgpu-burn" | "wgpu-f16" => {
             let (device, setup) = Device::wgpu_options().init_with_setup().context("no wgpu adapter")?;
             let info = setup.adapter.get_info();
             let adapter = format!("{} ({:?})", info.name, info.backend);
-            if backend == "wgpu-burn" {
+            match backend {
                 // Burn's direct conv (cubek) instead of Lupa's kernel, on the same device.
-                lupa_core::fused::set_enabled(false);
-                (device, format!("{adapter}, Burn's conv"))
-            } else {
-                (device, adapter)
+                "wgpu-burn" => {
+                    lupa_core::fused::set_enabled(false);
+                    (device, format!("{adapter}, Burn's conv"))
+                }
+                "wgpu-f16" => (device, format!("{adapter}, f16")),
+                _ => (device, adapter),
             }
         }
-        other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn, wgpu or wgpu-burn)"),
+        other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn, wgpu, wgpu-burn or wgpu-f16)"),
     };
     let (model, _) = load_model(&read_index(models_dir)?, models_dir, id, &device)?;
+    let model = if backend == "wgpu-f16" {
+        let spec = model.spec.clone();
+        let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
+        SrModel::load_with(&spec, weights, &device, lupa_core::Precision::F16)?
+    } else {
+        model
+    };
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.

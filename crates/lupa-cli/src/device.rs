@@ -7,9 +7,10 @@
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use lupa_core::Precision;
 use lupa_core::burn::tensor::Device;
 use lupa_core::burn::tensor::wgpu::WgpuSetup;
-use lupa_core::burn::tensor::wgpu::wgpu::DeviceType;
+use lupa_core::burn::tensor::wgpu::wgpu::{AdapterInfo, DeviceType};
 
 /// What `--backend` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,9 +23,21 @@ pub enum BackendChoice {
     Cpu,
 }
 
+/// What `--precision` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    /// f16 on a hardware GPU with shader-f16, else f32.
+    Auto,
+    F32,
+    /// f16 on wgpu (an error where the device has no shader-f16).
+    F16,
+}
+
 /// The device picked and a line saying why, for the user.
 pub struct Chosen {
     pub device: Device,
+    /// What the models compute in on `device` (f32 on the CPU).
+    pub precision: Precision,
     pub description: String,
     /// The device's largest buffer (smaller of max storage binding and max buffer size), on wgpu.
     pub max_buffer: Option<u64>,
@@ -35,12 +48,40 @@ fn max_buffer(setup: &WgpuSetup) -> Option<u64> {
     Some(lupa_core::largest_buffer(&setup.device.limits()))
 }
 
-/// Creates the device for `choice`.
+/// The precision for `choice` on the wgpu `device` of adapter `info`.
+fn precision(choice: PrecisionChoice, device: &Device, info: &AdapterInfo) -> Result<Precision> {
+    match choice {
+        PrecisionChoice::Auto => Ok(Precision::for_adapter(device, info)),
+        PrecisionChoice::F32 => Ok(Precision::F32),
+        PrecisionChoice::F16 if Precision::f16_supported(device) => Ok(Precision::F16),
+        PrecisionChoice::F16 => {
+            anyhow::bail!("--precision f16: the wgpu adapter `{}` has no shader-f16", info.name)
+        }
+    }
+}
+
+/// Creates the device for `choice`, computing in `precision` there.
 ///
 /// # Errors
-/// When `wgpu` is asked for and no adapter can be created.
-pub fn choose(choice: BackendChoice) -> Result<Chosen> {
-    let cpu = || Chosen { device: Device::flex(), description: "CPU (flex)".into(), max_buffer: None };
+/// When `wgpu` is asked for and no adapter can be created, or f16 where the device lacks it.
+pub fn choose(choice: BackendChoice, precision_choice: PrecisionChoice) -> Result<Chosen> {
+    let chosen = choose_device(choice, precision_choice)?;
+    if precision_choice == PrecisionChoice::F16 && chosen.precision != Precision::F16 {
+        anyhow::bail!(
+            "--precision f16 needs a wgpu device ({}; the CPU backend computes in f32)",
+            chosen.description
+        );
+    }
+    Ok(chosen)
+}
+
+fn choose_device(choice: BackendChoice, precision_choice: PrecisionChoice) -> Result<Chosen> {
+    let cpu = || Chosen {
+        device: Device::flex(),
+        precision: Precision::F32,
+        description: "CPU (flex)".into(),
+        max_buffer: None,
+    };
     match choice {
         BackendChoice::Cpu => Ok(cpu()),
         BackendChoice::Wgpu => {
@@ -48,9 +89,17 @@ pub fn choose(choice: BackendChoice) -> Result<Chosen> {
                 "no wgpu adapter could be created (install a Vulkan driver, e.g. mesa-vulkan-drivers)",
             )?;
             let info = setup.adapter.get_info();
+            let precision = precision(precision_choice, &device, &info)?;
             Ok(Chosen {
-                description: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type),
+                description: format!(
+                    "wgpu: {} ({:?}, {:?}), {}",
+                    info.name,
+                    info.backend,
+                    info.device_type,
+                    precision.name()
+                ),
                 max_buffer: max_buffer(&setup),
+                precision,
                 device,
             })
         }
@@ -62,9 +111,16 @@ pub fn choose(choice: BackendChoice) -> Result<Chosen> {
                     chosen.description += &format!(" — wgpu adapter `{}` is a software renderer", info.name);
                     Ok(chosen)
                 } else {
+                    let precision = precision(precision_choice, &device, &info)?;
                     Ok(Chosen {
-                        description: format!("wgpu: {} ({:?})", info.name, info.backend),
+                        description: format!(
+                            "wgpu: {} ({:?}), {}",
+                            info.name,
+                            info.backend,
+                            precision.name()
+                        ),
                         max_buffer: max_buffer(&setup),
+                        precision,
                         device,
                     })
                 }

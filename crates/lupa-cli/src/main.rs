@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use lupa_core::{ModelIndex, ModelKind, codec, recipe};
 
-use device::BackendChoice;
+use device::{BackendChoice, PrecisionChoice};
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +82,10 @@ struct UpscaleArgs {
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
+    /// What the models compute in on wgpu: auto is f16 on a hardware GPU with shader-f16, else
+    /// f32; f16 where the device lacks it is an error. The CPU backend always computes in f32
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    precision: PrecisionChoice,
     /// Memory a job may use, in MiB: a job that needs more is refused before it starts, naming
     /// the largest scale that fits [default: 80 % of the available memory, where the system says]
     #[arg(long, value_name = "MIB")]

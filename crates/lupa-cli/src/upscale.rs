@@ -17,7 +17,7 @@ use lupa_core::codec::OutputFormat;
 use lupa_core::recipe::{Mode, Target};
 use lupa_core::tiling::Rect;
 use lupa_core::{
-    CpuFallback, Encoded, Job, JobRequest, Limits, LupaError, ModelIndex, RecipeProgress, SrModel,
+    CpuFallback, Encoded, Job, JobRequest, Limits, LupaError, ModelIndex, Precision, RecipeProgress, SrModel,
     TileLimits, TileThreads,
 };
 
@@ -157,20 +157,20 @@ struct Models<'a> {
 impl Models<'_> {
     fn load(&mut self, id: &str) -> Result<()> {
         if !self.loaded.contains_key(id) {
-            let model = self.read(id, &self.chosen.device)?;
+            let model = self.read(id, &self.chosen.device, self.chosen.precision)?;
             self.loaded.insert(id.to_owned(), model);
         }
         Ok(())
     }
 
-    /// Model `id` from the models folder, on `device`. The registry's check (size, sha256, names,
+    /// Model `id` from the models folder, on `device` in `precision`. The registry's check (size, sha256, names,
     /// shapes) is `SrModel::load`'s.
-    fn read(&self, id: &str, device: &Device) -> Result<SrModel> {
+    fn read(&self, id: &str, device: &Device, precision: Precision) -> Result<SrModel> {
         let spec = self.index.get(id)?;
         let path = self.dir.join(&spec.weights.file);
         let weights =
             std::fs::read(&path).with_context(|| format!("cannot read weights {}", path.display()))?;
-        Ok(SrModel::load(spec, weights, device)?)
+        Ok(SrModel::load_with(spec, weights, device, precision)?)
     }
 }
 
@@ -227,7 +227,7 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
         output_format(out, args.quality)?;
     }
 
-    let chosen = device::choose(args.backend)?;
+    let chosen = device::choose(args.backend, args.precision)?;
     match max_memory {
         Some(m) => eprintln!("backend {}; memory limit {} MiB", chosen.description, m >> 20),
         None => eprintln!("backend {}", chosen.description),
@@ -323,7 +323,9 @@ fn upscale_file(
         if models.chosen.max_buffer.is_some() {
             // On wgpu, a tile the GPU gets wrong (NaN, black) is computed again on the CPU.
             let cpu = Device::flex();
-            let load = |id: &str| models.read(id, &cpu).map_err(|e| LupaError::Backend(format!("{e:#}")));
+            let load = |id: &str| {
+                models.read(id, &cpu, Precision::F32).map_err(|e| LupaError::Backend(format!("{e:#}")))
+            };
             pollster::block_on(job.run_shared(model, &mut CpuFallback::new(threads, load), report))
         } else {
             let mut threads = threads;

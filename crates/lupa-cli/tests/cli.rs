@@ -735,3 +735,27 @@ fn a_batch_of_500_images_all_come_out_with_memory_sampled() {
         samples.len()
     );
 }
+
+/// `--precision f16` on wgpu (lavapipe where there is no GPU: it has `shader-f16`) gives the CPU's
+/// picture within f16's rounding; asked for on the CPU backend it is refused.
+#[test]
+fn f16_on_wgpu_gives_the_cpus_picture_and_is_refused_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("astronaut_face_40x32.png");
+    let (f16, f32) = (dir.path().join("f16.png"), dir.path().join("f32.png"));
+    let (i, o) = (input.to_str().unwrap(), f16.to_str().unwrap());
+    run_ok(&["upscale", i, "-o", o, "--backend", "wgpu", "--precision", "f16", "-q"]);
+    upscale_ok(&input, &f32, &[]);
+    let pixels = |p: &Path| {
+        image::open(p).unwrap().to_rgb8().into_raw().into_iter().map(f32::from).collect::<Vec<_>>()
+    };
+    let db = lupa_core::metrics::psnr(&pixels(&f16), &pixels(&f32), 255.0);
+    println!("f16 on wgpu against the CPU: {db:.1} dB");
+    assert!(db >= 45.0, "f16 on wgpu against the CPU: {db:.1} dB");
+    upscale_fails(
+        &input,
+        &dir.path().join("refused.png"),
+        &["--precision", "f16"],
+        "--precision f16 needs a wgpu device",
+    );
+}

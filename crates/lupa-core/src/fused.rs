@@ -123,7 +123,8 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>, activation: Activa
 
 /// A module's bias, or `channels` zeros on the weight's device (the ops always take one).
 fn bias_or_zeros(bias: &Option<Param<Tensor<1>>>, channels: usize, weight: &Tensor<4>) -> Tensor<1> {
-    bias.as_ref().map_or_else(|| Tensor::zeros([channels], &weight.device()), Param::val)
+    bias.as_ref()
+        .map_or_else(|| Tensor::<1>::zeros([channels], &weight.device()).cast(weight.dtype()), Param::val)
 }
 
 impl Activation<'_> {

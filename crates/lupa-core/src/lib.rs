@@ -31,7 +31,7 @@ pub use burn;
 pub use error::{ErrorKind, LupaError, Result, Unit};
 pub use image;
 pub use job::{Catalogue, Encoded, Job, JobPlan, JobRequest, Limits, catalogue};
-pub use model::{ImageContext, Network, SrModel, sha256_hex};
+pub use model::{ImageContext, Network, Precision, SrModel, sha256_hex};
 #[cfg(feature = "gpu")]
 pub use pipeline::largest_buffer;
 pub use pipeline::{

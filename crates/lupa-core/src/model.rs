@@ -95,9 +95,9 @@ impl Network {
         }
     }
 
-    fn load_safetensors(&mut self, bytes: Vec<u8>) -> std::result::Result<(), String> {
+    fn load_safetensors(&mut self, bytes: Vec<u8>, dtype: DType) -> std::result::Result<(), String> {
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
-            .with_from_adapter(FloatCastAdapter::to(DType::F32))
+            .with_from_adapter(FloatCastAdapter::to(dtype))
             .validate(true)
             .allow_partial(false);
         let result = match self {
@@ -155,6 +155,53 @@ impl ImageContext {
     }
 }
 
+/// The float type a model's weights and activations are stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats: every backend.
+    #[default]
+    F32,
+    /// 16-bit floats (IEEE half) for weights and activations; Lupa's GPU kernels still accumulate
+    /// in f32. On wgpu devices with `shader-f16`: half the memory traffic and activation memory.
+    F16,
+}
+
+impl Precision {
+    /// Whether models on `device` can be f16: a wgpu device with `shader-f16` (the CPU backend's
+    /// kernels are f32).
+    pub fn f16_supported(device: &Device) -> bool {
+        let gpu = !matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+        gpu && device.supports_dtype(DType::F16)
+    }
+
+    /// The precision to use on the wgpu `device` of adapter `info`: f16 on a hardware GPU that
+    /// supports it, f32 on software adapters (lavapipe, SwiftShader: f16 there only adds
+    /// conversions; measured on lavapipe, span-x4 on 128² takes 1.12× the f32 time) and elsewhere.
+    #[cfg(feature = "gpu")]
+    pub fn for_adapter(device: &Device, info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> Self {
+        let names = format!("{} {} {}", info.name, info.driver, info.driver_info).to_ascii_lowercase();
+        let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu
+            || ["llvmpipe", "lavapipe", "swiftshader"].iter().any(|s| names.contains(s));
+        if !software && Self::f16_supported(device) { Self::F16 } else { Self::F32 }
+    }
+
+    /// Burn's dtype for it.
+    pub fn dtype(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+        }
+    }
+
+    /// `f32` or `f16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
 /// A model from the registry with its weights loaded.
 #[derive(Debug)]
 pub struct SrModel {
@@ -164,6 +211,8 @@ pub struct SrModel {
     pub network: Network,
     /// The device the weights live on and the model runs on.
     pub device: Device,
+    /// What the weights and activations are stored in.
+    pub precision: Precision,
 }
 
 /// Lower-case hex sha256 of `bytes`.
@@ -181,6 +230,22 @@ impl SrModel {
     /// # Errors
     /// [`LupaError::WeightsMismatch`] when size, hash, names or shapes differ.
     pub fn load(spec: &ModelSpec, weights: Vec<u8>, device: &Device) -> Result<Self> {
+        Self::load_with(spec, weights, device, Precision::F32)
+    }
+
+    /// [`SrModel::load`] in `precision`.
+    ///
+    /// # Errors
+    /// As [`SrModel::load`], and [`LupaError::Backend`] for f16 on a device without it.
+    pub fn load_with(
+        spec: &ModelSpec,
+        weights: Vec<u8>,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision == Precision::F16 && !Precision::f16_supported(device) {
+            return Err(LupaError::Backend("this device does not compute in f16 (no shader-f16)".into()));
+        }
         let mismatch = |reason: String| LupaError::WeightsMismatch { id: spec.id.clone(), reason };
         if weights.len() as u64 != spec.weights.bytes {
             return Err(mismatch(format!(
@@ -197,7 +262,9 @@ impl SrModel {
                 spec.weights.file, spec.weights.sha256
             )));
         }
-        Self::load_unverified(spec, weights, device)
+        let mut model = Self::load_unverified_with(spec, weights, device, precision)?;
+        model.precision = precision;
+        Ok(model)
     }
 
     /// Like [`SrModel::load`] without the size and hash check: for the importer, which loads the
@@ -206,10 +273,25 @@ impl SrModel {
     /// # Errors
     /// [`LupaError::WeightsMismatch`] when names or shapes differ.
     pub fn load_unverified(spec: &ModelSpec, weights: Vec<u8>, device: &Device) -> Result<Self> {
+        Self::load_unverified_with(spec, weights, device, Precision::F32)
+    }
+
+    fn load_unverified_with(
+        spec: &ModelSpec,
+        weights: Vec<u8>,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
         let mut network = Network::init(&spec.architecture, device);
         network
-            .load_safetensors(weights)
+            .load_safetensors(weights, precision.dtype())
             .map_err(|reason| LupaError::WeightsMismatch { id: spec.id.clone(), reason })?;
-        Ok(Self { spec: spec.clone(), network, device: device.clone() })
+        Ok(Self { spec: spec.clone(), network, device: device.clone(), precision })
+    }
+
+    /// An f32 input `x` in the model's precision (for [`Network::forward`]; cast the output back
+    /// with `.cast(DType::F32)` before reading it as f32).
+    pub fn input(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.precision == Precision::F32 { x } else { x.cast(self.precision.dtype()) }
     }
 }

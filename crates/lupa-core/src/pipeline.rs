@@ -154,7 +154,7 @@ impl<'m> UpscaleJob<'m> {
         let context = if plan.tiles.len() > 1 && model.network.needs_image_context() {
             let (w, h) = plan.max_model_input();
             let small = context_image(&rgb, w.min(h), model.spec.input.min_size);
-            model.network.image_context(to_tensor(&small, &model.device))
+            model.network.image_context(model.input(to_tensor(&small, &model.device)))
         } else {
             None
         };
@@ -618,7 +618,7 @@ async fn run_model(
     context: Option<&ImageContext>,
     ensemble: bool,
 ) -> Result<PlanarRgb> {
-    let x = to_tensor(input, &model.device);
+    let x = model.input(to_tensor(input, &model.device));
     let y = if ensemble {
         let sum = (0..8u8)
             .map(|t| dihedral_inverse(model.network.forward_in(dihedral(x.clone(), t), context), t))
@@ -630,6 +630,7 @@ async fn run_model(
     };
     let [_, _, out_h, out_w] = y.dims();
     let data = y
+        .cast(burn::tensor::DType::F32)
         .into_data_async()
         .await
         .map_err(|e| LupaError::Backend(format!("reading back a {out_w}×{out_h} tile failed: {e:?}")))?;

@@ -50,7 +50,8 @@ use lupa_core::burn::tensor::Tensor;
 #[cfg(feature = "gpu")]
 use lupa_core::burn::tensor::wgpu::wgpu;
 use lupa_core::{
-    CpuFallback, Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, SrModel, TileDone, TileHelpers, TileTask,
+    CpuFallback, Job, LupaError, ModelIndex, NoHelpers, PlanarRgb, Precision, SrModel, TileDone, TileHelpers,
+    TileTask,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -68,6 +69,9 @@ pub struct BackendInfo {
     pub reason: String,
     /// The device's largest buffer in bytes (WebGPU only).
     pub max_buffer: Option<u64>,
+    /// What the models compute in: `"f16"` on a hardware GPU with `shader-f16`, else `"f32"`
+    /// ([`lupa_core::Precision::for_adapter`]).
+    pub precision: &'static str,
 }
 
 struct Engine {
@@ -158,7 +162,13 @@ pub async fn start_engine(index_json: String, backend: String) -> Result<String,
 }
 
 fn cpu_info(reason: String) -> BackendInfo {
-    BackendInfo { backend: "cpu", adapter: "flex, wasm SIMD".into(), reason, max_buffer: None }
+    BackendInfo {
+        backend: "cpu",
+        adapter: "flex, wasm SIMD".into(),
+        reason,
+        max_buffer: None,
+        precision: "f32",
+    }
 }
 
 /// The CPU-only engine has no WebGPU backend.
@@ -195,6 +205,7 @@ async fn webgpu() -> Result<(Device, BackendInfo, Option<GpuDevice>), String> {
         adapter: name,
         reason: "A WebGPU adapter was found and passed a test computation".into(),
         max_buffer: Some(lupa_core::largest_buffer(&setup.device.limits())),
+        precision: lupa_core::Precision::for_adapter(&device, &adapter).name(),
     };
     Ok((device, info, Some(setup.device)))
 }
@@ -225,7 +236,8 @@ pub fn load_model(id: &str, weights: Vec<u8>) -> Result<(), JsValue> {
     if engine.gpu.is_some() {
         engine.cpu_weights.borrow_mut().insert(id.to_owned(), weights.clone());
     }
-    let model = SrModel::load(spec, weights, &engine.device).map_err(to_js)?;
+    let precision = if engine.info.precision == "f16" { Precision::F16 } else { Precision::F32 };
+    let model = SrModel::load_with(spec, weights, &engine.device, precision).map_err(to_js)?;
     engine.models.borrow_mut().insert(id.to_owned(), Rc::new(model));
     Ok(())
 }

@@ -20,7 +20,7 @@ use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode}
 use burn::nn::{PixelShuffle, PixelShuffleConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::ops::PadMode;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::fused::{self, Activation};
 
@@ -139,7 +139,8 @@ impl SeBlock {
     /// `[batch, C, H, W] → [batch, C, H, W]`
     fn forward(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let means = match &state.fixed {
-            Some(fixed) => fixed[state.recorded.len()].clone(),
+            // Another engine's means are f32; the network may run in f16.
+            Some(fixed) => fixed[state.recorded.len()].clone().cast(x.dtype()),
             None => x.clone().mean_dim(3).mean_dim(2),
         };
         state.recorded.push(means.clone());
@@ -161,7 +162,8 @@ impl SeMeans {
     pub async fn to_vectors(&self) -> Result<Vec<Vec<f32>>, String> {
         let mut vectors = Vec::with_capacity(self.0.len());
         for means in &self.0 {
-            let data = means.clone().into_data_async().await.map_err(|e| format!("{e:?}"))?;
+            let data =
+                means.clone().cast(DType::F32).into_data_async().await.map_err(|e| format!("{e:?}"))?;
             vectors.push(data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
         }
         Ok(vectors)

@@ -108,7 +108,7 @@ impl Span {
     /// # Shapes
     /// `[batch, 3, H, W]` in `[0, 1]` → `[batch, 3, s·H, s·W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mean = Tensor::<1>::from_floats(self.rgb_mean, &x.device()).reshape([1, 3, 1, 1]);
+        let mean = Tensor::<1>::from_floats(self.rgb_mean, &x.device()).reshape([1, 3, 1, 1]).cast(x.dtype());
         let x = (x - mean) * self.img_range;
         let features = fused::conv2d(&self.conv_1, x, Activation::Identity);
 

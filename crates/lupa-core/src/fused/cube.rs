@@ -108,12 +108,21 @@ pub(super) fn fused_conv2d(
     let weight = Cube::float_permute(weight, &[2, 3, 1, 0]);
     let args = launch.args(x, weight, bias, activation);
     let geometry = [kh, kw, sh, sw, ph, pw];
+    match launch.output.dtype {
+        DType::F16 => launch_conv2d::<half::f16>(&launch, args, geometry),
+        _ => launch_conv2d::<f32>(&launch, args, geometry),
+    }
+    launch.finish()
+}
+
+/// [`fused_conv2d_kernel`] storing `F`, accumulating in f32.
+fn launch_conv2d<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: [usize; 6]) {
     // SAFETY: every index the kernel reads is inside its tensor: input columns and rows are
     // clamped to the image (and masked), weights and bias span `groups` vectors per row, and each
     // output vector is written by exactly one invocation (`ox < out_w`, `block < blocks`).
     #[allow(unsafe_code)]
     unsafe {
-        fused_conv2d_kernel::launch_unchecked::<f32>(
+        fused_conv2d_kernel::launch_unchecked::<F, f32>(
             &launch.client,
             launch.cubes(),
             CubeDim::new_1d(WORKGROUP),
@@ -133,7 +142,6 @@ pub(super) fn fused_conv2d(
             args.code,
         );
     }
-    launch.finish()
 }
 
 /// `activation(conv_transpose2d(x, weight) + bias)` as one kernel, or Burn's ops where it does
@@ -168,10 +176,24 @@ pub(super) fn fused_conv_transpose2d(
     let weight = Cube::float_permute(weight, &[2, 3, 0, 1]);
     let args = launch.args(x, weight, bias, activation);
     let geometry = [kh, kw, sh, sw, ph, pw];
-    // SAFETY: as in `fused_conv2d`: rows and columns outside the input are clamped and masked.
+    match launch.output.dtype {
+        DType::F16 => launch_conv_transpose2d::<half::f16>(&launch, args, geometry, [columns, shift]),
+        _ => launch_conv_transpose2d::<f32>(&launch, args, geometry, [columns, shift]),
+    }
+    launch.finish()
+}
+
+/// [`fused_conv_transpose2d_kernel`] storing `F`, accumulating in f32.
+fn launch_conv_transpose2d<F: Float + CubeElement>(
+    launch: &Launch,
+    args: Args,
+    geometry: [usize; 6],
+    window: [usize; 2],
+) {
+    // SAFETY: as in `launch_conv2d`: rows and columns outside the input are clamped and masked.
     #[allow(unsafe_code)]
     unsafe {
-        fused_conv_transpose2d_kernel::launch_unchecked::<f32>(
+        fused_conv_transpose2d_kernel::launch_unchecked::<F, f32>(
             &launch.client,
             launch.cubes(),
             CubeDim::new_1d(WORKGROUP),
@@ -186,13 +208,12 @@ pub(super) fn fused_conv_transpose2d(
             args.slope,
             launch.sizes(),
             geometry,
-            [columns, shift],
+            window,
             launch.pixels,
             launch.channel_vectors,
             args.code,
         );
     }
-    launch.finish()
 }
 
 /// The dispatch of one fused convolution and its output buffer.
@@ -236,7 +257,7 @@ impl Launch {
         pixels: usize,
         block: Block,
     ) -> Option<Self> {
-        if [x, weight, bias].iter().any(|t| t.dtype != DType::F32) {
+        if !matches!(x.dtype, DType::F32 | DType::F16) || [weight, bias].iter().any(|t| t.dtype != x.dtype) {
             return None;
         }
         let batch = dims(x)[0];
@@ -254,7 +275,7 @@ impl Launch {
             x.client.clone(),
             x.device.clone(),
             Shape::new([batch, out[0], out[1], groups * 4]),
-            DType::F32,
+            x.dtype,
         );
         let client = x.client.clone();
         Some(Self {
@@ -350,7 +371,8 @@ fn pad_last(tensor: CubeTensor, len: usize) -> CubeTensor {
         return into_contiguous(tensor);
     }
     shape[last] = len - shape[last];
-    let zeros = Cube::float_zeros(shape, &tensor.device, FloatDType::F32);
+    let dtype = if tensor.dtype == DType::F16 { FloatDType::F16 } else { FloatDType::F32 };
+    let zeros = Cube::float_zeros(shape, &tensor.device, dtype);
     into_contiguous(Cube::float_cat(vec![tensor, zeros], last))
 }
 
@@ -401,16 +423,16 @@ fn block_of(sizes: &Sizes, #[comptime] pixels: usize, #[comptime] channel_vector
 
 /// Accumulators starting at the bias: `pixels × channel_vectors`, pixel-major.
 #[cube]
-fn start<F: Float, NO: Size>(
+fn start<F: Float, A: Float, NO: Size>(
     bias: &[Vector<F, NO>],
     first: usize,
     #[comptime] pixels: usize,
     #[comptime] channel_vectors: usize,
-) -> Array<Vector<F, NO>> {
-    let mut acc = Array::<Vector<F, NO>>::new(comptime![pixels * channel_vectors]);
+) -> Array<Vector<A, NO>> {
+    let mut acc = Array::<Vector<A, NO>>::new(comptime![pixels * channel_vectors]);
     #[unroll]
     for v in 0..channel_vectors {
-        let b = bias[first + v];
+        let b = Vector::<A, NO>::cast_from(bias[first + v]);
         #[unroll]
         for p in 0..pixels {
             acc[p * channel_vectors + v] = b;
@@ -422,20 +444,20 @@ fn start<F: Float, NO: Size>(
 /// Row `iy`'s input columns `first + c` for `c < columns`: their offsets (clamped to the row) and
 /// masks (1 inside, 0 outside: zero padding).
 #[cube]
-fn columns_of<F: Float, NI: Size>(
+fn columns_of<F: Float, A: Float, NI: Size>(
     input: &Tensor<Vector<F, NI>>,
     row_offset: usize,
     first: i32,
     #[comptime] columns: usize,
-) -> (Array<usize>, Array<F>) {
+) -> (Array<usize>, Array<A>) {
     let mut offsets = Array::<usize>::new(columns);
-    let mut masks = Array::<F>::new(columns);
+    let mut masks = Array::<A>::new(columns);
     #[unroll]
     for c in 0..columns {
         let ix = first + c as i32;
         let inside = ix >= 0 && (ix as usize) < input.shape(2);
         offsets[c] = row_offset + select(inside, ix as usize, 0usize) * input.stride(2);
-        masks[c] = select(inside, F::new(1.0), F::new(0.0));
+        masks[c] = select(inside, A::new(1.0), A::new(0.0));
     }
     (offsets, masks)
 }
@@ -443,8 +465,8 @@ fn columns_of<F: Float, NI: Size>(
 /// The activation on the accumulators, then the one write of each output vector.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn epilogue<F: Float, NO: Size>(
-    acc: &Array<Vector<F, NO>>,
+fn epilogue<F: Float, A: Float, NO: Size>(
+    acc: &Array<Vector<A, NO>>,
     alpha: &[Vector<F, NO>],
     residual: &Tensor<F>,
     output: &mut [Vector<F, NO>],
@@ -457,8 +479,8 @@ fn epilogue<F: Float, NO: Size>(
 ) {
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = alpha.len();
-    let zero = Vector::<F, NO>::new(F::new(0.0));
-    let one = Vector::<F, NO>::new(F::new(1.0));
+    let zero = Vector::<A, NO>::new(A::new(0.0));
+    let one = Vector::<A, NO>::new(A::new(1.0));
     #[unroll]
     for p in 0..pixels {
         let ox = ox0 + p;
@@ -470,9 +492,9 @@ fn epilogue<F: Float, NO: Size>(
                 let y = acc[p * channel_vectors + v];
                 let mut out = y;
                 if comptime![activation == LEAKY_RELU] {
-                    out = max(y, zero) + min(y, zero) * Vector::new(F::cast_from(slope));
+                    out = max(y, zero) + min(y, zero) * Vector::new(A::cast_from(slope));
                 } else if comptime![activation == PRELU] {
-                    out = max(y, zero) + min(y, zero) * alpha[group];
+                    out = max(y, zero) + min(y, zero) * Vector::<A, NO>::cast_from(alpha[group]);
                 } else if comptime![activation == SILU] {
                     out = y / (one + Exp::exp(zero - y));
                 } else if comptime![activation == SPAN_ATTENTION] {
@@ -482,13 +504,13 @@ fn epilogue<F: Float, NO: Size>(
                     for k in 0..NO::value() {
                         let channel = group * NO::value() + k;
                         if channel < sizes.channels_out {
-                            r.insert(k, residual[base + channel * residual.stride(3)]);
+                            r.insert(k, A::cast_from(residual[base + channel * residual.stride(3)]));
                         }
                     }
                     let sigmoid = one / (one + Exp::exp(zero - y));
-                    out = (y + r) * (sigmoid - Vector::new(F::new(0.5)));
+                    out = (y + r) * (sigmoid - Vector::new(A::new(0.5)));
                 }
-                output[pixel * groups + group] = out;
+                output[pixel * groups + group] = Vector::<F, NO>::cast_from(out);
             }
         }
     }
@@ -498,7 +520,7 @@ fn epilogue<F: Float, NO: Size>(
 /// vectors of four output channels. `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
+fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     input: &Tensor<Vector<F, NI>>,
     weight: &[Vector<F, NO>],
     bias: &[Vector<F, NO>],
@@ -522,19 +544,20 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
     let channels_in = input.shape(3);
-    let mut acc = start(bias, first, pixels, channel_vectors);
+    let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
 
     #[unroll]
     for ky in 0..kh {
         let iy = (oy * sh + ky) as i32 - ph as i32;
         if iy >= 0 && (iy as usize) < input.shape(1) {
             let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
-            let (offsets, masks) = columns_of(input, row_offset, (ox0 * sw) as i32 - pw as i32, columns);
+            let (offsets, masks) =
+                columns_of::<F, A, NI>(input, row_offset, (ox0 * sw) as i32 - pw as i32, columns);
             for ci in range_stepped(0usize, channels_in, ni) {
-                let mut xs = Array::<Vector<F, NI>>::new(columns);
+                let mut xs = Array::<Vector<A, NI>>::new(columns);
                 #[unroll]
                 for c in 0..columns {
-                    xs[c] = input[(offsets[c] + ci) / ni] * Vector::new(masks[c]);
+                    xs[c] = Vector::<A, NI>::cast_from(input[(offsets[c] + ci) / ni]) * Vector::new(masks[c]);
                 }
                 #[unroll]
                 for kx in 0..kw {
@@ -543,10 +566,10 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
                         let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
                         #[unroll]
                         for v in 0..channel_vectors {
-                            let w = weight[weight_row + v];
+                            let w = Vector::<A, NO>::cast_from(weight[weight_row + v]);
                             #[unroll]
                             for p in 0..pixels {
-                                let x = Vector::<F, NO>::new(xs[p * sw + kx].extract(j));
+                                let x = Vector::<A, NO>::new(xs[p * sw + kx].extract(j));
                                 acc[p * channel_vectors + v] += x * w;
                             }
                         }
@@ -555,7 +578,18 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
             }
         }
     }
-    epilogue(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
+    epilogue::<F, A, NO>(
+        &acc,
+        alpha,
+        residual,
+        output,
+        slope,
+        &sizes,
+        &at,
+        pixels,
+        channel_vectors,
+        activation,
+    );
 }
 
 /// One invocation of the transposed convolution, the same block as [`fused_conv2d_kernel`];
@@ -563,7 +597,7 @@ fn fused_conv2d_kernel<F: Float, NI: Size, NO: Size>(
 /// shift − kw`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
+fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     input: &Tensor<Vector<F, NI>>,
     weight: &[Vector<F, NO>],
     bias: &[Vector<F, NO>],
@@ -588,7 +622,7 @@ fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
     let channels_in = input.shape(3);
-    let mut acc = start(bias, first, pixels, channel_vectors);
+    let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
 
     #[unroll]
     for ky in 0..kh {
@@ -598,12 +632,12 @@ fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
         if ty >= 0 && iy * sh as i32 == ty && (iy as usize) < input.shape(1) {
             let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
             let first_column = (ox0 / sw + shift) as i32 - kw as i32;
-            let (offsets, masks) = columns_of(input, row_offset, first_column, columns);
+            let (offsets, masks) = columns_of::<F, A, NI>(input, row_offset, first_column, columns);
             for ci in range_stepped(0usize, channels_in, ni) {
-                let mut xs = Array::<Vector<F, NI>>::new(columns);
+                let mut xs = Array::<Vector<A, NI>>::new(columns);
                 #[unroll]
                 for c in 0..columns {
-                    xs[c] = input[(offsets[c] + ci) / ni] * Vector::new(masks[c]);
+                    xs[c] = Vector::<A, NI>::cast_from(input[(offsets[c] + ci) / ni]) * Vector::new(masks[c]);
                 }
                 #[unroll]
                 for kx in 0..kw {
@@ -612,7 +646,7 @@ fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
                         let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
                         #[unroll]
                         for v in 0..channel_vectors {
-                            let w = weight[weight_row + v];
+                            let w = Vector::<A, NO>::cast_from(weight[weight_row + v]);
                             #[unroll]
                             for p in 0..pixels {
                                 // Pixel ox0 + p takes tap kx from input column
@@ -620,7 +654,7 @@ fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
                                 // multiple of sw, so both are known here.
                                 let t = p + pw + sw * kw - kx;
                                 if comptime![t % sw == 0] {
-                                    let x = Vector::<F, NO>::new(xs[comptime![t / sw - shift]].extract(j));
+                                    let x = Vector::<A, NO>::new(xs[comptime![t / sw - shift]].extract(j));
                                     acc[p * channel_vectors + v] += x * w;
                                 }
                             }
@@ -630,5 +664,16 @@ fn fused_conv_transpose2d_kernel<F: Float, NI: Size, NO: Size>(
             }
         }
     }
-    epilogue(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
+    epilogue::<F, A, NO>(
+        &acc,
+        alpha,
+        residual,
+        output,
+        slope,
+        &sizes,
+        &at,
+        pixels,
+        channel_vectors,
+        activation,
+    );
 }
