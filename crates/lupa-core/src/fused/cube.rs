@@ -108,11 +108,83 @@ pub(super) fn fused_conv2d(
     let weight = Cube::float_permute(weight, &[2, 3, 1, 0]);
     let args = launch.args(x, weight, bias, activation);
     let geometry = [kh, kw, sh, sw, ph, pw];
-    match launch.output.dtype {
-        DType::F16 => launch_conv2d::<half::f16>(&launch, args, geometry),
-        _ => launch_conv2d::<f32>(&launch, args, geometry),
+    let tiled = Tiled::for_layer(&launch, &args, geometry);
+    match (launch.output.dtype, tiled) {
+        (DType::F16, Some(tiled)) => launch_conv2d_tiled::<half::f16>(&launch, args, geometry, tiled),
+        (_, Some(tiled)) => launch_conv2d_tiled::<f32>(&launch, args, geometry, tiled),
+        (DType::F16, None) => launch_conv2d::<half::f16>(&launch, args, geometry),
+        (_, None) => launch_conv2d::<f32>(&launch, args, geometry),
     }
     launch.finish()
+}
+
+/// The workgroup-memory variant's tile: `rows × cols` invocations, each `pixels` output pixels of
+/// its row, so a workgroup computes `rows × cols·pixels` output pixels.
+#[derive(Debug, Clone, Copy)]
+struct Tiled {
+    rows: usize,
+    cols: usize,
+    pixels: usize,
+}
+
+impl Tiled {
+    /// The tile for a stride-1 `kh×kw` layer (kh, kw > 1) with vectors of four input channels,
+    /// where its input tile (and halo) and weight block fit the device's workgroup memory; `None`
+    /// otherwise (and on adapters with subgroups of at most 8 lanes, the CPU ones, where the
+    /// register kernel measured faster). `LUPA_CONV_KERNEL=register|tiled` overrides the choice,
+    /// for benchmarks.
+    fn for_layer(launch: &Launch, args: &Args, [kh, kw, sh, sw, ..]: [usize; 6]) -> Option<Self> {
+        let forced = std::env::var("LUPA_CONV_KERNEL").ok();
+        let hardware = &launch.client.properties().hardware;
+        let wanted = match forced.as_deref() {
+            Some("tiled") => true,
+            Some("register") => false,
+            _ => hardware.plane_size_max > 8,
+        };
+        let applies = wanted && [sh, sw] == [1, 1] && kh > 1 && kw > 1 && args.input_vector == 4;
+        let tile = Self { rows: 8, cols: 8, pixels: 8 };
+        let element = args.input.dtype.size() * 4;
+        let bytes = (tile.rows + kh - 1) * (tile.cols * tile.pixels + kw - 1) * element
+            + kh * kw * 4 * launch.channel_vectors * element;
+        (applies && bytes <= hardware.max_shared_memory_size).then_some(tile)
+    }
+}
+
+/// [`fused_conv2d_tiled_kernel`] storing `F`, accumulating in f32.
+fn launch_conv2d_tiled<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: [usize; 6], tile: Tiled) {
+    let [kh, kw, _, _, ph, pw] = geometry;
+    let [out_h, out_w] = launch.out;
+    let tiles_y = out_h.div_ceil(tile.rows);
+    let cubes = CubeCount::Static(
+        out_w.div_ceil(tile.cols * tile.pixels) as u32,
+        (launch.batch * tiles_y) as u32,
+        (launch.groups / launch.channel_vectors) as u32,
+    );
+    let sizes = SizesLaunch::new(out_h, out_w, tiles_y, 0, launch.channels_out);
+    // SAFETY: the input tile is read only inside the image (zeros staged outside it), weights and
+    // bias span `groups` vectors per row, and each output vector is written once (`oy < out_h`,
+    // `ox < out_w`); the workgroup memory is `rows_in × cols_in` + the weight block, as indexed.
+    #[allow(unsafe_code)]
+    unsafe {
+        fused_conv2d_tiled_kernel::launch_unchecked::<F, f32>(
+            &launch.client,
+            cubes,
+            CubeDim::new_2d(tile.cols as u32, tile.rows as u32),
+            4,
+            args.input.into_tensor_arg(),
+            args.weight.into_buffer_arg(),
+            args.bias.into_buffer_arg(),
+            args.alpha.into_buffer_arg(),
+            args.residual.into_tensor_arg(),
+            launch.output.clone().into_buffer_arg(),
+            args.slope,
+            sizes,
+            [kh, kw, ph, pw],
+            [tile.rows, tile.cols, tile.pixels],
+            launch.channel_vectors,
+            args.code,
+        );
+    }
 }
 
 /// [`fused_conv2d_kernel`] storing `F`, accumulating in f32.
@@ -676,4 +748,104 @@ fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
         channel_vectors,
         activation,
     );
+}
+
+/// The convolution with workgroup memory, stride 1: a workgroup of `rows × cols` invocations
+/// computes a `rows × cols·pixels` tile of the output. Per step of four input channels it stages
+/// the input tile with its halo (zeros outside the image) and the step's weights for its output
+/// channels in workgroup memory, then each invocation computes its `pixels × channel_vectors`
+/// register block from there. `kernel` is `[kh, kw, pad_h, pad_w]`; `sizes.blocks_x` is the
+/// number of tiles down an image.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn fused_conv2d_tiled_kernel<F: Float, A: Float, NO: Size>(
+    input: &Tensor<Vector<F, NO>>,
+    weight: &[Vector<F, NO>],
+    bias: &[Vector<F, NO>],
+    alpha: &[Vector<F, NO>],
+    residual: &Tensor<F>,
+    output: &mut [Vector<F, NO>],
+    slope: f32,
+    sizes: Sizes,
+    #[comptime] kernel: [usize; 4],
+    #[comptime] tile: [usize; 3],
+    #[comptime] channel_vectors: usize,
+    #[comptime] activation: u32,
+) {
+    let [kh, kw, ph, pw] = kernel;
+    let [rows, cols, pixels] = tile;
+    let rows_in = comptime![rows + kh - 1];
+    let cols_in = comptime![cols * pixels + kw - 1];
+    let tile_len = comptime![rows_in * cols_in];
+    let taps = comptime![kh * kw * 4 * channel_vectors];
+    let units = comptime![rows * cols];
+    let columns = comptime![pixels + kw - 1];
+    let mut staged = Shared::<[Vector<F, NO>]>::new_slice(tile_len);
+    let mut staged_weights = Shared::<[Vector<F, NO>]>::new_slice(taps);
+
+    let b = CUBE_POS_Y as usize / sizes.blocks_x;
+    let oy0 = (CUBE_POS_Y as usize % sizes.blocks_x) * rows;
+    let ox_tile = CUBE_POS_X as usize * cols * pixels;
+    let first = CUBE_POS_Z as usize * channel_vectors;
+    let (ry, rx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
+    let unit = ry * cols + rx;
+    let groups = bias.len();
+    let (in_h, in_w, channels_in) = (input.shape(1), input.shape(2), input.shape(3));
+    let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
+
+    for ci in range_stepped(0usize, channels_in, 4usize) {
+        let mut i = unit;
+        while i < tile_len {
+            let iy = (oy0 + i / cols_in) as i32 - ph as i32;
+            let ix = (ox_tile + i % cols_in) as i32 - pw as i32;
+            let mut value = Vector::<F, NO>::new(F::new(0.0));
+            if iy >= 0 && (iy as usize) < in_h && ix >= 0 && (ix as usize) < in_w {
+                let offset = b * input.stride(0) + iy as usize * input.stride(1) + ix as usize * input.stride(2);
+                value = input[(offset + ci) / 4];
+            }
+            staged[i] = value;
+            i += units;
+        }
+        let mut k = unit;
+        while k < taps {
+            // k = ((tap · 4) + j) · channel_vectors + v, tap = ky · kw + kx.
+            let v = k % channel_vectors;
+            let tap_j = k / channel_vectors;
+            let row = (tap_j / 4) * channels_in + ci + tap_j % 4;
+            staged_weights[k] = weight[row * groups + first + v];
+            k += units;
+        }
+        sync_cube();
+        #[unroll]
+        for ky in 0..kh {
+            let row = (ry + ky) * cols_in + rx * pixels;
+            let mut xs = Array::<Vector<A, NO>>::new(columns);
+            #[unroll]
+            for c in 0..columns {
+                xs[c] = Vector::<A, NO>::cast_from(staged[row + c]);
+            }
+            #[unroll]
+            for kx in 0..kw {
+                #[unroll]
+                for j in 0..4 {
+                    #[unroll]
+                    for v in 0..channel_vectors {
+                        let w = Vector::<A, NO>::cast_from(
+                            staged_weights[((ky * kw + kx) * 4 + j) * channel_vectors + v],
+                        );
+                        #[unroll]
+                        for p in 0..pixels {
+                            let x = Vector::<A, NO>::new(xs[p + kx].extract(j));
+                            acc[p * channel_vectors + v] += x * w;
+                        }
+                    }
+                }
+            }
+        }
+        sync_cube();
+    }
+    let at = At { b, oy: oy0 + ry, ox0: ox_tile + rx * pixels, first };
+    if at.oy < sizes.out_h {
+        epilogue::<F, A, NO>(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
+    }
 }
