@@ -484,6 +484,21 @@ mod tests {
         agree(&pointwise, x, Activation::Identity);
     }
 
+    /// The workgroup-memory kernel (GPUs' choice, forced here on lavapipe) and layers dispatched
+    /// in bands of rows (the TDR guard, forced to the smallest bands) compute what Burn does.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn the_tiled_kernel_and_bands_of_rows_match_burns() {
+        let device = wgpu();
+        cube::force_tiled(true);
+        matches_burns_conv_and_activations(&device);
+        cube::set_macs_per_dispatch(1);
+        matches_burns_conv_and_activations(&device);
+        transposed_matches_burns(&device);
+        cube::force_tiled(false);
+        cube::set_macs_per_dispatch(1 << 31);
+    }
+
     fn matches_burns_conv_and_activations(device: &Device) {
         let device = device.clone();
         let same = |cin, cout| {

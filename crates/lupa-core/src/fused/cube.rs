@@ -36,6 +36,8 @@
 use burn::backend::Cube;
 use burn::backend::ops::FloatTensorOps;
 use burn::tensor::{DType, FloatDType, Shape};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
 use burn_cubecl::cubecl;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
@@ -55,6 +57,36 @@ const SPAN_ATTENTION: u32 = 4;
 
 /// Invocations per workgroup.
 const WORKGROUP: u32 = 64;
+
+/// The most multiply-adds one dispatch computes: a layer larger than this is dispatched in bands of
+/// output rows, so that no dispatch runs long enough for an operating system's GPU watchdog (TDR
+/// on Windows: 2 s) to reset the device. 2³¹ multiply-adds (4.3 GFLOP) take 1 s at 4.3 GFLOP/s;
+/// a low-end integrated GPU's peak is about a hundred times that.
+static MACS_PER_DISPATCH: AtomicU64 = AtomicU64::new(1 << 31);
+
+/// The rows of a band of at most [`MACS_PER_DISPATCH`] multiply-adds, at `macs_per_row` (at
+/// least one).
+fn max_band_rows(macs_per_row: u64) -> usize {
+    let rows = MACS_PER_DISPATCH.load(Ordering::Relaxed) / macs_per_row.max(1);
+    usize::try_from(rows).unwrap_or(usize::MAX).max(1)
+}
+
+/// Sets [`MACS_PER_DISPATCH`] (tests: bands change no result).
+#[cfg(test)]
+pub(super) fn set_macs_per_dispatch(macs: u64) {
+    MACS_PER_DISPATCH.store(macs, Ordering::Relaxed);
+}
+
+/// The kernel forced for stride-1 layers: 0 chosen per device, 1 the register kernel, 2 the
+/// workgroup-memory one (tests; benchmarks use `LUPA_CONV_KERNEL`).
+static FORCED_KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Forces the workgroup-memory kernel wherever it applies (`true`), or goes back to the device's
+/// choice (tests: it runs on GPUs, not on lavapipe).
+#[cfg(test)]
+pub(super) fn force_tiled(tiled: bool) {
+    FORCED_KERNEL.store(if tiled { 2 } else { 0 }, Ordering::Relaxed);
+}
 
 /// The register block of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +133,7 @@ pub(super) fn fused_conv2d(
     let ([sh, sw], [ph, pw]) = (options.stride, options.padding);
     let out = [(height + 2 * ph - kh) / sh + 1, (width + 2 * pw - kw) / sw + 1];
     let block = Block::for_device(&x);
-    let Some(launch) = Launch::new(&x, &weight, &bias, out, block.pixels, block) else {
+    let Some(launch) = Launch::new(&x, &weight, &bias, out, block.pixels, block, (kh * kw) as f64) else {
         return burn_activation::<Cube>(Cube::conv2d(x, weight, Some(bias), options.burn()), activation);
     };
     // [cout, cin, kh, kw] → [kh, kw, cin, cout₄].
@@ -134,13 +166,13 @@ impl Tiled {
     /// register kernel measured faster). `LUPA_CONV_KERNEL=register|tiled` overrides the choice,
     /// for benchmarks.
     fn for_layer(launch: &Launch, args: &Args, [kh, kw, sh, sw, ..]: [usize; 6]) -> Option<Self> {
-        let forced = std::env::var("LUPA_CONV_KERNEL").ok();
         let hardware = &launch.client.properties().hardware;
-        let wanted = match forced.as_deref() {
-            Some("tiled") => true,
-            Some("register") => false,
-            _ => hardware.plane_size_max > 8,
-        };
+        let wanted =
+            match (FORCED_KERNEL.load(Ordering::Relaxed), std::env::var("LUPA_CONV_KERNEL").as_deref()) {
+                (2, _) | (_, Ok("tiled")) => true,
+                (1, _) | (_, Ok("register")) => false,
+                _ => hardware.plane_size_max > 8,
+            };
         let applies = wanted && [sh, sw] == [1, 1] && kh > 1 && kw > 1 && args.input_vector == 4;
         let tile = Self { rows: 8, cols: 8, pixels: 8 };
         let element = args.input.dtype.size() * 4;
@@ -151,39 +183,47 @@ impl Tiled {
 }
 
 /// [`fused_conv2d_tiled_kernel`] storing `F`, accumulating in f32.
-fn launch_conv2d_tiled<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: [usize; 6], tile: Tiled) {
+fn launch_conv2d_tiled<F: Float + CubeElement>(
+    launch: &Launch,
+    args: Args,
+    geometry: [usize; 6],
+    tile: Tiled,
+) {
     let [kh, kw, _, _, ph, pw] = geometry;
-    let [out_h, out_w] = launch.out;
-    let tiles_y = out_h.div_ceil(tile.rows);
-    let cubes = CubeCount::Static(
-        out_w.div_ceil(tile.cols * tile.pixels) as u32,
-        (launch.batch * tiles_y) as u32,
-        (launch.groups / launch.channel_vectors) as u32,
-    );
-    let sizes = SizesLaunch::new(out_h, out_w, tiles_y, 0, launch.channels_out);
-    // SAFETY: the input tile is read only inside the image (zeros staged outside it), weights and
-    // bias span `groups` vectors per row, and each output vector is written once (`oy < out_h`,
-    // `ox < out_w`); the workgroup memory is `rows_in × cols_in` + the weight block, as indexed.
-    #[allow(unsafe_code)]
-    unsafe {
-        fused_conv2d_tiled_kernel::launch_unchecked::<F, f32>(
-            &launch.client,
-            cubes,
-            CubeDim::new_2d(tile.cols as u32, tile.rows as u32),
-            4,
-            args.input.into_tensor_arg(),
-            args.weight.into_buffer_arg(),
-            args.bias.into_buffer_arg(),
-            args.alpha.into_buffer_arg(),
-            args.residual.into_tensor_arg(),
-            launch.output.clone().into_buffer_arg(),
-            args.slope,
-            sizes,
-            [kh, kw, ph, pw],
-            [tile.rows, tile.cols, tile.pixels],
-            launch.channel_vectors,
-            args.code,
+    for (row0, rows) in launch.bands(tile.rows) {
+        let tiles_y = rows.div_ceil(tile.rows);
+        let cubes = CubeCount::Static(
+            launch.out[1].div_ceil(tile.cols * tile.pixels) as u32,
+            (launch.batch * tiles_y) as u32,
+            (launch.groups / launch.channel_vectors) as u32,
         );
+        let [out_h, out_w] = launch.out;
+        let sizes = SizesLaunch::new(out_h, out_w, tiles_y, 0, launch.channels_out, row0, rows);
+        // SAFETY: the input tile is read only inside the image (zeros staged outside it), weights
+        // and bias span `groups` vectors per row, and each output vector is written once
+        // (`oy < out_h`, `ox < out_w`); the workgroup memory is `rows_in × cols_in` + the weight
+        // block, as indexed.
+        #[allow(unsafe_code)]
+        unsafe {
+            fused_conv2d_tiled_kernel::launch_unchecked::<F, f32>(
+                &launch.client,
+                cubes,
+                CubeDim::new_2d(tile.cols as u32, tile.rows as u32),
+                4,
+                args.input.clone().into_tensor_arg(),
+                args.weight.clone().into_buffer_arg(),
+                args.bias.clone().into_buffer_arg(),
+                args.alpha.clone().into_buffer_arg(),
+                args.residual.clone().into_tensor_arg(),
+                launch.output.clone().into_buffer_arg(),
+                args.slope,
+                sizes,
+                [kh, kw, ph, pw],
+                [tile.rows, tile.cols, tile.pixels],
+                launch.channel_vectors,
+                args.code,
+            );
+        }
     }
 }
 
@@ -192,27 +232,29 @@ fn launch_conv2d<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: 
     // SAFETY: every index the kernel reads is inside its tensor: input columns and rows are
     // clamped to the image (and masked), weights and bias span `groups` vectors per row, and each
     // output vector is written by exactly one invocation (`ox < out_w`, `block < blocks`).
-    #[allow(unsafe_code)]
-    unsafe {
-        fused_conv2d_kernel::launch_unchecked::<F, f32>(
-            &launch.client,
-            launch.cubes(),
-            CubeDim::new_1d(WORKGROUP),
-            args.input_vector,
-            4,
-            args.input.into_tensor_arg(),
-            args.weight.into_buffer_arg(),
-            args.bias.into_buffer_arg(),
-            args.alpha.into_buffer_arg(),
-            args.residual.into_tensor_arg(),
-            launch.output.clone().into_buffer_arg(),
-            args.slope,
-            launch.sizes(),
-            geometry,
-            launch.pixels,
-            launch.channel_vectors,
-            args.code,
-        );
+    for band in launch.bands(1) {
+        #[allow(unsafe_code)]
+        unsafe {
+            fused_conv2d_kernel::launch_unchecked::<F, f32>(
+                &launch.client,
+                launch.cubes(band.1),
+                CubeDim::new_1d(WORKGROUP),
+                args.input_vector,
+                4,
+                args.input.clone().into_tensor_arg(),
+                args.weight.clone().into_buffer_arg(),
+                args.bias.clone().into_buffer_arg(),
+                args.alpha.clone().into_buffer_arg(),
+                args.residual.clone().into_tensor_arg(),
+                launch.output.clone().into_buffer_arg(),
+                args.slope,
+                launch.sizes(band),
+                geometry,
+                launch.pixels,
+                launch.channel_vectors,
+                args.code,
+            );
+        }
     }
 }
 
@@ -232,7 +274,9 @@ pub(super) fn fused_conv_transpose2d(
     let block = Block::for_device(&x);
     // A block starts at a multiple of the stride: its pixels' taps are known at compile time.
     let pixels = block.pixels.div_ceil(sw) * sw;
-    let Some(launch) = Launch::new(&x, &weight, &bias, out, pixels, block) else {
+    // Each output pixel takes kh·kw / (sh·sw) taps on average.
+    let taps = (kh * kw) as f64 / (sh * sw) as f64;
+    let Some(launch) = Launch::new(&x, &weight, &bias, out, pixels, block, taps) else {
         return burn_activation::<Cube>(
             Cube::conv_transpose2d(x, weight, Some(bias), options.burn()),
             activation,
@@ -263,28 +307,30 @@ fn launch_conv_transpose2d<F: Float + CubeElement>(
     window: [usize; 2],
 ) {
     // SAFETY: as in `launch_conv2d`: rows and columns outside the input are clamped and masked.
-    #[allow(unsafe_code)]
-    unsafe {
-        fused_conv_transpose2d_kernel::launch_unchecked::<F, f32>(
-            &launch.client,
-            launch.cubes(),
-            CubeDim::new_1d(WORKGROUP),
-            args.input_vector,
-            4,
-            args.input.into_tensor_arg(),
-            args.weight.into_buffer_arg(),
-            args.bias.into_buffer_arg(),
-            args.alpha.into_buffer_arg(),
-            args.residual.into_tensor_arg(),
-            launch.output.clone().into_buffer_arg(),
-            args.slope,
-            launch.sizes(),
-            geometry,
-            window,
-            launch.pixels,
-            launch.channel_vectors,
-            args.code,
-        );
+    for band in launch.bands(1) {
+        #[allow(unsafe_code)]
+        unsafe {
+            fused_conv_transpose2d_kernel::launch_unchecked::<F, f32>(
+                &launch.client,
+                launch.cubes(band.1),
+                CubeDim::new_1d(WORKGROUP),
+                args.input_vector,
+                4,
+                args.input.clone().into_tensor_arg(),
+                args.weight.clone().into_buffer_arg(),
+                args.bias.clone().into_buffer_arg(),
+                args.alpha.clone().into_buffer_arg(),
+                args.residual.clone().into_tensor_arg(),
+                launch.output.clone().into_buffer_arg(),
+                args.slope,
+                launch.sizes(band),
+                geometry,
+                window,
+                launch.pixels,
+                launch.channel_vectors,
+                args.code,
+            );
+        }
     }
 }
 
@@ -300,7 +346,8 @@ struct Launch {
     pixels: usize,
     channel_vectors: usize,
     blocks_x: usize,
-    blocks: usize,
+    /// Multiply-adds per output row (all of the batch), for [`Launch::bands`].
+    macs_per_row: u64,
 }
 
 /// A launch's tensors, in the layouts the kernels read.
@@ -328,19 +375,22 @@ impl Launch {
         out: [usize; 2],
         pixels: usize,
         block: Block,
+        taps: f64,
     ) -> Option<Self> {
         if !matches!(x.dtype, DType::F32 | DType::F16) || [weight, bias].iter().any(|t| t.dtype != x.dtype) {
             return None;
         }
         let batch = dims(x)[0];
         let channels_out = bias.meta.shape()[0];
+        let channels_in = dims(x)[1];
+        let macs_per_row = (taps * (batch * out[1] * channels_in * channels_out) as f64) as u64;
         let groups = channels_out.div_ceil(4);
         let channel_vectors =
             if groups.is_multiple_of(block.channel_vectors) { block.channel_vectors } else { 1 };
         let blocks_x = out[1].div_ceil(pixels);
-        let blocks = batch * out[0] * blocks_x;
         let max = x.client.properties().hardware.max_cube_count;
-        if blocks.div_ceil(WORKGROUP as usize) > max.0 as usize || groups / channel_vectors > max.1 as usize {
+        let widest = batch * blocks_x * out[0].min(max_band_rows(macs_per_row));
+        if widest.div_ceil(WORKGROUP as usize) > max.0 as usize || groups / channel_vectors > max.1 as usize {
             return None;
         }
         let output = empty_device_contiguous_dtype(
@@ -360,19 +410,28 @@ impl Launch {
             pixels,
             channel_vectors,
             blocks_x,
-            blocks,
+            macs_per_row,
         })
     }
 
-    /// Workgroups: blocks of pixels along x, vectors of output channels along y.
-    fn cubes(&self) -> CubeCount {
-        let x = self.blocks.div_ceil(WORKGROUP as usize);
+    /// The output's rows in bands of whole `multiple`s of rows, each at most
+    /// [`MACS_PER_DISPATCH`] multiply-adds (at least `multiple` rows): `(first row, rows)`.
+    fn bands(&self, multiple: usize) -> Vec<(usize, usize)> {
+        let rows = (max_band_rows(self.macs_per_row) / multiple).max(1) * multiple;
+        (0..self.out[0]).step_by(rows).map(|row0| (row0, rows.min(self.out[0] - row0))).collect()
+    }
+
+    /// Workgroups for the band of `rows` rows: blocks of pixels along x, vectors of output
+    /// channels along y.
+    fn cubes(&self, rows: usize) -> CubeCount {
+        let x = (self.batch * rows * self.blocks_x).div_ceil(WORKGROUP as usize);
         CubeCount::Static(x as u32, (self.groups / self.channel_vectors) as u32, 1)
     }
 
-    /// The kernels' run-time sizes: `[out_h, out_w, blocks_x, blocks, channels_out]`.
-    fn sizes(&self) -> SizesLaunch {
-        SizesLaunch::new(self.out[0], self.out[1], self.blocks_x, self.blocks, self.channels_out)
+    /// The kernels' run-time sizes for the band `(row0, rows)`.
+    fn sizes(&self, (row0, rows): (usize, usize)) -> SizesLaunch {
+        let blocks = self.batch * rows * self.blocks_x;
+        SizesLaunch::new(self.out[0], self.out[1], self.blocks_x, blocks, self.channels_out, row0, rows)
     }
 
     /// `x` as NHWC with contiguous channels (a fused convolution's output already is one), the
@@ -458,12 +517,16 @@ fn dims(tensor: &CubeTensor) -> [usize; 4] {
 struct Sizes {
     out_h: usize,
     out_w: usize,
-    /// Blocks per output row.
+    /// Blocks per output row (the tiled kernel: tiles down the band).
     blocks_x: usize,
-    /// Blocks in all: batch × out_h × blocks_x.
+    /// Blocks in this dispatch: batch × rows × blocks_x.
     blocks: usize,
     /// The real output channels (SPAN's residual has no padding channels).
     channels_out: usize,
+    /// The first output row of this dispatch's band.
+    row0: usize,
+    /// The band's rows.
+    rows: usize,
 }
 
 /// Where the block of one invocation is.
@@ -479,15 +542,16 @@ struct At {
     first: usize,
 }
 
-/// The block of this invocation (`CUBE_POS_X · CUBE_DIM_X + UNIT_POS_X < sizes.blocks`).
+/// The block of this invocation (`CUBE_POS_X · CUBE_DIM_X + UNIT_POS_X < sizes.blocks`), in the
+/// dispatch's band of rows.
 #[cube]
 fn block_of(sizes: &Sizes, #[comptime] pixels: usize, #[comptime] channel_vectors: usize) -> At {
     let block = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let bx = block % sizes.blocks_x;
     let row = block / sizes.blocks_x;
     At {
-        b: row / sizes.out_h,
-        oy: row % sizes.out_h,
+        b: row / sizes.rows,
+        oy: sizes.row0 + row % sizes.rows,
         ox0: bx * pixels,
         first: CUBE_POS_Y as usize * channel_vectors,
     }
@@ -755,7 +819,7 @@ fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
 /// the input tile with its halo (zeros outside the image) and the step's weights for its output
 /// channels in workgroup memory, then each invocation computes its `pixels × channel_vectors`
 /// register block from there. `kernel` is `[kh, kw, pad_h, pad_w]`; `sizes.blocks_x` is the
-/// number of tiles down an image.
+/// number of tiles down the dispatch's band of rows.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn fused_conv2d_tiled_kernel<F: Float, A: Float, NO: Size>(
@@ -784,7 +848,7 @@ fn fused_conv2d_tiled_kernel<F: Float, A: Float, NO: Size>(
     let mut staged_weights = Shared::<[Vector<F, NO>]>::new_slice(taps);
 
     let b = CUBE_POS_Y as usize / sizes.blocks_x;
-    let oy0 = (CUBE_POS_Y as usize % sizes.blocks_x) * rows;
+    let oy0 = sizes.row0 + (CUBE_POS_Y as usize % sizes.blocks_x) * rows;
     let ox_tile = CUBE_POS_X as usize * cols * pixels;
     let first = CUBE_POS_Z as usize * channel_vectors;
     let (ry, rx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
@@ -800,7 +864,8 @@ fn fused_conv2d_tiled_kernel<F: Float, A: Float, NO: Size>(
             let ix = (ox_tile + i % cols_in) as i32 - pw as i32;
             let mut value = Vector::<F, NO>::new(F::new(0.0));
             if iy >= 0 && (iy as usize) < in_h && ix >= 0 && (ix as usize) < in_w {
-                let offset = b * input.stride(0) + iy as usize * input.stride(1) + ix as usize * input.stride(2);
+                let offset =
+                    b * input.stride(0) + iy as usize * input.stride(1) + ix as usize * input.stride(2);
                 value = input[(offset + ci) / 4];
             }
             staged[i] = value;
@@ -845,7 +910,18 @@ fn fused_conv2d_tiled_kernel<F: Float, A: Float, NO: Size>(
         sync_cube();
     }
     let at = At { b, oy: oy0 + ry, ox0: ox_tile + rx * pixels, first };
-    if at.oy < sizes.out_h {
-        epilogue::<F, A, NO>(&acc, alpha, residual, output, slope, &sizes, &at, pixels, channel_vectors, activation);
+    if at.oy < sizes.row0 + sizes.rows {
+        epilogue::<F, A, NO>(
+            &acc,
+            alpha,
+            residual,
+            output,
+            slope,
+            &sizes,
+            &at,
+            pixels,
+            channel_vectors,
+            activation,
+        );
     }
 }
