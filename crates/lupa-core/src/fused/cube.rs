@@ -29,14 +29,24 @@
 //! starts at a multiple of the stride, so which taps each of its pixels takes is known when the
 //! kernel is compiled (no per-tap test at run time); rows are tested once per kernel row.
 //!
-//! The register block depends on the device ([`Block::for_device`]). The kernels stage nothing in
-//! workgroup memory: the block's reuse lives in registers, and the weights a workgroup shares come
-//! from cache.
+//! Stride-1 `k×k` layers with vectors of four input channels (the bulk of every model's work) have
+//! a second kernel with **workgroup memory** ([`fused_conv2d_tiled_kernel`]): 8×8 invocations
+//! share an 8 × 64-pixel output tile; per step of four input channels they stage the input tile
+//! with its halo (zeros outside the image) and the step's weights for their output channels, then
+//! each computes its 8 pixels × 2 vectors from workgroup memory. GPUs and SwiftShader get it
+//! (span-x4 on SwiftShader: 1.4× faster than the register kernel); lavapipe, whose workgroup
+//! memory is ordinary memory, keeps the register kernel (the tiled one 1.9× slower there).
+//!
+//! Storage is f32 or f16 (the models' [`crate::Precision`]); accumulation is always f32. A layer
+//! over [`MACS_PER_DISPATCH`] is dispatched in bands of output rows (the TDR guard).
+//!
+//! Measured figures: docs/BENCHMARKS-GPU.md.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use burn::backend::Cube;
-use burn::backend::ops::FloatTensorOps;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::tensor::{DType, FloatDType, Shape};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use burn_cubecl::cubecl;
 use burn_cubecl::kernel::into_contiguous;
@@ -46,7 +56,6 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::{FusedActivation, FusedConvOptions, FusedConvTransposeOptions, burn_activation};
-use burn::backend::ops::ModuleOps;
 
 /// The activation, as the kernel's comptime switch.
 const IDENTITY: u32 = 0;
@@ -90,19 +99,20 @@ pub(super) fn force_tiled(tiled: bool) {
 
 /// The register block of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Block {
+struct Block {
     /// Neighbouring output pixels of a row.
-    pub pixels: usize,
+    pixels: usize,
     /// Vectors of four output channels.
-    pub channel_vectors: usize,
+    channel_vectors: usize,
 }
 
 impl Block {
-    /// The block for the device `tensor` lives on: 16 pixels × 2 vectors where the adapter's
-    /// subgroups are at most 8 wide (llvmpipe's 8 AVX2 lanes; measured there, span-x4 on 128²:
-    /// 4 × 2 takes 1.7× the time of 16 × 2, 8 × 2 1.3×), 8 × 2 elsewhere (a GPU's usual
-    /// register budget for 64 accumulators; not yet measured on one). `LUPA_CONV_BLOCK=px,vectors`
-    /// overrides it, for benchmarks.
+    /// The register kernel's block for the device `tensor` lives on: 16 pixels × 2 vectors where
+    /// the adapter's subgroups are at most 8 wide (llvmpipe's 8 AVX2 lanes; measured there,
+    /// span-x4 on 128²: 4 × 2 takes 1.7× the time of 16 × 2, 8 × 2 1.3×), 8 × 2 elsewhere (64
+    /// accumulators, a GPU's usual register budget; not measured on a GPU yet). On SwiftShader
+    /// 16 × 2 measured no faster than 8 × 2. `LUPA_CONV_BLOCK=px,vectors` overrides it, for
+    /// benchmarks.
     fn for_device(tensor: &CubeTensor) -> Self {
         if let Some(block) = std::env::var("LUPA_CONV_BLOCK").ok().and_then(|v| Self::parse(&v)) {
             return block;
@@ -119,8 +129,8 @@ impl Block {
     }
 }
 
-/// `activation(conv2d(x, weight) + bias)` as one kernel, or Burn's ops where the kernel does not
-/// apply (a dtype other than f32, more workgroups than the device dispatches).
+/// `activation(conv2d(x, weight) + bias)` as one kernel, or Burn's ops where the kernels do not
+/// apply (a dtype other than f32 and f16, more workgroups than the device dispatches).
 pub(super) fn fused_conv2d(
     x: CubeTensor,
     weight: CubeTensor,
