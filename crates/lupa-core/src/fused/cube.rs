@@ -662,6 +662,60 @@ fn epilogue<F: Float, A: Float, NO: Size>(
     }
 }
 
+/// Kernel row `ky` of the block into `acc`: per step of `NI` input channels, the row's `columns`
+/// input vectors (at `offsets`, zeroed by `masks`) are loaded once and serve every tap, pixel and
+/// output-channel vector of the block. `taps` is `[kw, sw, transposed, pw, shift]`: a convolution
+/// (`transposed` 0) takes tap `kx` of pixel `p` from column `p·sw + kx`; a transposed one from
+/// column `(p + pw + sw·kw − kx) / sw − shift` where that divides exactly (none otherwise).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn accumulate_row<F: Float, A: Float, NI: Size, NO: Size>(
+    input: &Tensor<Vector<F, NI>>,
+    weight: &[Vector<F, NO>],
+    offsets: &Array<usize>,
+    masks: &Array<A>,
+    acc: &mut Array<Vector<A, NO>>,
+    groups: usize,
+    first: usize,
+    #[comptime] ky: usize,
+    #[comptime] taps: [usize; 5],
+    #[comptime] columns: usize,
+    #[comptime] pixels: usize,
+    #[comptime] channel_vectors: usize,
+) {
+    let ni = NI::value();
+    let [kw, sw, transposed, pw, shift] = taps;
+    let channels_in = input.shape(3);
+    for ci in range_stepped(0usize, channels_in, ni) {
+        let mut xs = Array::<Vector<A, NI>>::new(columns);
+        #[unroll]
+        for c in 0..columns {
+            xs[c] = Vector::<A, NI>::cast_from(input[(offsets[c] + ci) / ni]) * Vector::new(masks[c]);
+        }
+        #[unroll]
+        for kx in 0..kw {
+            #[unroll]
+            for j in 0..ni {
+                let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
+                #[unroll]
+                for v in 0..channel_vectors {
+                    let w = Vector::<A, NO>::cast_from(weight[weight_row + v]);
+                    #[unroll]
+                    for p in 0..pixels {
+                        let t = comptime![p + pw + sw * kw - kx];
+                        if comptime![transposed == 0 || t % sw == 0] {
+                            let column =
+                                comptime![if transposed == 1 { t / sw - shift } else { p * sw + kx }];
+                            let x = Vector::<A, NO>::new(xs[column].extract(j));
+                            acc[p * channel_vectors + v] += x * w;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One invocation of the convolution: `pixels` output pixels of one row × `channel_vectors`
 /// vectors of four output channels. `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`.
 #[cube(launch_unchecked)]
@@ -685,11 +739,9 @@ fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     }
     let [kh, kw, sh, sw, ph, pw] = geometry;
     let columns = comptime![(pixels - 1) * sw + kw];
-    let ni = NI::value();
     let at = block_of(&sizes, pixels, channel_vectors);
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
-    let channels_in = input.shape(3);
     let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
 
     #[unroll]
@@ -699,29 +751,21 @@ fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
             let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
             let (offsets, masks) =
                 columns_of::<F, A, NI>(input, row_offset, (ox0 * sw) as i32 - pw as i32, columns);
-            for ci in range_stepped(0usize, channels_in, ni) {
-                let mut xs = Array::<Vector<A, NI>>::new(columns);
-                #[unroll]
-                for c in 0..columns {
-                    xs[c] = Vector::<A, NI>::cast_from(input[(offsets[c] + ci) / ni]) * Vector::new(masks[c]);
-                }
-                #[unroll]
-                for kx in 0..kw {
-                    #[unroll]
-                    for j in 0..ni {
-                        let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
-                        #[unroll]
-                        for v in 0..channel_vectors {
-                            let w = Vector::<A, NO>::cast_from(weight[weight_row + v]);
-                            #[unroll]
-                            for p in 0..pixels {
-                                let x = Vector::<A, NO>::new(xs[p * sw + kx].extract(j));
-                                acc[p * channel_vectors + v] += x * w;
-                            }
-                        }
-                    }
-                }
-            }
+            let taps = comptime![[kw, sw, 0, pw, 0]];
+            accumulate_row::<F, A, NI, NO>(
+                input,
+                weight,
+                &offsets,
+                &masks,
+                &mut acc,
+                groups,
+                first,
+                ky,
+                taps,
+                columns,
+                pixels,
+                channel_vectors,
+            );
         }
     }
     epilogue::<F, A, NO>(
@@ -763,11 +807,9 @@ fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     }
     let [kh, kw, sh, sw, ph, pw] = geometry;
     let [columns, shift] = window;
-    let ni = NI::value();
     let at = block_of(&sizes, pixels, channel_vectors);
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
-    let channels_in = input.shape(3);
     let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
 
     #[unroll]
@@ -779,35 +821,21 @@ fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
             let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
             let first_column = (ox0 / sw + shift) as i32 - kw as i32;
             let (offsets, masks) = columns_of::<F, A, NI>(input, row_offset, first_column, columns);
-            for ci in range_stepped(0usize, channels_in, ni) {
-                let mut xs = Array::<Vector<A, NI>>::new(columns);
-                #[unroll]
-                for c in 0..columns {
-                    xs[c] = Vector::<A, NI>::cast_from(input[(offsets[c] + ci) / ni]) * Vector::new(masks[c]);
-                }
-                #[unroll]
-                for kx in 0..kw {
-                    #[unroll]
-                    for j in 0..ni {
-                        let weight_row = ((ky * kw + kx) * channels_in + ci + j) * groups + first;
-                        #[unroll]
-                        for v in 0..channel_vectors {
-                            let w = Vector::<A, NO>::cast_from(weight[weight_row + v]);
-                            #[unroll]
-                            for p in 0..pixels {
-                                // Pixel ox0 + p takes tap kx from input column
-                                // (ox0 + p + pw − kx) / sw when that divides exactly; ox0 is a
-                                // multiple of sw, so both are known here.
-                                let t = p + pw + sw * kw - kx;
-                                if comptime![t % sw == 0] {
-                                    let x = Vector::<A, NO>::new(xs[comptime![t / sw - shift]].extract(j));
-                                    acc[p * channel_vectors + v] += x * w;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let taps = comptime![[kw, sw, 1, pw, shift]];
+            accumulate_row::<F, A, NI, NO>(
+                input,
+                weight,
+                &offsets,
+                &masks,
+                &mut acc,
+                groups,
+                first,
+                ky,
+                taps,
+                columns,
+                pixels,
+                channel_vectors,
+            );
         }
     }
     epilogue::<F, A, NO>(
