@@ -150,12 +150,14 @@ pub(super) fn fused_conv2d(
     let weight = Cube::float_permute(weight, &[2, 3, 1, 0]);
     let args = launch.args(x, weight, bias, activation);
     let geometry = [kh, kw, sh, sw, ph, pw];
+    // The register kernel's block reads (pixels − 1)·sw + kw input columns from its first.
+    let window = [0, (launch.pixels - 1) * sw + kw, 0];
     let tiled = Tiled::for_layer(&launch, &args, geometry);
     match (launch.output.dtype, tiled) {
         (DType::F16, Some(tiled)) => launch_conv2d_tiled::<half::f16>(&launch, args, geometry, tiled),
         (_, Some(tiled)) => launch_conv2d_tiled::<f32>(&launch, args, geometry, tiled),
-        (DType::F16, None) => launch_conv2d::<half::f16>(&launch, args, geometry),
-        (_, None) => launch_conv2d::<f32>(&launch, args, geometry),
+        (DType::F16, None) => launch_register::<half::f16>(&launch, args, geometry, window),
+        (_, None) => launch_register::<f32>(&launch, args, geometry, window),
     }
     launch.finish()
 }
@@ -237,15 +239,21 @@ fn launch_conv2d_tiled<F: Float + CubeElement>(
     }
 }
 
-/// [`fused_conv2d_kernel`] storing `F`, accumulating in f32.
-fn launch_conv2d<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: [usize; 6]) {
+/// [`fused_conv_kernel`] storing `F`, accumulating in f32, in bands of rows; `window` as the
+/// kernel takes it.
+fn launch_register<F: Float + CubeElement>(
+    launch: &Launch,
+    args: Args,
+    geometry: [usize; 6],
+    window: [usize; 3],
+) {
     // SAFETY: every index the kernel reads is inside its tensor: input columns and rows are
     // clamped to the image (and masked), weights and bias span `groups` vectors per row, and each
     // output vector is written by exactly one invocation (`ox < out_w`, `block < blocks`).
     for band in launch.bands(1) {
         #[allow(unsafe_code)]
         unsafe {
-            fused_conv2d_kernel::launch_unchecked::<F, f32>(
+            fused_conv_kernel::launch_unchecked::<F, f32>(
                 &launch.client,
                 launch.cubes(band.1),
                 CubeDim::new_1d(WORKGROUP),
@@ -260,6 +268,7 @@ fn launch_conv2d<F: Float + CubeElement>(launch: &Launch, args: Args, geometry: 
                 args.slope,
                 launch.sizes(band),
                 geometry,
+                window,
                 launch.pixels,
                 launch.channel_vectors,
                 args.code,
@@ -303,45 +312,10 @@ pub(super) fn fused_conv_transpose2d(
     let args = launch.args(x, weight, bias, activation);
     let geometry = [kh, kw, sh, sw, ph, pw];
     match launch.output.dtype {
-        DType::F16 => launch_conv_transpose2d::<half::f16>(&launch, args, geometry, [columns, shift]),
-        _ => launch_conv_transpose2d::<f32>(&launch, args, geometry, [columns, shift]),
+        DType::F16 => launch_register::<half::f16>(&launch, args, geometry, [1, columns, shift]),
+        _ => launch_register::<f32>(&launch, args, geometry, [1, columns, shift]),
     }
     launch.finish()
-}
-
-/// [`fused_conv_transpose2d_kernel`] storing `F`, accumulating in f32.
-fn launch_conv_transpose2d<F: Float + CubeElement>(
-    launch: &Launch,
-    args: Args,
-    geometry: [usize; 6],
-    window: [usize; 2],
-) {
-    // SAFETY: as in `launch_conv2d`: rows and columns outside the input are clamped and masked.
-    for band in launch.bands(1) {
-        #[allow(unsafe_code)]
-        unsafe {
-            fused_conv_transpose2d_kernel::launch_unchecked::<F, f32>(
-                &launch.client,
-                launch.cubes(band.1),
-                CubeDim::new_1d(WORKGROUP),
-                args.input_vector,
-                4,
-                args.input.clone().into_tensor_arg(),
-                args.weight.clone().into_buffer_arg(),
-                args.bias.clone().into_buffer_arg(),
-                args.alpha.clone().into_buffer_arg(),
-                args.residual.clone().into_tensor_arg(),
-                launch.output.clone().into_buffer_arg(),
-                args.slope,
-                launch.sizes(band),
-                geometry,
-                window,
-                launch.pixels,
-                launch.channel_vectors,
-                args.code,
-            );
-        }
-    }
 }
 
 /// The dispatch of one fused convolution and its output buffer.
@@ -716,11 +690,15 @@ fn accumulate_row<F: Float, A: Float, NI: Size, NO: Size>(
     }
 }
 
-/// One invocation of the convolution: `pixels` output pixels of one row × `channel_vectors`
-/// vectors of four output channels. `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`.
+/// One invocation of the convolution or, with `window[0]` = 1, the transposed convolution:
+/// `pixels` output pixels of one row × `channel_vectors` vectors of four output channels.
+/// `geometry` is `[kh, kw, stride_h, stride_w, pad_h, pad_w]`; `window` is `[transposed, columns,
+/// shift]`: the block reads `columns` input columns, from `ox0·sw − pw` for a convolution, from
+/// `ox0 / sw + shift − kw` for a transposed one (whose output row `oy` takes input row
+/// `(oy + ph − ky) / sh` where that divides exactly).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
+fn fused_conv_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     input: &Tensor<Vector<F, NI>>,
     weight: &[Vector<F, NO>],
     bias: &[Vector<F, NO>],
@@ -730,6 +708,7 @@ fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
     slope: f32,
     sizes: Sizes,
     #[comptime] geometry: [usize; 6],
+    #[comptime] window: [usize; 3],
     #[comptime] pixels: usize,
     #[comptime] channel_vectors: usize,
     #[comptime] activation: u32,
@@ -738,7 +717,7 @@ fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
         terminate!();
     }
     let [kh, kw, sh, sw, ph, pw] = geometry;
-    let columns = comptime![(pixels - 1) * sw + kw];
+    let [transposed, columns, shift] = window;
     let at = block_of(&sizes, pixels, channel_vectors);
     let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
     let groups = bias.len();
@@ -746,82 +725,19 @@ fn fused_conv2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
 
     #[unroll]
     for ky in 0..kh {
-        let iy = (oy * sh + ky) as i32 - ph as i32;
-        if iy >= 0 && (iy as usize) < input.shape(1) {
-            let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
-            let (offsets, masks) =
-                columns_of::<F, A, NI>(input, row_offset, (ox0 * sw) as i32 - pw as i32, columns);
-            let taps = comptime![[kw, sw, 0, pw, 0]];
-            accumulate_row::<F, A, NI, NO>(
-                input,
-                weight,
-                &offsets,
-                &masks,
-                &mut acc,
-                groups,
-                first,
-                ky,
-                taps,
-                columns,
-                pixels,
-                channel_vectors,
-            );
+        let mut iy = (oy * sh + ky) as i32 - ph as i32;
+        let mut on_row = iy >= 0;
+        let mut first_column = (ox0 * sw) as i32 - pw as i32;
+        if comptime![transposed == 1] {
+            let ty = (oy + ph) as i32 - ky as i32;
+            iy = ty / sh as i32;
+            on_row = ty >= 0 && iy * sh as i32 == ty;
+            first_column = (ox0 / sw + shift) as i32 - kw as i32;
         }
-    }
-    epilogue::<F, A, NO>(
-        &acc,
-        alpha,
-        residual,
-        output,
-        slope,
-        &sizes,
-        &at,
-        pixels,
-        channel_vectors,
-        activation,
-    );
-}
-
-/// One invocation of the transposed convolution, the same block as [`fused_conv2d_kernel`];
-/// `window` is `[columns, shift]`: the input columns the block reads, the first at `ox0 / sw +
-/// shift − kw`.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-fn fused_conv_transpose2d_kernel<F: Float, A: Float, NI: Size, NO: Size>(
-    input: &Tensor<Vector<F, NI>>,
-    weight: &[Vector<F, NO>],
-    bias: &[Vector<F, NO>],
-    alpha: &[Vector<F, NO>],
-    residual: &Tensor<F>,
-    output: &mut [Vector<F, NO>],
-    slope: f32,
-    sizes: Sizes,
-    #[comptime] geometry: [usize; 6],
-    #[comptime] window: [usize; 2],
-    #[comptime] pixels: usize,
-    #[comptime] channel_vectors: usize,
-    #[comptime] activation: u32,
-) {
-    if ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) >= sizes.blocks {
-        terminate!();
-    }
-    let [kh, kw, sh, sw, ph, pw] = geometry;
-    let [columns, shift] = window;
-    let at = block_of(&sizes, pixels, channel_vectors);
-    let (b, oy, ox0, first) = (at.b, at.oy, at.ox0, at.first);
-    let groups = bias.len();
-    let mut acc = start::<F, A, NO>(bias, first, pixels, channel_vectors);
-
-    #[unroll]
-    for ky in 0..kh {
-        // Output row oy takes input row (oy + ph − ky) / sh where that divides exactly.
-        let ty = (oy + ph) as i32 - ky as i32;
-        let iy = ty / sh as i32;
-        if ty >= 0 && iy * sh as i32 == ty && (iy as usize) < input.shape(1) {
+        if on_row && (iy as usize) < input.shape(1) {
             let row_offset = b * input.stride(0) + iy as usize * input.stride(1);
-            let first_column = (ox0 / sw + shift) as i32 - kw as i32;
             let (offsets, masks) = columns_of::<F, A, NI>(input, row_offset, first_column, columns);
-            let taps = comptime![[kw, sw, 1, pw, shift]];
+            let taps = comptime![[kw, sw, transposed, pw, shift]];
             accumulate_row::<F, A, NI, NO>(
                 input,
                 weight,
