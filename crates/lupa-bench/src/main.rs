@@ -7,9 +7,12 @@
 //! - `lupa-bench smart`: the Smart-mode classifier's confusion table on a labelled folder, and on
 //!   held-out images (`lupa-bench fetch-held-out`) not used to choose its thresholds ([`smart`]).
 //! - `lupa-bench profile`: each convolution of a model timed alone against the whole upscale.
+//! - `lupa-bench memory`: the memory one tile really takes per input pixel on each backend, against
+//!   the registry's estimate that sizes tiles ([`memory`]).
 //!
 //! Where this crate sits among Lupa's: `ARCHITECTURE.md` at the repository's root.
 
+mod memory;
 mod plot;
 mod profile;
 mod quality;
@@ -104,6 +107,27 @@ enum Command {
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
+    /// The memory one tile takes per input pixel on each backend, measured at two tile sides,
+    /// against the registry's estimate (markdown).
+    Memory {
+        /// The photo the tiles are cut from (resized to each side).
+        image: PathBuf,
+        /// Comma-separated model ids (default: every model in the index).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Comma-separated backends: cpu, wgpu, wgpu-f16 (and the -burn ones).
+        #[arg(long, value_delimiter = ',', default_value = "cpu,wgpu")]
+        backends: Vec<String>,
+        /// The two tile sides, in input pixels (multiples of 4 suit every model).
+        #[arg(long, value_delimiter = ',', default_values_t = [96, 192])]
+        sides: Vec<u32>,
+        /// Folder with index.json and the weights.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
+    /// One pass of `memory`, in a process of its own (printed as JSON).
+    #[command(hide = true)]
+    MemoryOne { image: PathBuf, model: String, backend: String, side: u32, models_dir: PathBuf },
     /// One native speed measurement, printed as a JSON runner report (used by `report`).
     #[command(hide = true)]
     SpeedOne { input: PathBuf, warm: PathBuf, model: String, backend: String, models_dir: PathBuf },
@@ -165,6 +189,21 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Memory { image, models, backends, sides, models_dir } => {
+            let models = if models.is_empty() {
+                read_index(&models_dir)?.models.iter().map(|m| m.id.clone()).collect()
+            } else {
+                models
+            };
+            let [a, b] = sides[..] else { anyhow::bail!("--sides takes two sides, e.g. 96,192") };
+            anyhow::ensure!(a < b, "--sides: the first side must be the smaller");
+            let rows = memory::measure(&image, &models, &backends, [a, b], &models_dir)?;
+            print!("{}", memory::table(&rows));
+            Ok(())
+        }
+        Command::MemoryOne { image, model, backend, side, models_dir } => {
+            memory::one(&image, &model, &backend, side, &models_dir)
+        }
         Command::SpeedOne { input, warm, model, backend, models_dir } => {
             speed_one(&input, &warm, &model, &backend, &models_dir)
         }
@@ -199,10 +238,13 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Path) -> Result<()> {
+/// The device of a runner's `backend` (`cpu`, `cpu-burn`, `wgpu`, `wgpu-burn` or `wgpu-f16`), its
+/// adapter's description and the precision to load models in. The `-burn` backends switch Lupa's
+/// fused convolution off on this thread (Burn's own conv on the same device).
+fn backend_device(backend: &str) -> Result<(Device, String, lupa_core::Precision)> {
+    let mut precision = lupa_core::Precision::F32;
     let (device, adapter) = match backend {
         "cpu" => (Device::flex(), "flex".to_owned()),
-        // The same CPU backend with Lupa's fused convolution switched off: Burn's own conv.
         "cpu-burn" => {
             lupa_core::fused::set_enabled(false);
             (Device::flex(), "flex, Burn's conv".to_owned())
@@ -217,20 +259,33 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
                     lupa_core::fused::set_enabled(false);
                     (device, format!("{adapter}, Burn's conv"))
                 }
-                "wgpu-f16" => (device, format!("{adapter}, f16")),
+                "wgpu-f16" => {
+                    precision = lupa_core::Precision::F16;
+                    (device, format!("{adapter}, f16"))
+                }
                 _ => (device, adapter),
             }
         }
         other => anyhow::bail!("unknown backend {other} (cpu, cpu-burn, wgpu, wgpu-burn or wgpu-f16)"),
     };
-    let (model, _) = load_model(&read_index(models_dir)?, models_dir, id, &device)?;
-    let model = if backend == "wgpu-f16" {
-        let spec = model.spec.clone();
-        let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
-        SrModel::load_with(&spec, weights, &device, lupa_core::Precision::F16)?
-    } else {
-        model
-    };
+    Ok((device, adapter, precision))
+}
+
+/// Model `id` from `models_dir` on `device` in `precision`.
+pub(crate) fn load_in(
+    models_dir: &Path,
+    id: &str,
+    device: &Device,
+    precision: lupa_core::Precision,
+) -> Result<SrModel> {
+    let spec = read_index(models_dir)?.get(id)?.clone();
+    let weights = std::fs::read(models_dir.join(&spec.weights.file))?;
+    Ok(SrModel::load_with(&spec, weights, device, precision)?)
+}
+
+fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Path) -> Result<()> {
+    let (device, adapter, precision) = backend_device(backend)?;
+    let model = load_in(models_dir, id, &device, precision)?;
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.

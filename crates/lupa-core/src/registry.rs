@@ -80,22 +80,23 @@ pub enum Architecture {
 }
 
 impl Architecture {
-    /// Bytes per input pixel of the largest single GPU buffer a forward pass may allocate, assuming
-    /// a 3×3 convolution may unfold its input 9-fold (im2col) in `f32`. Compared with the device's
+    /// Bytes per input pixel of the largest single GPU buffer a forward pass allocates: its
+    /// widest activation tensor in `f32` (no convolution on the GPU unfolds its input: Lupa's
+    /// kernels and Burn's direct conv both read the window in place). Compared with the device's
     /// `maxStorageBufferBindingSize`/`maxBufferSize` to cap the tile area.
     pub fn largest_buffer_bytes_per_pixel(&self) -> u64 {
         let channels = match self {
-            // 3×3 convs see `feature_channels`; the 1×1 `conv_cat` sees 4 of them concatenated.
-            Self::Span(c) => (9 * c.feature_channels).max(4 * c.feature_channels),
+            // The 1×1 `conv_cat` sees 4 blocks' features concatenated; the last conv has
+            // `out · s²` outputs before the pixel shuffle.
+            Self::Span(c) => (4 * c.feature_channels).max(c.num_out_ch * c.upscale * c.upscale),
             // 3×3 convs see `num_feat`; the last one has `out · s²` outputs before the pixel shuffle.
-            Self::SrVggNetCompact(c) => (9 * c.num_feat).max(c.num_out_ch * c.upscale * c.upscale),
-            // Dense blocks see up to `F + 4G` channels; conv_hr runs on `F` channels at `s²` pixels.
-            Self::RrdbNet(c) => {
-                (9 * (c.num_feat + 4 * c.num_grow_ch)).max(9 * c.num_feat * c.scale * c.scale)
-            }
-            // The second U-Net's first level runs 3×3 convolutions on 64 channels at `s²` pixels
-            // (at 4x it works at 2x, but its 64-channel transposed output is at 4 pixels too).
-            Self::UpCunet(c) => 9 * 64 * c.scale.min(3) * c.scale.min(3),
+            Self::SrVggNetCompact(c) => c.num_feat.max(c.num_out_ch * c.upscale * c.upscale),
+            // Dense blocks see up to `F + 4G` channels; conv_up2 and conv_hr run on `F` channels at
+            // `s²` pixels.
+            Self::RrdbNet(c) => (c.num_feat + 4 * c.num_grow_ch).max(c.num_feat * c.scale * c.scale),
+            // The second U-Net's first level runs on 64 channels at `s²` pixels (at 4x it works
+            // at 2x, but its 64-channel transposed output is at 4 pixels too).
+            Self::UpCunet(c) => 64 * c.scale.min(3) * c.scale.min(3),
         };
         channels as u64 * 4
     }
@@ -192,8 +193,9 @@ pub struct ModelSpec {
     pub params: u64,
     /// Multiply-adds per input pixel.
     pub macs_per_pixel: u64,
-    /// Estimated peak activation memory per input pixel of a tile, in bytes (f32), used to size
-    /// tiles against a memory budget.
+    /// Peak memory per input pixel of a tile, in bytes (f32), used to size tiles against a
+    /// memory budget: 1.25 × the larger of what one tile measured on the CPU and on wgpu through
+    /// Lupa's fused convolution (`lupa-bench memory`; f16 on wgpu takes about half).
     pub memory_bytes_per_pixel: u64,
     /// The converted weights.
     pub weights: WeightsFile,

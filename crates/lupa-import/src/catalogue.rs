@@ -67,6 +67,9 @@ pub struct Entry {
     pub licence: fn() -> Licence,
     pub architecture: fn() -> Architecture,
     pub input: InputRequirements,
+    /// Measured with `lupa-bench memory` (docs/MEMORY.md): 1.25 × the larger of the CPU's and
+    /// wgpu's peak per input pixel of one f32 192² tile (128² for RRDB), through Lupa's fused
+    /// convolution, rounded up to 256 bytes.
     pub memory_bytes_per_pixel: u64,
     pub map: fn(&NcnnModel, &Architecture) -> Result<Vec<Named>>,
 }
@@ -117,7 +120,7 @@ pub fn entries() -> Vec<Entry> {
                 receptive_radius: 21,
                 default_overlap: 16,
             },
-            memory_bytes_per_pixel: 4 * 1024,
+            memory_bytes_per_pixel: 3072,
             map: map_span,
         },
         Entry {
@@ -140,7 +143,7 @@ pub fn entries() -> Vec<Entry> {
                 receptive_radius: 21,
                 default_overlap: 16,
             },
-            memory_bytes_per_pixel: 5 * 1024,
+            memory_bytes_per_pixel: 3328,
             map: map_span,
         },
         Entry {
@@ -165,7 +168,7 @@ pub fn entries() -> Vec<Entry> {
                 receptive_radius: 34,
                 default_overlap: 32,
             },
-            memory_bytes_per_pixel: 5 * 1024,
+            memory_bytes_per_pixel: 1024,
             map: map_compact,
         },
         Entry {
@@ -188,7 +191,7 @@ pub fn entries() -> Vec<Entry> {
                 receptive_radius: 18,
                 default_overlap: 20,
             },
-            memory_bytes_per_pixel: 5 * 1024,
+            memory_bytes_per_pixel: 1280,
             map: map_compact,
         },
         Entry {
@@ -214,7 +217,7 @@ pub fn entries() -> Vec<Entry> {
                 receptive_radius: 352,
                 default_overlap: 16,
             },
-            memory_bytes_per_pixel: 48 * 1024,
+            memory_bytes_per_pixel: 20736,
             map: map_rrdb,
         },
     ];
@@ -288,9 +291,12 @@ fn cugan_entries() -> Vec<Entry> {
                     receptive_radius: config.prepadding() as u32,
                     default_overlap: 24,
                 },
-                // Activations of the second U-Net run at `s²` pixels per input pixel with 64
-                // channels; a 3×3 unfold of them dominates.
-                memory_bytes_per_pixel: if scale == 3 { 36 * 1024 } else { 18 * 1024 },
+                // The second U-Net runs at `s²` pixels per input pixel (3x: 9, with 64 channels).
+                memory_bytes_per_pixel: match scale {
+                    2 => 5632,
+                    3 => 11008,
+                    _ => 6912,
+                },
                 map: map_cugan,
             }
         })

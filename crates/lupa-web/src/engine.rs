@@ -10,13 +10,11 @@ use lupa_core::{Job, JobRequest, Limits, LupaError, ModelIndex, TileLimits};
 /// this stays well under what integrated GPUs and phones give a page.
 pub const GPU_TILE_BUDGET: u64 = 256 << 20;
 /// Activation budget of one tile on the wasm CPU backend, whose heap also holds the whole result,
-/// in the registry's estimate ([`lupa_core::ModelSpec::memory_bytes_per_pixel`], sized for Burn's
-/// im2col convolution). Lupa's fused CPU convolution needs 3.3–6× less than that estimate
-/// (measured peak growth on flex at 384² in one tile: SPAN 1.6 KB per input pixel against 4–5 KB,
-/// SRVGGNetCompact 0.8 against 5, Real-CUGAN 3.9–5.0 against 18), so 384 MiB of estimate is at
-/// most about 120 MiB of real memory, and tiles are larger (less overlap recomputed: Real-CUGAN's
-/// tiles grow from 37 to 99 px).
-pub const CPU_TILE_BUDGET: u64 = 384 << 20;
+/// in the registry's estimate ([`lupa_core::ModelSpec::memory_bytes_per_pixel`]: 1.25 × the
+/// measured peak), so a tile takes at most about 155 MiB. Measured (`lupa-bench memory`,
+/// docs/MEMORY.md) that is for SPAN x4 tiles of 245² (core 213 px), SRVGGNetCompact 443² (core
+/// 379: the overlap of 32 px costs little), Real-CUGAN 2x 189² (core 141).
+pub const CPU_TILE_BUDGET: u64 = 192 << 20;
 /// Largest automatic tile core side, in input pixels.
 pub const MAX_TILE: u32 = 512;
 /// Largest image the engine makes, in bytes of decoded pixels (the result, or a pass before the
