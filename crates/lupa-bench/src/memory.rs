@@ -62,7 +62,7 @@ pub fn one(photo: &Path, id: &str, backend: &str, side: u32, models_dir: &Path) 
     let (device, _, precision) = crate::backend_device(backend)?;
     let model = crate::load_in(models_dir, id, &device, precision)?;
     let align = model.spec.input.align.max(model.spec.input.multiple_of).max(1);
-    ensure!(side % align == 0, "{id} needs a side that is a multiple of {align}");
+    ensure!(side.is_multiple_of(align), "{id} needs a side that is a multiple of {align}");
     let rgb = image::open(photo)
         .with_context(|| format!("{}", photo.display()))?
         .resize_to_fill(side, side, FilterType::Triangle)
@@ -79,7 +79,7 @@ pub fn one(photo: &Path, id: &str, backend: &str, side: u32, models_dir: &Path) 
         status_kb("VmRSS:")? * 1024
     };
     let x = Tensor::<4>::from_data(TensorData::new(planar, [1, 3, side as usize, side as usize]), &device);
-    let y = model.network.forward(model.input(x)).cast(DType::F32).into_data();
+    let y = pollster::block_on(model.network.forward(model.input(x)).cast(DType::F32).into_data_async())?;
     ensure!(y.as_slice::<f32>().is_ok_and(|v| v.iter().all(|v| v.is_finite())), "the output is not finite");
     let after = if gpu { reserved() } else { status_kb("VmHWM:")? * 1024 };
     let pass = Pass { side, peak_bytes: after.saturating_sub(before) };
