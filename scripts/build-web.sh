@@ -10,8 +10,10 @@
 #   scripts/build-web.sh --dev    the development build into dist-dev/: the shared dev profile,
 #                                 quick to rebuild; the browser tests' app build.
 #
-# Both build two engines (crates/lupa-web, and crates/lupa-web-cpu without WebGPU), end by writing
-# the service worker's precache list (scripts/precache.mjs) and print the engines' sizes.
+# Both build two engines (crates/lupa-web, and crates/lupa-web-cpu without WebGPU), then pin every
+# script and engine file by its sha384 (scripts/integrity.mjs: the page's import map and CSP, the
+# engine worker's checked bootstrap), write the service worker's precache list
+# (scripts/precache.mjs) and print the engines' sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -36,6 +38,7 @@ else
     mv "$wasm.stripped" "$wasm"
   done
 fi
+node scripts/integrity.mjs "$dist"
 node scripts/precache.mjs "$dist"
 for wasm in "$dist"/*.wasm; do
   echo "built $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped (gzip -9)"

@@ -25,7 +25,7 @@
 // Types: lupa.d.ts.
 
 import { LupaError, cancelled, toLupaError } from './errors.js';
-import { HelperPool, MIN_HANG_MS, engineCount, engineWorker, stuckAfter } from './pool.js';
+import { FLOOR_GMACS, HANG_FACTOR, HelperPool, MIN_HANG_MS, engineCount, engineWorker, stuckAfter } from './pool.js';
 import { loadWeights } from './weights.js';
 import {
   BROWSER_DECODED, LOSSY_WEBP, browserDecoded, encodeLossyWebp, engineRequest, hasCanvasCodecs, lossyQuality,
@@ -98,6 +98,7 @@ export class Upscaler extends EventTarget {
   #failed = null;  // a worker whose GPU failed during its last job: replaced before the next call
   #spare = null;   // the full engine starting beside the CPU engine: {worker, ready: {info, catalogue} | null}
   #fullEngine = false; // the full engine has run here: 'auto' starts it at once from now on
+  #slowestGmacs = 0;   // the slowest tile rate (GMAC/s) #worker's engine has shown; 0: none yet
 
   /**
    * Fetches `${base}models/index.json`, starts the engine worker `${base}worker.js` on `backend`
@@ -157,7 +158,9 @@ export class Upscaler extends EventTarget {
    * `hangAfterMs` at the least (pool.js's MIN_HANG_MS otherwise); `hangAfterTile` makes the
    * job's own engine hang after that many tiles: it is replaced and the call rejects ('backend').
    * The job's engine counts as stuck by the helpers' rule: no tile for HANG_FACTOR times the
-   * longest wait between tiles so far, and at least MIN_HANG_MS.
+   * longest wait between tiles so far, and at least MIN_HANG_MS; in its first tile, no tile in
+   * HANG_FACTOR times what the tile's multiply-adds take at the slowest rate this engine has
+   * shown (or, before its first tile ever, at FLOOR_GMACS), and at least MIN_HANG_MS.
    * @param {Input} input
    * @param {JobRequest} request
    * @param {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, tile?: number }} [options]
@@ -218,22 +221,33 @@ export class Upscaler extends EventTarget {
     // The time between progress reports: what tells a helper stuck in a tile (pool.js), and this
     // engine stuck (the same rule: HANG_FACTOR times the longest so far, at least hangAfterMs).
     // Only while a tile is running: a resize between passes and the encoding at the end report
-    // nothing and may take long.
+    // nothing and may take long. Before any tile of the job is done, the first tile's
+    // multiply-adds (the first model's per pixel, times the input's pixels over the tiles) at the
+    // slowest rate this engine has shown set the limit.
     let last = performance.now();
     let longest = 0;
     let tiling = false;
-    const timeTile = (done, total) => {
+    let firstTileGmac = 0;
+    const macsPerPixel = this.index.models.find((m) => m.id === plan.models[0])?.macs_per_pixel ?? 0;
+    const timeTile = (done, total, pass) => {
       const now = performance.now();
       if (done > 0) {
         longest = Math.max(longest, now - last);
         pool?.noteTileTime(now - last);
+        if (firstTileGmac > 0 && (pass ?? 1) === 1) {
+          const gmacs = firstTileGmac / ((now - last) / 1000);
+          this.#slowestGmacs = this.#slowestGmacs ? Math.min(this.#slowestGmacs, gmacs) : gmacs;
+        }
+      } else if (!firstTileGmac) {
+        firstTileGmac = (macsPerPixel * plan.input[0] * plan.input[1]) / Math.max(1, total) / 1e9;
       }
       last = now;
       tiling = done < total;
     };
     const stuck = () => {
       const quiet = performance.now() - last;
-      return tiling && longest > 0 && quiet > stuckAfter(longest, hangAfterMs) ? quiet : 0;
+      const limit = longest > 0 ? stuckAfter(longest, hangAfterMs) : this.#firstTileLimit(firstTileGmac, hangAfterMs);
+      return tiling && quiet > limit ? quiet : 0;
     };
     const hooks = { loseDeviceAfterTile, failDeviceAfterTile, hangAfterTile };
     const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
@@ -241,12 +255,20 @@ export class Upscaler extends EventTarget {
       signal,
       stuck,
       onProgress: ({ done, total, pass, passes }) => {
-        timeTile(done, total);
+        timeTile(done, total, pass);
         onProgress?.({ phase: 'tiles', done, total, pass, passes });
       },
     });
     const { type, requestId, ...result } = done; // the worker's 'done' message: UpscaleResult's fields
     return { ...result, blob: new Blob([done.bytes], { type: done.mime }), engines: 1 + helpers, plan };
+  }
+
+  /** How long (ms) the first tile of a job, `gmac` billion multiply-adds, may take before the
+   * engine counts as stuck: HANG_FACTOR times that work at the slowest rate this engine has shown,
+   * or at FLOOR_GMACS before it has shown any; at least `minMs`. */
+  #firstTileLimit(gmac, minMs) {
+    const ms = this.#slowestGmacs ? (HANG_FACTOR * 1000 * gmac) / this.#slowestGmacs : (1000 * gmac) / FLOOR_GMACS;
+    return Math.max(minMs, ms);
   }
 
   /** Starts the pool's helpers and loads `models` into them; resolves to the helpers ready (0
@@ -586,6 +608,7 @@ export class Upscaler extends EventTarget {
     if (!worker || worker !== this.#worker) return;
     worker.terminate();
     this.#worker = null;
+    this.#slowestGmacs = 0;
     this.#loaded = new Set();
     this.#pool?.dispose();
     this.#pool = null;

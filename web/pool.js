@@ -19,7 +19,7 @@
 // fails a job.
 
 /** Memory one helper engine may take: its tile's activations (crates/lupa-web/src/engine.rs,
- * CPU_TILE_BUDGET: about 120 MiB of real memory), the weights, one tile in and out, the engine. */
+ * CPU_TILE_BUDGET: at most about 155 MiB), the weights, one tile in and out, the engine. */
 export const HELPER_MEMORY_MB = 320;
 /** At most this many engines (coordinator included) share one job. */
 export const MAX_ENGINES = 8;
@@ -27,6 +27,10 @@ export const MAX_ENGINES = 8;
 export const HANG_FACTOR = 10;
 /** ... and at least this long (ms): a slow device's first tiles vary. */
 export const MIN_HANG_MS = 60_000;
+/** The slowest rate (billion multiply-adds per second) a working engine is assumed to reach, for
+ * the first tile an engine ever runs, when nothing has been measured yet: below the slowest seen,
+ * Burn's own convolution on SwiftShader (0.1–0.4 GMAC/s, docs/BENCHMARKS-GPU.md). */
+export const FLOOR_GMACS = 0.05;
 
 /** How long (ms) an engine may take for a tile before it counts as stuck, when the longest tile
  * so far took `longestMs`: HANG_FACTOR times that, and at least `minMs`. */
@@ -53,23 +57,68 @@ export function engineCount(workers, { cores = globalThis.navigator?.hardwareCon
   return Math.min(MAX_ENGINES, byCores, byMemory);
 }
 
-const bootstraps = new Map(); // worker.js URL → the blob: URL of a module that imports it
+/**
+ * The sha384 (SRI) of the files the engine worker runs: worker.js and each engine's glue and
+ * .wasm. scripts/integrity.mjs writes them into the build's copy of this line; in web/ itself
+ * (not built) it stays null and the files run unchecked.
+ * @type {Record<string, string> | null}
+ */
+const ENGINE_INTEGRITY = null;
 
 /**
- * A module worker running `${base}worker.js`. A page can only start workers from its own origin:
- * where the engine is served from another origin (a host page embedding the widget from a CDN),
- * the worker starts from a same-origin blob: module that imports worker.js, which that origin
- * must then serve with CORS (`Access-Control-Allow-Origin`). The worker has the page's origin
- * either way; worker.js finds the engine beside itself (import.meta.url).
+ * The body of the checked bootstrap (a blob: module worker, `base` and the hashes filled in): it
+ * queues the page's messages, fetches worker.js, checks its sha384 and runs it from a blob: URL;
+ * worker.js (its `lupaChecked`) checks the engine's glue and .wasm the same way, and takes the
+ * queued messages over. A file that does not match throws: the worker fails to start, naming it.
+ */
+function checkedBootstrap(base, integrity) {
+  return `const base = ${JSON.stringify(base)};
+const integrity = ${JSON.stringify(integrity)};
+self.lupaQueued = [];
+self.onmessage = (e) => self.lupaQueued.push(e);
+self.lupaBase = base;
+self.lupaChecked = async (name) => {
+  const response = await fetch(new URL(name, base));
+  if (!response.ok) throw new Error(\`\${name}: HTTP \${response.status}\`);
+  const bytes = await response.arrayBuffer();
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', bytes));
+  const actual = 'sha384-' + btoa(String.fromCharCode(...digest));
+  if (actual !== integrity[name]) {
+    throw new Error(\`\${name} failed its integrity check (sha384 \${actual}, expected \${integrity[name]})\`);
+  }
+  return bytes;
+};
+const source = await self.lupaChecked('worker.js');
+await import(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+`;
+}
+
+const bootstraps = new Map(); // worker.js URL → the blob: URL of the module that starts it
+
+/**
+ * A module worker running `${base}worker.js`.
+ * - A build (scripts/integrity.mjs) knows the engine files' sha384: the worker starts from a
+ *   same-origin blob: module that fetches worker.js and the engine, checks them and runs them
+ *   (`checkedBootstrap`; a page's import map does not reach into workers). Where the browser has
+ *   no SubtleCrypto (a page on plain http: other than localhost) nothing can be checked, and
+ *   nothing served over plain http could be trusted anyway: the files run unchecked.
+ * - Unbuilt (web/ itself): worker.js from its URL, or, where the engine is served from another
+ *   origin (a host page embedding the widget from a CDN), from a blob: module that imports it.
+ * Another origin must serve the engine with CORS (`Access-Control-Allow-Origin`). The worker has
+ * the page's origin either way; worker.js finds the engine beside itself (`lupaBase`, or its
+ * import.meta.url).
  * @param {URL} base
  * @returns {Worker}
  */
 export function engineWorker(base) {
   const url = new URL('worker.js', base);
-  if (url.origin === globalThis.location?.origin) return new Worker(url, { type: 'module' });
+  const checked = ENGINE_INTEGRITY !== null && globalThis.crypto?.subtle !== undefined;
+  if (!checked && url.origin === globalThis.location?.origin) return new Worker(url, { type: 'module' });
   let bootstrap = bootstraps.get(url.href);
   if (!bootstrap) {
-    const source = `import ${JSON.stringify(url.href)};\n`;
+    const source = checked
+      ? checkedBootstrap(new URL('./', url).href, ENGINE_INTEGRITY)
+      : `import ${JSON.stringify(url.href)};\n`;
     bootstrap = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
     bootstraps.set(url.href, bootstrap);
   }

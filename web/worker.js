@@ -1,5 +1,7 @@
 // Lupa's engine worker: runs the wasm engine (crates/lupa-web) off the main thread. Driven by
-// lupa.js, which sends one message at a time (all but 'cancel') and waits for its reply.
+// lupa.js, which sends one message at a time (all but 'cancel') and waits for its reply. Started
+// by pool.js's `engineWorker`: in a build, from a bootstrap that checks this file and the engine
+// against their sha384 first (scripts/integrity.mjs).
 //
 // Messages in:  {type: 'init', index, backend, convolution}   index: text of models/index.json;
 //                                                 backend: 'auto' | 'webgpu' | 'cpu';
@@ -19,6 +21,7 @@
 //                                                 WebGPU device, or make it report an error (as
 //                                                 out of memory), after that many tiles;
 //                                                 hangAfterTile (a test hook): stop responding
+//                                                 once that many tiles are reported done
 //               {type: 'tile-done', taskId, tile} / {type: 'tile-failed', taskId, message}
 //                                                 the page's answer to a 'tile' this worker sent
 //                                                 ('tile-failed' too for a tile reclaimed unstarted)
@@ -53,16 +56,30 @@ self.lupaReportPanic = (message) => postMessage({ type: 'panic', message });
 let lupa = null;  // the engine's module once loaded
 let ready = null; // resolves when it is, from the first 'init'
 
-/** Loads the engine `name` ('lupa-web' or 'lupa-web-cpu', files beside this one). */
-function loadEngine(name) {
-  return import(`./${name}.js`)
-    .then(async (module) => {
-      await module.default({ module_or_path: new URL(`./${name}_bg.wasm`, import.meta.url) });
-      lupa = module;
-    })
-    .catch((e) => {
-      throw Object.assign(new Error(`the engine failed to load: ${e?.message ?? e}`), { kind: 'backend' });
-    });
+// Started by pool.js's checked bootstrap (a build), this module runs from a blob: URL: the engine
+// is beside the bootstrap's `lupaBase`, and `lupaChecked(name)` fetches a file there and resolves
+// to its bytes only if they match the build's sha384. Started from its own URL, it is beside this.
+const base = self.lupaBase ?? import.meta.url;
+
+/** Loads the engine `name` ('lupa-web' or 'lupa-web-cpu', files beside this one), checked where
+ * the bootstrap checks. */
+async function loadEngine(name) {
+  try {
+    let module;
+    let wasm;
+    if (self.lupaChecked) {
+      const glue = await self.lupaChecked(`${name}.js`);
+      module = await import(URL.createObjectURL(new Blob([glue], { type: 'text/javascript' })));
+      wasm = await self.lupaChecked(`${name}_bg.wasm`);
+    } else {
+      module = await import(new URL(`./${name}.js`, base).href);
+      wasm = new URL(`./${name}_bg.wasm`, base);
+    }
+    await module.default({ module_or_path: wasm });
+    lupa = module;
+  } catch (e) {
+    throw Object.assign(new Error(`the engine failed to load: ${e?.message ?? e}`), { kind: 'backend' });
+  }
 }
 
 // wgpu leaves the adapter name empty on the web; WebGPU's GPUAdapterInfo has the details. Burn asks
@@ -156,8 +173,9 @@ self.onmessage = async ({ data }) => {
             fail = null;
             lupa.fail_device();
           }
-          if (hang != null && done >= hang) for (;;); // a test hook: this engine stops responding
           reply({ type: 'progress', done, total, pass, passes });
+          // A test hook: this engine stops responding, in the tile after that many.
+          if (hang != null && done >= hang) for (;;);
         };
         const pool = {
           slots: data.slots ?? 0,
@@ -190,3 +208,6 @@ self.onmessage = async ({ data }) => {
     reply({ type: 'error', error: errorOf(e), request: data.type });
   }
 };
+
+// Messages the checked bootstrap queued while it fetched and checked this module, in order.
+for (const event of self.lupaQueued?.splice(0) ?? []) self.onmessage(event);

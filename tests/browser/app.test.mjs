@@ -385,7 +385,7 @@ test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bi
   await page.close();
 });
 
-test('a CPU helper that hangs in a tile is stopped and its tile runs on the job’s worker; a job’s worker that hangs is replaced', async () => {
+test('a CPU helper that hangs in a tile is stopped and its tile runs on the job’s worker; a job’s worker that hangs is replaced, in its first tile too', async () => {
   const page = await openPage('cpu');
   await installApi(page);
   const run = await page.evaluate(async () => {
@@ -402,9 +402,20 @@ test('a CPU helper that hangs in a tile is stopped and its tile runs on the job�
     const stopped = await pool.upscale(input, request, { tile: 16, hangAfterTile: 3, hangAfterMs: 1500 })
       .then(() => 'finished', (e) => `${e.kind}: ${e.message}`);
     const again = await pool.upscale(input, request, { tile: 16 });
+    // Hung in a job's first tile: measured against this engine's slowest tile rate so far.
+    const firstStopped = await pool.upscale(input, request, { tile: 16, hangAfterTile: 0, hangAfterMs: 1500 })
+      .then(() => 'finished', (e) => `${e.kind}: ${e.message}`);
     pool.dispose();
+    // ... and on an engine that has run no tile yet: the first tile's multiply-adds at the floor
+    // rate (about 0.1 GMAC / 0.05 GMAC/s: 2 s here).
+    const fresh = await Upscaler.create({ backend: 'cpu', workers: 1 });
+    const freshStarted = performance.now();
+    const freshStopped = await fresh.upscale(input, request, { tile: 16, hangAfterTile: 0, hangAfterMs: 1500 })
+      .then(() => 'finished', (e) => `${e.kind}: ${e.message}`);
+    const freshMs = performance.now() - freshStarted;
+    fresh.dispose();
     return { alone, hung: await png(hung), next: await png(next), again: await png(again), ms,
-      tiles: hung.tiles, engines: [hung.engines, next.engines], stopped };
+      tiles: hung.tiles, engines: [hung.engines, next.engines], stopped, firstStopped, freshStopped, freshMs };
   });
   console.log(`a helper hung on tile 2 of ${run.tiles}: the job took ${(run.ms / 1000).toFixed(1)} s; engines ${run.engines}`);
   assert.ok(run.tiles >= 8, `${run.tiles} tiles`);
@@ -414,6 +425,9 @@ test('a CPU helper that hangs in a tile is stopped and its tile runs on the job�
   console.log(`the job's own worker made to hang: ${run.stopped}`);
   assert.match(run.stopped, /^backend: the engine stopped responding \(no tile done in \d+\.\d s\)$/);
   assert.deepEqual(run.again, run.alone, 'the next job runs on a new engine');
+  console.log(`hung in the first tile: ${run.firstStopped}; on a fresh engine: ${run.freshStopped} after ${(run.freshMs / 1000).toFixed(1)} s`);
+  assert.match(run.firstStopped, /^backend: the engine stopped responding \(no tile done in \d+\.\d s\)$/);
+  assert.match(run.freshStopped, /^backend: the engine stopped responding \(no tile done in \d+\.\d s\)$/);
   await page.close();
 });
 

@@ -136,9 +136,11 @@ test('the release build’s first visit downloads at most 3 MB gzipped before it
 /** The CSP a host page needs for the widget served from `lupa` (README "The widget"). */
 const hostCsp = (lupa) => [
   "default-src 'none'",
-  `script-src ${lupa} 'wasm-unsafe-eval'`,
-  // blob: for the worker's bootstrap, Lupa's origin for the modules it imports (a module
-  // worker's imports are checked against worker-src, not script-src).
+  // blob: for the modules the engine worker's checked bootstrap runs once it has checked them
+  // (a dynamic import in a worker answers to script-src).
+  `script-src ${lupa} blob: 'wasm-unsafe-eval'`,
+  // blob: for the worker's bootstrap; Lupa's origin for a worker's static imports (they answer to
+  // worker-src, not script-src), which only an unchecked start (no SubtleCrypto) makes.
   `worker-src blob: ${lupa}`,
   `connect-src ${lupa}`,
   'img-src blob:',
