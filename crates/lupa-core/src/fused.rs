@@ -8,8 +8,8 @@
 //!   activations, weights packed into SIMD-width channel blocks, bias and activation in the kernel's
 //!   epilogue, rows over threads natively. Its output is an NHWC buffer viewed as NCHW (permuted
 //!   strides), so the next fused convolution reads it without a layout conversion; Burn's element-wise
-//!   ops accept the strided view as they accept any other. Transposed convolutions whose kernel
-//!   equals their stride run on [`lupa_kernels::PackedConvTranspose2d`]; others on Burn's op.
+//!   ops accept the strided view as they accept any other. Transposed convolutions run on [`lupa_kernels::PackedConvTranspose2d`] (one stride-1 convolution and a scatter);
+//!   those with output padding on Burn's op.
 //! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs the trait's default body for now: Burn's own
 //!   conv2d and activation ops, exactly what the models ran before.
 //!
@@ -348,10 +348,9 @@ impl FusedConvBackend for Flex {
         options: FusedConvTransposeOptions,
     ) -> FlexTensor {
         let [channels_in, channels_out, kh, kw] = dims(&weight);
-        // Lupa's kernel covers the non-overlapping case (Real-CUGAN's 2×2, stride 2); Burn the rest.
-        let covered = options.stride == [kh, kw]
-            && options.padding == [0, 0]
-            && options.padding_out == [0, 0]
+        // Lupa's kernel covers every stride and padding (all of Real-CUGAN's layers); Burn the rest
+        // (output padding, SPAN's attention, f16).
+        let covered = options.padding_out == [0, 0]
             && !matches!(activation, FusedActivation::SpanAttention(_))
             && [&x, &weight, &bias].iter().all(|t| t.dtype() == DType::F32);
         if !covered {
@@ -368,7 +367,7 @@ impl FusedConvBackend for Flex {
             Some(values(&bias)),
             channels_in,
             channels_out,
-            [kh, kw],
+            ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding },
             &activation,
         );
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));

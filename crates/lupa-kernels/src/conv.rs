@@ -395,13 +395,13 @@ const ROWS_PER_TASK: usize = 2;
 
 /// Runs `job` on every task: over rayon's pool natively, in order on wasm32's one thread.
 #[cfg(not(target_family = "wasm"))]
-fn for_each_task<T: Send>(tasks: Vec<T>, job: impl Fn(T) + Sync + Send) {
+pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, job: impl Fn(T) + Sync + Send) {
     use rayon::prelude::*;
     tasks.into_par_iter().for_each(job);
 }
 
 #[cfg(target_family = "wasm")]
-fn for_each_task<T>(tasks: Vec<T>, job: impl Fn(T)) {
+pub(crate) fn for_each_task<T>(tasks: Vec<T>, job: impl Fn(T)) {
     tasks.into_iter().for_each(job);
 }
 

@@ -1,52 +1,70 @@
-//! Transposed convolutions whose kernel equals their stride (Real-CUGAN's 2×2, stride-2 upsampling).
+//! Transposed convolutions (PyTorch's `ConvTranspose2d`, no dilation or groups) as one stride-1
+//! convolution and a scatter: the sub-pixel ("phase") decomposition.
 //!
-//! Without overlap, every input pixel owns one `kh × kw` block of the output:
-//! `y[s·i + ky, s·j + kx, o] = b[o] + Σ_c x[i, j, c] · w[c, o, ky, kx]` (PyTorch's `ConvTranspose2d`
-//! with padding 0). That is a 1×1 convolution to `kh · kw · out` channels followed by a scatter of
-//! each pixel's channels into its block, so it runs on the packed direct kernel.
+//! The definition, per axis: `y[o] = b + Σ x[i] · w[k]` over the pairs with `o = s·i + k − p`
+//! (stride `s`, kernel `K`, padding `p`; the output is `(H − 1)·s + K − 2p` long). Writing
+//! `o + p = s·q + r` with `0 ≤ r < s`, the taps that reach `o` are `k = r + s·m` at `i = q − m`
+//! for `m = 0, 1, …` while `k < K`, so every output phase `r` is a correlation of `x` around `q`
+//! with the `M = ⌈K / s⌉` taps `w[r], w[r + s], …` (a missing tap is zero), and all `s` phases
+//! share the same input window. Per 2-D input pixel `q` that is one `M×M` stride-1 convolution (zero
+//! padding `M − 1`) to `s_h · s_w · out` channels, ordered `(r_y, r_x, o)`, followed by a scatter of
+//! the phase blocks to `o = s·q + r − p`. The convolution does exactly the multiply-adds of the
+//! definition when `s` divides `K` (Real-CUGAN's 2×2 and 4×4 at stride 2); at 5×5 stride 3 a quarter
+//! of the taps are the zeros of the shorter phases. Kernel = stride without padding is the 1×1 case.
+//! See Shi et al., "Is the deconvolution layer the same as a convolutional layer?" (2016).
 
-use crate::conv::{Activation, ConvGeometry, PackedConv2d};
+use crate::conv::{Activation, ConvGeometry, PackedConv2d, for_each_task};
 
-/// A non-overlapping transposed convolution (kernel = stride, no padding) with its weights packed.
+/// A transposed convolution with its weights packed (see the module docs).
 #[derive(Debug, Clone)]
 pub struct PackedConvTranspose2d {
-    /// The 1×1 convolution to `kernel[0] · kernel[1] · channels_out` channels, ordered `(ky, kx, o)`.
-    pointwise: PackedConv2d,
-    kernel: [usize; 2],
+    /// The stride-1 `M×M` convolution to `s_h · s_w · channels_out` channels, ordered `(r_y, r_x, o)`.
+    phases: PackedConv2d,
+    /// Kernel, stride and padding as PyTorch's `ConvTranspose2d` reads them.
+    geometry: ConvGeometry,
     channels_out: usize,
 }
 
 impl PackedConvTranspose2d {
     /// Packs IOHW `weights` (`[channels_in, channels_out, kh, kw]`, PyTorch's and Burn's layout for
-    /// transposed convolutions) and an optional bias (`[channels_out]`).
+    /// transposed convolutions) and an optional bias (`[channels_out]`). `geometry` is the
+    /// transposed convolution's kernel, stride and padding (the padding removed from each side of
+    /// the output).
     ///
     /// # Panics
-    /// When a length disagrees with the shapes, a kernel side is 0, PReLU has neither one slope nor
-    /// one per output channel, or the activation is SPAN's attention.
+    /// When a length disagrees with the shapes, a kernel side or stride is 0, PReLU has neither one
+    /// slope nor one per output channel, or the activation is SPAN's attention.
     pub fn new(
         weights: &[f32],
         bias: Option<&[f32]>,
         channels_in: usize,
         channels_out: usize,
-        kernel: [usize; 2],
+        geometry: ConvGeometry,
         activation: &Activation,
     ) -> Self {
-        let [kh, kw] = kernel;
-        let taps = kh * kw;
-        assert!(taps > 0, "empty kernel");
-        assert_eq!(weights.len(), channels_in * channels_out * taps, "weights are not [in, out, kh, kw]");
+        let ConvGeometry { kernel: [kh, kw], stride: [sh, sw], .. } = geometry;
+        assert!(kh * kw > 0 && sh * sw > 0, "empty kernel or zero stride");
+        assert_eq!(weights.len(), channels_in * channels_out * kh * kw, "weights are not [in, out, kh, kw]");
         assert!(
             *activation != Activation::SpanAttention,
             "SPAN's attention follows no transposed convolution"
         );
-        let wide = taps * channels_out;
-        // The 1×1 convolution's OIHW weights: output channel (tap, o) reads w[c, o, tap].
-        let mut pointwise = vec![0.0; wide * channels_in];
-        for c in 0..channels_in {
+        let [mh, mw] = [kh.div_ceil(sh), kw.div_ceil(sw)];
+        let wide = sh * sw * channels_out;
+        // OIHW weights of the phase convolution: output channel (r_y, r_x, o), tap (a, b) reads
+        // w[c, o, r_y + s_h·(M_h − 1 − a), r_x + s_w·(M_w − 1 − b)] (taps flipped: a correlation).
+        let mut phases = vec![0.0; wide * channels_in * mh * mw];
+        for (phase, (ry, rx)) in (0..sh).flat_map(|ry| (0..sw).map(move |rx| (ry, rx))).enumerate() {
             for o in 0..channels_out {
-                for tap in 0..taps {
-                    pointwise[(tap * channels_out + o) * channels_in + c] =
-                        weights[(c * channels_out + o) * taps + tap];
+                let out = phase * channels_out + o;
+                for c in 0..channels_in {
+                    for (a, b) in (0..mh).flat_map(|a| (0..mw).map(move |b| (a, b))) {
+                        let (ky, kx) = (ry + sh * (mh - 1 - a), rx + sw * (mw - 1 - b));
+                        if ky < kh && kx < kw {
+                            phases[((out * channels_in + c) * mh + a) * mw + b] =
+                                weights[((c * channels_out + o) * kh + ky) * kw + kx];
+                        }
+                    }
                 }
             }
         }
@@ -61,17 +79,30 @@ impl PackedConvTranspose2d {
             }
             other => other.clone(),
         };
-        let geometry = ConvGeometry { kernel: [1, 1], stride: [1, 1], padding: [0, 0] };
-        let pointwise =
-            PackedConv2d::new(&pointwise, bias.as_deref(), channels_in, wide, geometry, &activation);
-        Self { pointwise, kernel, channels_out }
+        let phase_geometry = ConvGeometry { kernel: [mh, mw], stride: [1, 1], padding: [mh - 1, mw - 1] };
+        let phases =
+            PackedConv2d::new(&phases, bias.as_deref(), channels_in, wide, phase_geometry, &activation);
+        Self { phases, geometry, channels_out }
+    }
+
+    /// The output height and width for an input of `height × width`: `(H − 1)·s + K − 2p` per
+    /// axis, or `None` for an empty input or when the padding leaves nothing.
+    pub fn output_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
+        let g = self.geometry;
+        let side = |size: usize, d: usize| {
+            ((size.checked_sub(1)? * g.stride[d]) + g.kernel[d])
+                .checked_sub(2 * g.padding[d])
+                .filter(|&n| n > 0)
+        };
+        Some([side(height, 0)?, side(width, 1)?])
     }
 
     /// Runs it on an NHWC `input` of `[batch, height, width, channels_in]`: the NHWC output
-    /// `[batch, kh · height, kw · width, channels_out]` and its `[height, width]`.
+    /// `[batch, out_height, out_width, channels_out]` and its size ([`Self::output_size`]).
     ///
     /// # Panics
-    /// When `input` does not hold `batch · height · width · channels_in` values.
+    /// When `input` does not hold `batch · height · width · channels_in` values, the input is
+    /// empty, or the padding leaves no output.
     pub fn forward(
         &self,
         input: &[f32],
@@ -79,19 +110,24 @@ impl PackedConvTranspose2d {
         height: usize,
         width: usize,
     ) -> (Vec<f32>, [usize; 2]) {
-        let [kh, kw] = self.kernel;
+        assert!(height * width > 0, "empty input");
+        let [oh, ow] = self.output_size(height, width).expect("the padding leaves no output");
+        let ConvGeometry { stride: [sh, sw], padding: [ph, pw], .. } = self.geometry;
         let cout = self.channels_out;
-        let (wide, _) = self.pointwise.forward(input, batch, height, width);
-        let (oh, ow) = (kh * height, kw * width);
+        // Pixel (n, q_y, q_x) of `wide` holds the blocks of every phase of output (s·q + r − p).
+        let (wide, [qh, qw]) = self.phases.forward(input, batch, height, width);
+        let block = sh * sw * cout;
         let mut output = vec![0.0; batch * oh * ow * cout];
-        // Pixel (n, i, j) of `wide` holds its output block, tap by tap.
-        for (pixel, block) in wide.chunks_exact(kh * kw * cout).enumerate() {
-            let (n, i, j) = (pixel / (height * width), pixel / width % height, pixel % width);
-            for (tap, values) in block.chunks_exact(cout).enumerate() {
-                let (y, x) = (i * kh + tap / kw, j * kw + tap % kw);
-                output[((n * oh + y) * ow + x) * cout..][..cout].copy_from_slice(values);
+        let rows: Vec<(usize, &mut [f32])> = output.chunks_mut(ow * cout).enumerate().collect();
+        for_each_task(rows, |(row, values)| {
+            let (n, y) = (row / oh, row % oh);
+            let (qy, ry) = ((y + ph) / sh, (y + ph) % sh);
+            let source = &wide[(n * qh + qy) * qw * block..][..qw * block];
+            for (x, out) in values.chunks_exact_mut(cout).enumerate() {
+                let (qx, rx) = ((x + pw) / sw, (x + pw) % sw);
+                out.copy_from_slice(&source[qx * block + (ry * sw + rx) * cout..][..cout]);
             }
-        }
+        });
         (output, [oh, ow])
     }
 }

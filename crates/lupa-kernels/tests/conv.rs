@@ -211,56 +211,122 @@ fn the_model_layers() {
     assert!(!winograd(3, 48, same) && !winograd(64, 64, down) && !winograd(192, 48, pointwise));
 }
 
-/// The transposed convolution with kernel = stride against its definition (Real-CUGAN's 2×2
-/// upsampling, plus 3×3 and a non-square kernel, odd sizes, a batch of two, PReLU per channel).
+/// PyTorch's `ConvTranspose2d` by its definition (NHWC input and output, IOHW weights, f64 sums):
+/// input pixel `i` meets kernel tap `k` at output `s·i + k − p`; then bias and PReLU per channel.
+fn transposed_reference(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    slopes: &[f32],
+    [batch, height, width, cin]: [usize; 4],
+    cout: usize,
+    g: ConvGeometry,
+) -> (Vec<f32>, [usize; 2]) {
+    let [kh, kw] = g.kernel;
+    let side = |n: usize, d: usize| (n - 1) * g.stride[d] + g.kernel[d] - 2 * g.padding[d];
+    let (oh, ow) = (side(height, 0), side(width, 1));
+    let mut sums = vec![0f64; batch * oh * ow * cout];
+    for n in 0..batch {
+        for (i, j, ky, kx) in (0..height).flat_map(|i| {
+            (0..width).flat_map(move |j| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (i, j, ky, kx))))
+        }) {
+            let y = (i * g.stride[0] + ky) as isize - g.padding[0] as isize;
+            let x = (j * g.stride[1] + kx) as isize - g.padding[1] as isize;
+            if y < 0 || x < 0 || y >= oh as isize || x >= ow as isize {
+                continue;
+            }
+            for o in 0..cout {
+                let sum = &mut sums[((n * oh + y as usize) * ow + x as usize) * cout + o];
+                for c in 0..cin {
+                    let v = input[((n * height + i) * width + j) * cin + c];
+                    *sum += f64::from(v) * f64::from(weights[((c * cout + o) * kh + ky) * kw + kx]);
+                }
+            }
+        }
+    }
+    let out = sums
+        .iter()
+        .enumerate()
+        .map(|(at, &sum)| {
+            let o = at % cout;
+            let sum = sum + f64::from(bias[o]);
+            (if sum < 0.0 { f64::from(slopes[o]) * sum } else { sum }) as f32
+        })
+        .collect();
+    (out, [oh, ow])
+}
+
+/// One transposed case against its definition, PReLU per channel; returns the largest error
+/// relative to the largest output magnitude (at least 1).
+fn check_transposed(
+    shape: [usize; 4],
+    cout: usize,
+    g: ConvGeometry,
+    seed: u64,
+) -> Result<f32, TestCaseError> {
+    let [batch, height, width, cin] = shape;
+    let [kh, kw] = g.kernel;
+    let input = values(seed, batch * height * width * cin);
+    let weights = values(seed ^ 1, cin * cout * kh * kw);
+    let bias = values(seed ^ 2, cout);
+    let slopes = values(seed ^ 3, cout);
+    let conv =
+        PackedConvTranspose2d::new(&weights, Some(&bias), cin, cout, g, &Activation::Prelu(slopes.clone()));
+    let (out, size) = conv.forward(&input, batch, height, width);
+    let (want, want_size) = transposed_reference(&input, &weights, &bias, &slopes, shape, cout, g);
+    prop_assert_eq!(size, want_size);
+    prop_assert_eq!(out.len(), want.len());
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f32;
+    for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+        let error = (a - b).abs() / scale;
+        prop_assert!(error <= DIRECT_TOLERANCE, "{:?}: value {} of {}: {} vs {}", g, i, out.len(), a, b);
+        worst = worst.max(error);
+    }
+    Ok(worst)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any kernel, stride and padding: overlapping taps (kernel > stride), strides that do and do
+    /// not divide the kernel, kernels smaller than the stride (gaps), padding that crops the output.
+    #[test]
+    fn transposed_matches_the_definition(
+        batch in 1usize..=2,
+        height in 1usize..=7,
+        width in 1usize..=9,
+        cin in 1usize..=20,
+        cout in 1usize..=20,
+        kernel in prop::sample::select(vec![[1usize, 1], [2, 2], [3, 3], [4, 4], [5, 5], [2, 3]]),
+        stride in prop::sample::select(vec![[1usize, 1], [2, 2], [3, 3], [2, 3]]),
+        padding in prop::sample::select(vec![[0usize, 0], [1, 1], [2, 2], [3, 3], [1, 0]]),
+        seed: u64,
+    ) {
+        let g = ConvGeometry { kernel, stride, padding };
+        let fits = |n: usize, d: usize| (n - 1) * stride[d] + kernel[d] > 2 * padding[d];
+        prop_assume!(fits(height, 0) && fits(width, 1));
+        check_transposed([batch, height, width, cin], cout, g, seed)?;
+    }
+}
+
+/// Real-CUGAN's transposed layers at a tile-like size: the 2×2 stride-2 upsampling (64 and 128
+/// channels), the 4×4 stride-2 padding-3 last layer of the first U-Net at 2x (to RGB) and 4x (64
+/// channels), and the 5×5 stride-3 padding-2 one at 3x.
 #[test]
-fn transposed_matches_the_definition() {
-    for (i, (cin, cout, kernel, height, width, batch)) in [
-        (64, 64, [2, 2], 9, 13, 1),
-        (128, 128, [2, 2], 5, 4, 1),
-        (7, 5, [3, 3], 3, 5, 2),
-        (16, 9, [2, 3], 1, 1, 1),
+fn the_transposed_model_layers() {
+    let g = |k: usize, s: usize, p: usize| ConvGeometry { kernel: [k, k], stride: [s, s], padding: [p, p] };
+    for (i, (cin, cout, geometry, height, width)) in [
+        (64, 64, g(2, 2, 0), 9, 13),
+        (128, 128, g(2, 2, 0), 5, 4),
+        (64, 3, g(4, 2, 3), 11, 8),
+        (64, 64, g(4, 2, 3), 7, 9),
+        (64, 3, g(5, 3, 2), 8, 11),
     ]
     .into_iter()
     .enumerate()
     {
-        let seed = 100 + i as u64;
-        let [kh, kw] = kernel;
-        let input = values(seed, batch * height * width * cin);
-        let weights = values(seed ^ 1, cin * cout * kh * kw);
-        let bias = values(seed ^ 2, cout);
-        let slopes = values(seed ^ 3, cout);
-        let conv = PackedConvTranspose2d::new(
-            &weights,
-            Some(&bias),
-            cin,
-            cout,
-            kernel,
-            &Activation::Prelu(slopes.clone()),
-        );
-        let (out, size) = conv.forward(&input, batch, height, width);
-        let (oh, ow) = (kh * height, kw * width);
-        assert_eq!(size, [oh, ow]);
-        for n in 0..batch {
-            for y in 0..oh {
-                for x in 0..ow {
-                    for o in 0..cout {
-                        let (i, j, ky, kx) = (y / kh, x / kw, y % kh, x % kw);
-                        let mut sum = f64::from(bias[o]);
-                        for c in 0..cin {
-                            let v = input[((n * height + i) * width + j) * cin + c];
-                            let w = weights[((c * cout + o) * kh + ky) * kw + kx];
-                            sum += f64::from(v) * f64::from(w);
-                        }
-                        let want = if sum < 0.0 { f64::from(slopes[o]) * sum } else { sum } as f32;
-                        let got = out[((n * oh + y) * ow + x) * cout + o];
-                        assert!(
-                            (got - want).abs() <= DIRECT_TOLERANCE * want.abs().max(1.0),
-                            "{got} vs {want}"
-                        );
-                    }
-                }
-            }
-        }
+        let worst = check_transposed([1, height, width, cin], cout, geometry, 100 + i as u64).unwrap();
+        println!("{cin}→{cout} {geometry:?}: largest relative error {worst:.1e}");
     }
 }
