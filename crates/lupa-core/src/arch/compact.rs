@@ -76,6 +76,7 @@ impl SrVggNetCompact {
             h = fused::conv2d(conv, h, Activation::Prelu(act));
         }
         let last = self.convs.last().expect("SRVGGNetCompact has at least two convolutions");
-        self.shuffle.forward(fused::conv2d(last, h, Activation::Identity)) + self.residual.forward(x)
+        fused::pixel_shuffle(&self.shuffle, fused::conv2d(last, h, Activation::Identity))
+            + self.residual.forward(x)
     }
 }

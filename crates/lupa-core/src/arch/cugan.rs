@@ -145,7 +145,7 @@ impl SeBlock {
         };
         state.recorded.push(means.clone());
         let gate = sigmoid(self.conv2.forward(relu(self.conv1.forward(means))));
-        x * gate
+        fused::scale_channels(x, gate)
     }
 }
 
@@ -237,7 +237,7 @@ impl UNet1 {
         let x2 = fused::conv2d(&self.conv1_down, x1.clone(), LEAKY);
         let x2 = self.conv2.forward(x2, state);
         let x2 = fused::conv_transpose2d(&self.conv2_up, x2, LEAKY);
-        let x3 = fused::conv2d(&self.conv3, shave(x1, 4) + x2, LEAKY);
+        let x3 = fused::conv2d(&self.conv3, fused::add(shave(x1, 4), x2), LEAKY);
         fused::conv_transpose2d(&self.conv_bottom, x3, Activation::Identity)
     }
 }
@@ -277,9 +277,9 @@ impl UNet2 {
         let x3 = fused::conv2d(&self.conv2_down, x2.clone(), LEAKY);
         let x3 = self.conv3.forward(x3, state);
         let x3 = fused::conv_transpose2d(&self.conv3_up, x3, LEAKY);
-        let x4 = self.conv4.forward(shave(x2, 4) + x3, state);
+        let x4 = self.conv4.forward(fused::add(shave(x2, 4), x3), state);
         let x4 = fused::conv_transpose2d(&self.conv4_up, x4, LEAKY);
-        let x5 = fused::conv2d(&self.conv5, shave(x1, 16) + x4, LEAKY);
+        let x5 = fused::conv2d(&self.conv5, fused::add(shave(x1, 16), x4), LEAKY);
         fused::conv2d(&self.conv_bottom, x5, Activation::Identity)
     }
 }
@@ -367,14 +367,17 @@ impl UpCunet {
         );
         let u1 = self.unet1.forward(padded, state);
         let u2 = self.unet2.forward(u1.clone(), state);
-        u2 + shave(u1, 20)
+        fused::add(u2, shave(u1, 20))
     }
 
     fn run(&self, x: Tensor<4>, state: &mut SeState) -> Tensor<4> {
         let [batch, channels, h, w] = x.dims();
         let mut y = self.unets(x.clone(), state);
         if let Some(conv_final) = &self.conv_final {
-            y = self.shuffle.forward(shave(fused::conv2d(conv_final, y, Activation::Identity), 1));
+            y = fused::pixel_shuffle(
+                &self.shuffle,
+                shave(fused::conv2d(conv_final, y, Activation::Identity), 1),
+            );
         }
         let s = self.scale;
         let y = y.slice([0..batch, 0..channels, 0..s * h, 0..s * w]);

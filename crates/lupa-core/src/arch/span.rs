@@ -129,6 +129,6 @@ impl Span {
         let h = fused::conv2d(&self.conv_2, h, Activation::Identity);
         let concat = fused::cat_channels(vec![features, h, block_1_out, last_out1]);
         let mixed = fused::conv2d(&self.conv_cat, concat, Activation::Identity);
-        self.shuffle.forward(fused::conv2d(&self.upsampler, mixed, Activation::Identity))
+        fused::pixel_shuffle(&self.shuffle, fused::conv2d(&self.upsampler, mixed, Activation::Identity))
     }
 }
