@@ -603,10 +603,11 @@ tile and channel pair instead of 144, so the GMAC/s here, direct MACs ÷ time, c
 peak, as ncnn's do) and the others (first layers, 1×1, stride 2) with a register-blocked direct \
 kernel; bias, activation and SPAN's attention are applied in the kernels' epilogue; AVX2+FMA through \
 `pulp`, rows or tile rows over rayon's threads. Burn: `flex`'s own conv (NCHW→NHWC per layer, a tiled \
-im2col and a `gemm` call, bias and activation as separate passes). What is still Burn's on the CPU: \
-Real-CUGAN's transposed convolutions, and the element-wise work between convolutions (SPAN's \
-concatenation, pixel shuffle, the RGB mean, tile assembly). Weights are packed on every call (one \
-pass over them per tile).";
+im2col and a `gemm` call, bias and activation as separate passes). Transposed \
+convolutions (Real-CUGAN's) run as one stride-1 convolution to every output phase and a scatter. \
+What is still Burn's on the CPU: the element-wise work between convolutions (skip adds, SE gates, \
+SPAN's concatenation and the pixel shuffle, run by Burn in NHWC order; reflect padding, the RGB \
+mean, tile assembly). Weights are packed on every call (one pass over them per tile).";
 
 fn sets_text(config: &Config) -> String {
     config.sets.iter().map(|s| format!("`{}`", s.display())).collect::<Vec<_>>().join(", ")

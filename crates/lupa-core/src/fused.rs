@@ -116,6 +116,20 @@ pub fn scale_channels(x: Tensor<4>, gate: Tensor<4>) -> Tensor<4> {
     in_nhwc([x, gate], |[x, gate]| x * gate)
 }
 
+/// Each image's channel means over its pixels (a squeeze-excitation block's squeeze); in NHWC
+/// order on `flex`, where the sums run over whole rows of pixels.
+///
+/// # Shapes
+/// `[batch, C, H, W]` → `[batch, C, 1, 1]`.
+pub fn channel_means(x: Tensor<4>) -> Tensor<4> {
+    if !nhwc_here(&x) {
+        return x.mean_dim(3).mean_dim(2);
+    }
+    let [batch, channels, height, width] = x.dims();
+    let pixels = x.permute([0, 2, 3, 1]).reshape([batch, height * width, channels]);
+    pixels.mean_dim(1).reshape([batch, channels, 1, 1])
+}
+
 /// The 2-D pixel shuffle (depth to space; PyTorch's `PixelShuffle`, as Burn's): output pixel
 /// `(h·r + i, w·r + j)` of channel `c` is input channel `c·r² + i·r + j` at `(h, w)`. On `flex` in
 /// NHWC order, one pass that writes the output NHWC.
@@ -654,6 +668,9 @@ mod tests {
         let gate = Tensor::<4>::random([2, 8, 1, 1], Distribution::Default, &device);
         let scaled = scale_channels(small.clone(), gate.clone());
         assert_eq!(max_difference(scaled, small.clone() * gate), 0.0);
+        let means = small.clone().mean_dim(3).mean_dim(2);
+        assert!(max_difference(channel_means(small.clone()), means.clone()) < 1e-6);
+        assert!(max_difference(channel_means(crop.clone()), crop.clone().mean_dim(3).mean_dim(2)) < 1e-6);
 
         let shuffle = burn::nn::PixelShuffleConfig::new(2).init();
         let ours = pixel_shuffle(&shuffle, crop.clone());

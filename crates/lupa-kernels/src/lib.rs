@@ -15,8 +15,8 @@
 //! - Algorithms: stride-1 3×3 convolutions with ≥ 16 input channels run as Winograd F(4×4, 3×3)
 //!   (36 multiplies per 4×4 output tile and channel pair instead of 144); the rest (first layers,
 //!   1×1, stride 2, other kernels) as the direct kernel. See [`Algorithm`]. Transposed
-//!   convolutions whose kernel equals their stride ([`PackedConvTranspose2d`]) run as a 1×1
-//!   convolution and a scatter.
+//!   convolutions of any kernel, stride and padding ([`PackedConvTranspose2d`]) run as one
+//!   stride-1 convolution to every output phase's channels and a scatter.
 //! - Threads: output rows are shared out over rayon's pool natively; wasm32 runs on one thread.
 //!
 //! Numerics: f32 throughout, products accumulated in input-channel order within each kernel tap

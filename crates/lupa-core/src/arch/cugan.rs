@@ -141,7 +141,7 @@ impl SeBlock {
         let means = match &state.fixed {
             // Another engine's means are f32; the network may run in f16.
             Some(fixed) => fixed[state.recorded.len()].clone().cast(x.dtype()),
-            None => x.clone().mean_dim(3).mean_dim(2),
+            None => fused::channel_means(x.clone()),
         };
         state.recorded.push(means.clone());
         let gate = sigmoid(self.conv2.forward(relu(self.conv1.forward(means))));
