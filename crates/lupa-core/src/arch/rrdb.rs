@@ -80,7 +80,7 @@ impl ResidualDenseBlock {
             fused::cat_channels(vec![x.clone(), x1, x2, x3, x4]),
             Activation::Identity,
         );
-        x5 * 0.2 + x
+        fused::add(x5 * 0.2, x)
     }
 }
 
@@ -100,7 +100,7 @@ impl Rrdb {
     /// `[batch, F, H, W] → [batch, F, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = self.rdb3.forward(self.rdb2.forward(self.rdb1.forward(x.clone())));
-        h * 0.2 + x
+        fused::add(h * 0.2, x)
     }
 }
 
