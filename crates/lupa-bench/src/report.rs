@@ -583,7 +583,19 @@ fn markdown(
     }
     writeln!(w, "{}", PROFILE_TEXT)?;
 
-    writeln!(w, "\n## Plot\n\n![PSNR-Y against time per output megapixel](benchmarks.svg)\n")?;
+    // The plot is linked where it lies beside (or below) the report; one written elsewhere (e.g.
+    // under target/) is named, not linked.
+    let folder = config.out.parent().unwrap_or(std::path::Path::new(""));
+    match config.plot.strip_prefix(folder) {
+        Ok(plot) => {
+            writeln!(w, "\n## Plot\n\n![PSNR-Y against time per output megapixel]({})\n", plot.display())?
+        }
+        Err(_) => writeln!(
+            w,
+            "\n## Plot\n\nWritten to `{}`, outside this report's folder.\n",
+            config.plot.display()
+        )?,
+    }
     writeln!(
         w,
         "x4 models on the photo sets ({}): PSNR-Y against seconds per output megapixel at the first size \
