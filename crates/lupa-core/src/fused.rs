@@ -8,8 +8,10 @@
 //!   activations, weights packed into SIMD-width channel blocks, bias and activation in the kernel's
 //!   epilogue, rows over threads natively. Its output is an NHWC buffer viewed as NCHW (permuted
 //!   strides), so the next fused convolution reads it without a layout conversion; Burn's element-wise
-//!   ops accept the strided view as they accept any other. Transposed convolutions run on [`lupa_kernels::PackedConvTranspose2d`] (one stride-1 convolution and a scatter);
-//!   those with output padding on Burn's op.
+//!   ops accept the strided view as they accept any other ([`add`], [`scale_channels`],
+//!   [`channel_means`], [`pixel_shuffle`] and [`cat_channels`] run theirs in NHWC order). Transposed
+//!   convolutions run on [`lupa_kernels::PackedConvTranspose2d`] (one stride-1 convolution and a
+//!   scatter); those with output padding on Burn's op.
 //! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs the trait's default body for now: Burn's own
 //!   conv2d and activation ops, exactly what the models ran before.
 //!
@@ -104,7 +106,7 @@ fn in_nhwc<const N: usize>(
     f(tensors.map(|t| t.permute([0, 2, 3, 1]))).permute([0, 3, 1, 2])
 }
 
-/// `a + b` (same shape), in NHWC order on `flex` ([`in_nhwc`]): e.g. a skip connection added to a
+/// `a + b` (same shape), in NHWC order on `flex`: e.g. a skip connection added to a
 /// cropped earlier feature map (8–10× faster there than Burn's add of the NCHW views).
 pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     in_nhwc([a, b], |[a, b]| a + b)
@@ -141,16 +143,11 @@ pub fn pixel_shuffle(shuffle: &PixelShuffle, x: Tensor<4>) -> Tensor<4> {
         return shuffle.forward(x);
     }
     let r = shuffle.upscale_factor;
-    in_nhwc([x], |[x]| {
-        let [batch, height, width, channels] = x.dims();
-        let out = channels / (r * r);
-        x.reshape([batch, height, width, out, r, r]).permute([0, 1, 4, 2, 5, 3]).reshape([
-            batch,
-            height * r,
-            width * r,
-            out,
-        ])
-    })
+    let [batch, channels, height, width] = x.dims();
+    let out = channels / (r * r);
+    let nhwc = x.permute([0, 2, 3, 1]).reshape([batch, height, width, out, r, r]);
+    let shuffled = nhwc.permute([0, 1, 4, 2, 5, 3]).reshape([batch, height * r, width * r, out]);
+    shuffled.permute([0, 3, 1, 2])
 }
 
 /// `Tensor::cat(tensors, 1)`: the channels of `tensors` side by side, joined along NHWC's channel
@@ -669,7 +666,7 @@ mod tests {
         let scaled = scale_channels(small.clone(), gate.clone());
         assert_eq!(max_difference(scaled, small.clone() * gate), 0.0);
         let means = small.clone().mean_dim(3).mean_dim(2);
-        assert!(max_difference(channel_means(small.clone()), means.clone()) < 1e-6);
+        assert!(max_difference(channel_means(small.clone()), means) < 1e-6);
         assert!(max_difference(channel_means(crop.clone()), crop.clone().mean_dim(3).mean_dim(2)) < 1e-6);
 
         let shuffle = burn::nn::PixelShuffleConfig::new(2).init();

@@ -110,8 +110,8 @@ impl PackedConvTranspose2d {
         height: usize,
         width: usize,
     ) -> (Vec<f32>, [usize; 2]) {
-        assert!(height * width > 0, "empty input");
-        let [oh, ow] = self.output_size(height, width).expect("the padding leaves no output");
+        let [oh, ow] =
+            self.output_size(height, width).expect("an empty input, or the padding leaves no output");
         let ConvGeometry { stride: [sh, sw], padding: [ph, pw], .. } = self.geometry;
         let cout = self.channels_out;
         // Pixel (n, q_y, q_x) of `wide` holds the blocks of every phase of output (s·q + r − p).
