@@ -49,7 +49,7 @@ fn a_device_lost_mid_job_finishes_on_the_cpu() {
         .expect("no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)");
     let image: lupa_core::image::DynamicImage =
         open("images/astronaut_128.png").crop_imm(16, 24, 64, 48).to_rgb32f().into();
-    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false, engines: 1 };
     let id = "realcugan-se-x2-no-denoise";
     let cpu_model = load(id, &Device::flex());
     let cpu = pollster::block_on(

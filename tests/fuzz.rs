@@ -167,14 +167,16 @@ fn a_tensor_of_the_wrong_shape_is_named() {
 }
 
 fn tile_params() -> impl Strategy<Value = TileParams> {
-    (1u32..=8, 0u32..=96, 0u32..=40, 1u32..=8, 0u32..=64, prop_oneof![Just(1u32), Just(2), Just(4)]).prop_map(
-        |(scale, tile_size, overlap, multiple_of, min_size, align)| TileParams {
+    let align = prop_oneof![Just(1u32), Just(2), Just(4)];
+    (1u32..=8, 0u32..=96, 0u32..=40, 1u32..=8, 0u32..=64, align, 0u32..=6).prop_map(
+        |(scale, tile_size, overlap, multiple_of, min_size, align, engines)| TileParams {
             scale,
             tile_size,
             overlap,
             multiple_of,
             min_size,
             align,
+            engines,
         },
     )
 }

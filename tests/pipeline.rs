@@ -120,7 +120,7 @@ fn sixteen_bit_keeps_sixteen_bits() {
 fn progress_is_reported_per_tile_and_cancel_stops() {
     let model = load("span-x2", &Device::flex());
     let image = photo();
-    let options = UpscaleOptions { tile_size: 32, overlap: Some(4), ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: Some(4), ensemble: false, engines: 1 };
     let mut seen = Vec::new();
     let mut record = |p: Progress| {
         seen.push((p.tiles_done, p.tiles_total));
@@ -156,7 +156,7 @@ fn one_pixel_image_upscales() {
 fn assert_realcugan_tiles_agree(id: &str) {
     let model = load(id, &Device::flex());
     let image: DynamicImage = photo().to_rgb32f().into();
-    let options = |tile_size| UpscaleOptions { tile_size, overlap: None, ensemble: false };
+    let options = |tile_size| UpscaleOptions { tile_size, overlap: None, ensemble: false, engines: 1 };
     let run = |job: UpscaleJob| pollster::block_on(job.run(async |_| ControlFlow::Continue(()))).unwrap();
     let tiled_job = UpscaleJob::new(&model, &image, options(36)).unwrap();
     let plan = tiled_job.plan().clone();
@@ -271,7 +271,7 @@ fn self_ensemble_is_equivariant_and_close_to_plain() {
     // A square 64×64 crop of the photo, in float so nothing is hidden by 8-bit rounding.
     let input = open("images/astronaut_128.png").crop_imm(40, 32, 64, 64).to_rgb32f();
     let run = |image: &Rgb32FImage, ensemble: bool| {
-        let options = UpscaleOptions { tile_size: 0, overlap: None, ensemble };
+        let options = UpscaleOptions { tile_size: 0, overlap: None, ensemble, engines: 1 };
         upscale_with(&model, &DynamicImage::ImageRgb32F(image.clone()), options).to_rgb32f()
     };
     let equivariance = |ensemble: bool| {
@@ -377,7 +377,7 @@ fn assert_shared_equals_alone(
     image: &DynamicImage,
     tile_size: u32,
 ) -> usize {
-    let options = UpscaleOptions { tile_size, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size, overlap: None, ensemble: false, engines: 1 };
     let alone = UpscaleJob::new(model, image, options).unwrap();
     let tiles = alone.plan().tiles.len();
     let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
@@ -449,7 +449,7 @@ fn tiles_on_helper_threads_equal_one_engine_bit_for_bit() {
     // The CLI's helpers: threads of this process sharing the loaded model.
     let image: DynamicImage = photo().to_rgb32f().into();
     let model = load("span-x2", &Device::flex());
-    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false, engines: 1 };
     let alone = UpscaleJob::new(&model, &image, options).unwrap();
     let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
     for threads in [1, 3] {
@@ -544,7 +544,7 @@ fn run_with_fallback(
     model: &SrModel,
     image: &DynamicImage,
 ) -> (lupa_core::Result<DynamicImage>, Option<Progress>) {
-    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false, engines: 1 };
     let mut fallback = CpuFallback::new(NoHelpers, |id: &str| {
         assert_eq!(id, "span-x2");
         Ok(load(id, &Device::flex()))
@@ -562,7 +562,7 @@ fn run_with_fallback(
 fn tiles_that_come_out_nan_or_black_are_computed_again_on_the_cpu() {
     let image: DynamicImage = photo().to_rgb32f().into();
     let sound = load("span-x2", &Device::flex());
-    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false, engines: 1 };
     let alone = UpscaleJob::new(&sound, &image, options).unwrap();
     let alone = pollster::block_on(alone.run(async |_| ControlFlow::Continue(()))).unwrap();
     for (what, faulty) in [("NaN", span_x2_with_upsampler(f32::NAN)), ("black", span_x2_with_upsampler(0.0))]
@@ -593,7 +593,7 @@ fn a_black_output_for_a_black_input_is_no_fault() {
     // would load the sound model) is never asked.
     let black: DynamicImage = DynamicImage::new_rgb32f(40, 36);
     let faulty = span_x2_with_upsampler(0.0);
-    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 32, overlap: None, ensemble: false, engines: 1 };
     let mut fallback = CpuFallback::new(NoHelpers, |id: &str| -> lupa_core::Result<SrModel> {
         panic!("{id}: a black tile of a black image was taken for a fault")
     });

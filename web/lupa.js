@@ -216,6 +216,9 @@ export class Upscaler extends EventTarget {
     // back ('reclaim') those not started when it has none left to run.
     const helpers = await this.#readyPool(plan.models);
     const slots = 2 * helpers;
+    // Automatic tiles are cut for every engine this Upscaler runs, ready or not: the tiles, and so
+    // the result, do not depend on how many helpers were up in time.
+    const engines = this.backend?.engines ?? 1;
     const pool = this.#pool;
     if (pool) Object.assign(pool, { hangOnTile: hangHelperOnTile, minHangMs: hangAfterMs });
     // The time between progress reports: what tells a helper stuck in a tile (pool.js), and this
@@ -250,7 +253,7 @@ export class Upscaler extends EventTarget {
       return tiling && quiet > limit ? quiet : 0;
     };
     const hooks = { loseDeviceAfterTile, failDeviceAfterTile, hangAfterTile };
-    const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, ...hooks }, {
+    const done = await this.#request({ type: 'run', input: bytes, request, tile, slots, engines, ...hooks }, {
       transfer: [bytes],
       signal,
       stuck,

@@ -13,10 +13,12 @@
 //               {type: 'load', id, weights}       weights: ArrayBuffer of the safetensors file
 //               {type: 'plan', input, request}    input: ArrayBuffer of the image file;
 //                                                 request: the job (JobRequest in lupa.d.ts)
-//               {type: 'run', input, request, tile, slots, loseDeviceAfterTile}   tile: tile side
-//                                                 in input pixels, 0: automatic; slots: tiles that
-//                                                 may be out with the page's helper workers at once
-//                                                 (0: none); loseDeviceAfterTile and
+//               {type: 'run', input, request, tile, slots, engines, loseDeviceAfterTile}   tile:
+//                                                 tile side in input pixels, 0: automatic; slots:
+//                                                 tiles that may be out with the page's helper
+//                                                 workers at once (0: none); engines: this engine
+//                                                 and the helpers the page runs (started or not),
+//                                                 for automatic tiles; loseDeviceAfterTile and
 //                                                 failDeviceAfterTile (test hooks): destroy the
 //                                                 WebGPU device, or make it report an error (as
 //                                                 out of memory), after that many tiles;
@@ -179,6 +181,7 @@ self.onmessage = async ({ data }) => {
         };
         const pool = {
           slots: data.slots ?? 0,
+          engines: data.engines ?? 1,
           runTile: (task) => sendTile(requestId, task),
           reclaim: () => postMessage({ type: 'reclaim', requestId }),
         };

@@ -340,6 +340,15 @@ test('the CPU worker pool: tiles shared by 3 workers equal one worker bit for bi
     assert.equal(b.png, a.png, `${job.request.model}: 3 workers' PNG differs from one worker's`);
     assert.deepEqual([b.last.done, b.last.total], [b.tiles, b.tiles], 'one progress bar over every worker');
   }
+  // Automatic tiles: the 64×48 photo is one tile for one worker, and strips for three, so that
+  // the helpers have work (two strips: with SPAN's 16-px overlap a third would make the largest
+  // tile larger); the same image to rounding (tiled equals untiled).
+  const auto = [{ image: photo, request: { mode: 'precision', model: 'span-x2', scale: 2 } }];
+  const [oneAuto, threeAuto] = [(await run(1, auto)).out[0], (await run(3, auto)).out[0]];
+  assert.deepEqual([oneAuto.tiles, threeAuto.tiles], [1, 2], 'automatic tiles: cut for the engines');
+  const db = psnr(...[oneAuto, threeAuto].map((o) => decodePng(Buffer.from(o.png, 'base64'))));
+  console.log(`three strips against one tile: PSNR ${db.toFixed(1)} dB`);
+  assert.ok(db >= 50, `three strips against one tile: ${db.toFixed(1)} dB`);
 
   // A crash: every helper throws on its first tile. Their tiles are run by the coordinator, the
   // result is the same, and the next job starts fresh helpers.

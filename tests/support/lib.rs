@@ -53,7 +53,7 @@ pub fn forward_raw(model: &SrModel, image: &Rgb32FImage) -> Vec<f32> {
 
 /// Runs the full pipeline with the given tiling, without progress reporting.
 pub fn upscale(model: &SrModel, image: &DynamicImage, tile_size: u32, overlap: Option<u32>) -> DynamicImage {
-    upscale_with(model, image, UpscaleOptions { tile_size, overlap, ensemble: false })
+    upscale_with(model, image, UpscaleOptions { tile_size, overlap, ensemble: false, engines: 1 })
 }
 
 /// Runs the full pipeline with `options`, without progress reporting.

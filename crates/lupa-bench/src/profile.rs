@@ -96,7 +96,7 @@ pub fn profile(
         bail!("{}: only SPAN and SRVGGNetCompact are profiled per convolution", model.spec.id);
     }
     let input = image.resize_exact(size, size, image::imageops::FilterType::Lanczos3);
-    let options = UpscaleOptions { tile_size: 0, overlap: None, ensemble: false };
+    let options = UpscaleOptions { tile_size: 0, overlap: None, ensemble: false, engines: 1 };
     let (whole_secs, whole_burn_secs) = both(2, || {
         let mut ignore = |_: Progress| ControlFlow::Continue(());
         pollster::block_on(lupa_core::upscale_image(model, &input, options, &mut ignore)).map(|_| ())

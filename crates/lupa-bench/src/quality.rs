@@ -161,7 +161,7 @@ pub fn run(
 /// `model` on `lr` (with the self-ensemble if `ensemble`), in 256-px tiles, rounded to 8 bits.
 pub fn upscale(model: &SrModel, lr: &RgbImage, ensemble: bool) -> Result<RgbImage> {
     let mut ignore = |_: Progress| ControlFlow::Continue(());
-    let options = UpscaleOptions { tile_size: 256, overlap: None, ensemble };
+    let options = UpscaleOptions { tile_size: 256, overlap: None, ensemble, engines: 1 };
     let input = DynamicImage::ImageRgb8(lr.clone());
     Ok(pollster::block_on(lupa_core::upscale_image(model, &input, options, &mut ignore))?.to_rgb8())
 }

@@ -201,6 +201,8 @@ pub fn run(index: &ModelIndex, models_dir: &Path, args: UpscaleArgs) -> Result<E
             memory_budget: max_memory.map_or(DEFAULT_TILE_BUDGET, |m| DEFAULT_TILE_BUDGET.min(m / 4)),
             max_buffer: None,
             max_side: MAX_AUTO_TILE,
+            // The helper threads share the kernels' cores: no cut for them.
+            engines: 1,
         },
         ..Limits::default()
     };

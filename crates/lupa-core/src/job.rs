@@ -107,7 +107,7 @@ impl Default for Limits {
             max_memory: None,
             tile_size: None,
             overlap: None,
-            tiles: TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 512 },
+            tiles: TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 512, engines: 1 },
             tiles_at_once: 1,
         }
     }
@@ -312,6 +312,8 @@ impl Job {
                 model: m,
                 options: UpscaleOptions {
                     tile_size: limits.tile_size.unwrap_or_else(|| auto_tile_size(&m.spec, limits.tiles)),
+                    // A tile size asked for is kept as it is.
+                    engines: if limits.tile_size.is_some() { 1 } else { limits.tiles.engines },
                     overlap: limits.overlap,
                     // The self-ensemble is the mode's: the clean-up pass runs as it is.
                     ensemble: request.ensemble && !(i == 0 && recipe.cleanup.is_some()),
@@ -693,7 +695,7 @@ mod tests {
             std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
         ))
         .unwrap();
-        let tiles = TileLimits { memory_budget: 1 << 20, max_buffer: None, max_side: 512 };
+        let tiles = TileLimits { memory_budget: 1 << 20, max_buffer: None, max_side: 512, engines: 1 };
         let request = |scale, max_memory| JobRequest {
             target: Some(Target::Scale(scale)),
             limits: Limits { max_memory: Some(max_memory), tiles, ..Limits::default() },

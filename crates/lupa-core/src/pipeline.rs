@@ -38,11 +38,15 @@ pub struct UpscaleOptions {
     /// result is exactly equivariant to those 8 transforms; the whole image is where the tiling
     /// and the padding (right and bottom) are symmetric too, e.g. a square image in one tile.
     pub ensemble: bool,
+    /// Engines that share the tiles, each running one at a time ([`TileParams::engines`]): an
+    /// image that `tile_size` cuts into fewer tiles is cut finer, so that each gets one. 1 (the
+    /// default) where one engine runs the job or its helpers share its cores (native threads).
+    pub engines: u32,
 }
 
 impl Default for UpscaleOptions {
     fn default() -> Self {
-        Self { tile_size: 256, overlap: None, ensemble: false }
+        Self { tile_size: 256, overlap: None, ensemble: false, engines: 1 }
     }
 }
 
@@ -56,6 +60,10 @@ pub struct TileLimits {
     pub max_buffer: Option<u64>,
     /// Largest tile core side in input pixels.
     pub max_side: u32,
+    /// Engines that share a job's tiles, each running one at a time: the browser's CPU pool
+    /// (`web/pool.js`), whose workers each have a core. Automatic tiles then cut an image into at
+    /// least one tile per engine where that is faster ([`UpscaleOptions::engines`]); 1: no such cut.
+    pub engines: u32,
 }
 
 /// The largest buffer a wgpu device allows, for [`TileLimits::max_buffer`]: the smaller of its
@@ -112,6 +120,7 @@ pub fn plan_for(model: &SrModel, width: u32, height: u32, options: UpscaleOption
             multiple_of: input.multiple_of,
             min_size: input.min_size,
             align: input.align,
+            engines: options.engines,
         },
     )
 }

@@ -41,6 +41,11 @@ pub struct TileParams {
     /// Tile inputs start at multiples of this: a network with stride-2 layers computes something
     /// else for the same pixels at an odd offset (it is not shift-invariant).
     pub align: u32,
+    /// Engines that share the image's tiles, each running one at a time (0 and 1: one). Where
+    /// `tile_size` gives fewer tiles than engines, the image is cut finer, into the grid of at
+    /// most this many tiles whose largest (with its overlap) is smallest: e.g. two strips for two
+    /// engines ([`grid`]).
+    pub engines: u32,
 }
 
 /// One tile of a [`TilePlan`].
@@ -104,6 +109,43 @@ fn split_balanced(len: u32, parts: u32) -> impl Iterator<Item = (u32, u32)> {
     })
 }
 
+/// The largest and the total extent of the tile inputs along one side of `len` pixels cut into
+/// `parts` cores, each grown by `overlap` (its start rounded down to `align`) and clamped.
+fn input_extents(len: u32, parts: u32, overlap: u32, align: u32) -> (u64, u64) {
+    split_balanced(len, parts).fold((0, 0), |(largest, total), (start, size)| {
+        let from = start.saturating_sub(overlap) / align * align;
+        let to = start.saturating_add(size).saturating_add(overlap).min(len);
+        let extent = u64::from(to - from);
+        (largest.max(extent), total + extent)
+    })
+}
+
+/// Rows and columns of cores for an image of `width × height`: as many as `tile_size` needs, and
+/// where that makes fewer tiles than `engines`, the grid of at most `engines` tiles (and at least
+/// as many rows and columns) whose largest tile input is smallest, as it is the one the job waits
+/// for; then the one with the least work (all tiles' input pixels), then the fewest columns (strips
+/// of whole rows). On two engines a square image of one tile becomes two strips, each half the
+/// image plus one overlap; a tiny image, whose every tile would be all of it with the overlap,
+/// stays one tile.
+pub fn grid(width: u32, height: u32, params: TileParams) -> (u32, u32) {
+    let TileParams { tile_size, overlap, align, engines, .. } = params;
+    let count = |len: u32| if tile_size == 0 { 1 } else { len.div_ceil(tile_size) };
+    let (rows, cols) = (count(height), count(width));
+    if u64::from(rows) * u64::from(cols) >= u64::from(engines) {
+        return (rows, cols);
+    }
+    let cost = |(r, c): (u32, u32)| {
+        let (tallest, all_rows) = input_extents(height, r, overlap, align);
+        let (widest, all_cols) = input_extents(width, c, overlap, align);
+        (tallest * widest, all_rows * all_cols, c)
+    };
+    // Here `rows · cols < engines`, so both are below `engines` and the grids are few.
+    (rows..=height.min(engines))
+        .flat_map(|r| (cols..=width.min(engines / r)).map(move |c| (r, c)))
+        .min_by_key(|&grid| cost(grid))
+        .unwrap_or((rows, cols))
+}
+
 fn padding_to(size: u32, multiple_of: u32, min_size: u32) -> u32 {
     let wanted = size.max(min_size).div_ceil(multiple_of) * multiple_of;
     wanted - size
@@ -115,7 +157,7 @@ fn padding_to(size: u32, multiple_of: u32, min_size: u32) -> u32 {
 /// - [`LupaError::BadInput`] for an empty image, a zero scale or a zero `multiple_of`.
 /// - [`LupaError::LimitExceeded`] when the output side would not fit in `u32`.
 pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePlan> {
-    let TileParams { scale, tile_size, overlap, multiple_of, min_size, align } = params;
+    let TileParams { scale, overlap, multiple_of, min_size, align, .. } = params;
     if width == 0 || height == 0 {
         return Err(LupaError::BadInput(format!("image is empty ({width}×{height} pixels)")));
     }
@@ -135,10 +177,10 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
         });
     };
 
-    let count = |len: u32| if tile_size == 0 { 1 } else { len.div_ceil(tile_size) };
+    let (rows, cols) = grid(width, height, params);
     let mut tiles = Vec::new();
-    for (cy, ch) in split_balanced(height, count(height)) {
-        for (cx, cw) in split_balanced(width, count(width)) {
+    for (cy, ch) in split_balanced(height, rows) {
+        for (cx, cw) in split_balanced(width, cols) {
             let core = Rect { x: cx, y: cy, width: cw, height: ch };
             let x0 = cx.saturating_sub(overlap) / align * align;
             let y0 = cy.saturating_sub(overlap) / align * align;
@@ -183,7 +225,7 @@ mod tests {
     use super::*;
 
     fn params(scale: u32, tile_size: u32, overlap: u32) -> TileParams {
-        TileParams { scale, tile_size, overlap, multiple_of: 1, min_size: 1, align: 1 }
+        TileParams { scale, tile_size, overlap, multiple_of: 1, min_size: 1, align: 1, engines: 1 }
     }
 
     /// Counts how often each output pixel is written; every count must be exactly one.
@@ -286,7 +328,7 @@ mod tests {
 
     #[test]
     fn model_size_rules_add_padding() {
-        let p = TileParams { scale: 2, tile_size: 40, overlap: 6, multiple_of: 4, min_size: 16, align: 1 };
+        let p = TileParams { multiple_of: 4, min_size: 16, ..params(2, 40, 6) };
         let plan = plan_tiles(45, 9, p).unwrap();
         assert_consistent(&plan, p);
         assert_exact_cover(&plan);
@@ -306,6 +348,73 @@ mod tests {
             assert_eq!((t.input.x % 4, t.input.y % 4), (0, 0), "{t:?}");
             // Alignment only widens the context, never below the overlap asked for.
             assert!(t.core.x - t.input.x >= t.core.x.min(7), "{t:?}");
+        }
+    }
+
+    /// Work (input pixels) of every tile, and of the largest.
+    fn work(plan: &TilePlan) -> (u32, u32) {
+        let area = |t: &Tile| t.input.width * t.input.height;
+        (plan.tiles.iter().map(area).sum(), plan.tiles.iter().map(area).max().unwrap())
+    }
+
+    #[test]
+    fn engines_without_a_tile_each_cut_strips() {
+        // 256² in one tile (SRVGG's 32-px overlap); two engines: two strips of 128 rows + 32.
+        let one = params(4, 379, 32);
+        let two = TileParams { engines: 2, ..one };
+        assert_eq!(plan_tiles(256, 256, one).unwrap().tiles.len(), 1);
+        let plan = plan_tiles(256, 256, two).unwrap();
+        assert_exact_cover(&plan);
+        assert_consistent(&plan, two);
+        let inputs: Vec<Rect> = plan.tiles.iter().map(|t| t.input).collect();
+        assert_eq!(inputs, [Rect { x: 0, y: 0, width: 256, height: 160 }, Rect { x: 0, y: 96, width: 256, height: 160 }]);
+        // A wide image is cut the other way.
+        let wide = plan_tiles(300, 100, two).unwrap();
+        assert_eq!(wide.tiles.iter().map(|t| t.core.width).collect::<Vec<_>>(), [150, 150]);
+        // Three engines: three strips (a 2×2 grid would give one engine two tiles).
+        let three = plan_tiles(256, 256, TileParams { engines: 3, ..one }).unwrap();
+        assert_eq!(three.tiles.len(), 3);
+        assert!(three.tiles.iter().all(|t| t.core.width == 256), "{:?}", three.tiles);
+        // Four: the 2×2 grid, whose largest tile (160²) is smaller than four strips' (256×128).
+        let four = plan_tiles(256, 256, TileParams { engines: 4, ..one }).unwrap();
+        assert_eq!(four.tiles.len(), 4);
+        assert_eq!(work(&four).1, 160 * 160);
+    }
+
+    #[test]
+    fn engines_leave_plans_with_a_tile_each_alone() {
+        for (w, h) in [(1000, 872), (513, 17), (97, 31)] {
+            let p = params(4, 64, 8);
+            let base = plan_tiles(w, h, p).unwrap();
+            for engines in [0, 1, 2, base.tiles.len() as u32] {
+                assert_eq!(plan_tiles(w, h, TileParams { engines, ..p }).unwrap(), base, "{w}×{h}, {engines}");
+            }
+        }
+        // Tiny images, whose every tile would be all of them with the overlap, stay one tile.
+        for (w, h) in [(1, 1), (3, 1), (16, 16)] {
+            let plan = plan_tiles(w, h, TileParams { engines: 4, ..params(2, 64, 8) }).unwrap();
+            assert_eq!(plan.tiles.len(), 1, "{w}×{h}");
+        }
+    }
+
+    #[test]
+    fn more_engines_never_make_the_largest_tile_larger() {
+        for (w, h) in [(256, 256), (200, 120), (64, 500), (37, 21)] {
+            for (tile, overlap, align) in [(512, 32, 1), (213, 16, 1), (141, 12, 4), (0, 8, 2)] {
+                let p = TileParams { align, ..params(2, tile, overlap) };
+                let mut largest = u32::MAX;
+                for engines in 1..=8 {
+                    let q = TileParams { engines, ..p };
+                    let plan = plan_tiles(w, h, q).unwrap();
+                    assert_exact_cover(&plan);
+                    assert_consistent(&plan, q);
+                    let base = plan_tiles(w, h, p).unwrap().tiles.len() as u32;
+                    assert!((plan.tiles.len() as u32) <= base.max(engines), "{w}×{h} {q:?}");
+                    let (_, max) = work(&plan);
+                    assert!(max <= largest, "{w}×{h} {q:?}: largest tile {max} > {largest}");
+                    largest = max;
+                }
+            }
         }
     }
 

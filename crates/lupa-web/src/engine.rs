@@ -26,8 +26,10 @@ pub const MAX_OUTPUT_BYTES: u64 = 1536 << 20;
 pub const MAX_JOB_MEMORY: u64 = 3 << 30;
 
 /// This engine's limits on a device whose largest buffer is `max_buffer` (`None`: the CPU), with
-/// tiles of `tile` input pixels when it is above 0, else sized automatically.
-pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
+/// tiles of `tile` input pixels when it is above 0, else sized automatically and, for `engines`
+/// sharing the job (this one and the pool's helpers), at least one each where that is faster
+/// ([`TileLimits::engines`]).
+pub fn limits(max_buffer: Option<u64>, tile: u32, engines: u32) -> Limits {
     let memory_budget = if max_buffer.is_some() { GPU_TILE_BUDGET } else { CPU_TILE_BUDGET };
     Limits {
         max_image_bytes: Some(MAX_OUTPUT_BYTES),
@@ -35,7 +37,7 @@ pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
         max_memory: Some(MAX_JOB_MEMORY),
         tile_size: (tile > 0).then_some(tile),
         overlap: None,
-        tiles: TileLimits { memory_budget, max_buffer, max_side: MAX_TILE },
+        tiles: TileLimits { memory_budget, max_buffer, max_side: MAX_TILE, engines },
         // The pool's helpers (web/pool.js) run their tiles in heaps of their own.
         tiles_at_once: 1,
     }
@@ -43,8 +45,8 @@ pub fn limits(max_buffer: Option<u64>, tile: u32) -> Limits {
 
 /// The page's job `request_json` (see [`JobRequest`]) on the image file `input`, decoded and
 /// planned under this engine's [`limits`] for a device whose largest buffer is `max_buffer`
-/// (`None`: the CPU), with tiles of `tile` input pixels (0: sized automatically). What
-/// `plan_job` and `run_job` start with.
+/// (`None`: the CPU), with tiles of `tile` input pixels (0: sized automatically) for `engines`.
+/// What `plan_job` and `run_job` start with.
 ///
 /// # Errors
 /// [`LupaError::BadInput`] naming what the JSON gets wrong, and those of [`Job::prepare`].
@@ -54,10 +56,11 @@ pub fn prepare(
     request_json: &str,
     max_buffer: Option<u64>,
     tile: u32,
+    engines: u32,
 ) -> Result<Job, LupaError> {
     let request: JobRequest = serde_json::from_str(request_json)
         .map_err(|e| LupaError::BadInput(format!("bad job request: {e}")))?;
-    Job::prepare(index, input, JobRequest { limits: limits(max_buffer, tile), ..request })
+    Job::prepare(index, input, JobRequest { limits: limits(max_buffer, tile, engines), ..request })
 }
 
 /// A zip archive of `files` (name, bytes), stored without compression (the images are
@@ -124,7 +127,7 @@ mod tests {
 
     /// What `plan_job` and `run_job` do first, on the CPU engine.
     fn prepare(file: &[u8], json: &str, tile: u32) -> Result<Job, LupaError> {
-        super::prepare(&index(), file, json, None, tile)
+        super::prepare(&index(), file, json, None, tile, 1)
     }
 
     fn load(id: &str) -> Rc<SrModel> {
@@ -183,7 +186,7 @@ mod tests {
     #[test]
     fn tiles_shrink_to_fit_a_small_device_buffer() {
         let span = spec("span-x4");
-        let tile = |max_buffer| lupa_core::auto_tile_size(&span, limits(max_buffer, 0).tiles);
+        let tile = |max_buffer| lupa_core::auto_tile_size(&span, limits(max_buffer, 0, 1).tiles);
         // With WebGPU's default 128 MiB binding limit the memory budget decides; a device with
         // only 32 MiB buffers gets smaller tiles.
         let roomy = tile(Some(128 << 20));
@@ -194,7 +197,7 @@ mod tests {
         assert!(side * side * span.architecture.largest_buffer_bytes_per_pixel() <= 32 << 20);
         // RRDB needs far more per pixel than SPAN.
         let rrdb = spec("realesrgan-x4plus");
-        assert!(lupa_core::auto_tile_size(&rrdb, limits(Some(32 << 20), 0).tiles) < small);
+        assert!(lupa_core::auto_tile_size(&rrdb, limits(Some(32 << 20), 0, 1).tiles) < small);
         // The CPU has no buffer limit, only the wasm memory budget.
         let overlap = span.input.default_overlap;
         let by_budget = lupa_core::tiling::tile_size_for_budget(
@@ -205,7 +208,7 @@ mod tests {
         );
         assert_eq!(tile(None), by_budget);
         // A forced tile side wins.
-        assert_eq!(limits(None, 16).tile_size, Some(16));
+        assert_eq!(limits(None, 16, 1).tile_size, Some(16));
     }
 
     /// A strip of the real photo, tiled across: 4200×12 → 16800×48, wider than any browser canvas
@@ -229,6 +232,24 @@ mod tests {
         let bicubic = image::imageops::resize(&strip, 16800, 48, image::imageops::FilterType::CatmullRom);
         let psnr = lupa_core::metrics::psnr_y(&bicubic, &back.to_rgb8(), 0).unwrap();
         assert!(psnr > 25.0, "PSNR-Y against bicubic only {psnr:.1} dB");
+    }
+
+    /// The pool's engines: an image of one automatic tile is cut in two for two engines, so that
+    /// each runs one; the result equals one engine's to rounding (tiled equals untiled). A tile
+    /// size asked for stays as asked.
+    #[test]
+    fn two_engines_get_a_tile_each() {
+        let file = fixture("chelsea_64x48.png");
+        let run = |tile, engines| {
+            let job = super::prepare(&index(), &file, r#"{"model": "span-x2"}"#, None, tile, engines).unwrap();
+            let out = run_job(job, |_| ()).unwrap();
+            (out.tiles, codec::decode(&out.bytes).unwrap().image.to_rgb8())
+        };
+        let ((one_tiles, one), (two_tiles, two)) = (run(0, 1), run(0, 2));
+        assert_eq!((one_tiles, two_tiles), (1, 2));
+        let psnr = lupa_core::metrics::psnr_y(&one, &two, 0).unwrap();
+        assert!(psnr > 50.0, "two tiles against one: PSNR-Y {psnr:.1} dB");
+        assert_eq!(run(16, 2).0, 12, "a fixed 16-px tile: 4×3 tiles whatever the engines");
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!   (`onProgress(done, total, pass, passes)`), and resolves to `{ bytes, mime, extension, width,
 //!   height, tiles, explanation, engineFailed, engineMemory }` with the result encoded here, in
 //!   wasm, once: no canvas is involved, so results beyond the browser's canvas limits still encode.
-//!   With `pool = { slots, runTile, reclaim }` (`slots > 0`), up to `slots` tiles at a time are
+//!   `pool.engines` (default 1) is how many engines the page runs for the job's tiles, this one
+//!   and its helpers, started or not: an image that automatic tiles would cut into fewer tiles is
+//!   cut into one per engine where that is faster ([`lupa_core::TileLimits::engines`]).
+//!   With `pool = { slots, engines, runTile, reclaim }` (`slots > 0`), up to `slots` tiles at a time are
 //!   handed to `runTile(task)`, which resolves to the upscaled tile from another engine (a helper
 //!   worker of the pool) or rejects, and the tile is then run here; this engine runs tiles
 //!   meanwhile, and calls `reclaim()` when it has none left, asking for the tiles not started yet
@@ -297,8 +300,9 @@ pub fn cancel() {
 }
 
 /// [`crate::engine::prepare`] on this engine's device.
-fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32) -> Result<Job, JsValue> {
-    crate::engine::prepare(&engine.index, input, request_json, engine.info.max_buffer, tile).map_err(to_js)
+fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32, engines: u32) -> Result<Job, JsValue> {
+    crate::engine::prepare(&engine.index, input, request_json, engine.info.max_buffer, tile, engines)
+        .map_err(to_js)
 }
 
 /// What upscaling `input` as `request_json` asks would do: a JSON [`lupa_core::JobPlan`].
@@ -309,7 +313,7 @@ fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32) -> Resu
 #[wasm_bindgen]
 pub fn plan_job(input: Vec<u8>, request_json: &str) -> Result<String, JsValue> {
     let engine = engine()?;
-    to_json(&prepare(&engine, &input, request_json, 0)?.plan)
+    to_json(&prepare(&engine, &input, request_json, 0, 1)?.plan)
 }
 
 /// Runs the job `request_json` on the image file `input` with the models [`plan_job`] listed
@@ -330,7 +334,10 @@ pub async fn run_job(
 ) -> Result<JsValue, JsValue> {
     CANCEL.with(|c| c.set(false));
     let engine = engine()?;
-    let job = prepare(&engine, &input, &request_json, tile)?;
+    // The engines the page runs for this job's tiles (it and its pool's helpers, started or not,
+    // so that the tiles and the result do not depend on how many were ready).
+    let engines = get_u32(&pool, "engines").unwrap_or(1).max(1);
+    let job = prepare(&engine, &input, &request_json, tile, engines)?;
     drop(input);
     let plan = job.plan.clone();
     let between_tiles = async |p: lupa_core::RecipeProgress| {
