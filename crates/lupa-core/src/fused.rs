@@ -5,7 +5,8 @@
 //! so model code stays backend-independent:
 //!
 //! - **Flex** (the CPU backend, native and wasm32) runs [`lupa_kernels::PackedConv2d`]: NHWC
-//!   activations, weights packed into SIMD-width channel blocks, bias and activation in the kernel's
+//!   activations, weights packed into SIMD-width channel blocks (once per layer, at its first
+//!   call, and kept while the model lives: `packed.rs`), bias and activation in the kernel's
 //!   epilogue, rows over threads natively. Its output is an NHWC buffer viewed as NCHW (permuted
 //!   strides), so the next fused convolution reads it without a layout conversion; Burn's element-wise
 //!   ops accept the strided view as they accept any other ([`add`], [`scale_channels`],
@@ -22,6 +23,7 @@ use std::cell::Cell;
 
 #[cfg(feature = "gpu")]
 mod cube;
+mod packed;
 
 #[cfg(feature = "gpu")]
 use burn::backend::Cube;
@@ -384,15 +386,11 @@ impl FusedConvBackend for Flex {
         let [channels_out, _, kh, kw] = dims(&weight);
         let (activation, residual) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
-        let (weight, bias) = (contiguous(weight), contiguous(bias));
-        let conv = PackedConv2d::new(
-            values(&weight),
-            Some(values(&bias)),
-            channels_in,
-            channels_out,
-            geometry,
-            &activation,
-        );
+        let rows = contiguous(weight.clone());
+        let recipe = packed::Recipe::new(&weight, values(&rows), geometry, activation, values(&contiguous(bias)).to_vec());
+        let conv = packed::CONVS.get_or_pack(&weight, recipe, |r| {
+            PackedConv2d::new(values(&rows), Some(&r.bias), channels_in, channels_out, geometry, &r.activation)
+        });
 
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
         let (output, [oh, ow]) = match &residual {
@@ -423,15 +421,12 @@ impl FusedConvBackend for Flex {
         }
         let [batch, _, height, width] = dims(&x);
         let (activation, _) = kernel_activation(activation);
-        let (weight, bias) = (contiguous(weight), contiguous(bias));
-        let conv = PackedConvTranspose2d::new(
-            values(&weight),
-            Some(values(&bias)),
-            channels_in,
-            channels_out,
-            ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding },
-            &activation,
-        );
+        let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
+        let rows = contiguous(weight.clone());
+        let recipe = packed::Recipe::new(&weight, values(&rows), geometry, activation, values(&contiguous(bias)).to_vec());
+        let conv = packed::TRANSPOSED.get_or_pack(&weight, recipe, |r| {
+            PackedConvTranspose2d::new(values(&rows), Some(&r.bias), channels_in, channels_out, geometry, &r.activation)
+        });
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
         let (output, [oh, ow]) = conv.forward(values(&input), batch, height, width);
         nchw_view(output, [batch, oh, ow, channels_out])

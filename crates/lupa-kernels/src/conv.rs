@@ -225,6 +225,11 @@ impl PackedConv2d {
         self.algorithm
     }
 
+    /// Bytes its packed weights, bias and slopes take.
+    pub fn packed_bytes(&self) -> usize {
+        (self.weights.len() + self.bias.len() + self.slopes.len()) * size_of::<f32>()
+    }
+
     /// Runs the convolution on an NHWC `input` of `[batch, height, width, channels_in]` and returns
     /// the NHWC output `[batch, out_height, out_width, channels_out]` with its `[out_height,
     /// out_width]` ([`ConvGeometry::output_size`]).

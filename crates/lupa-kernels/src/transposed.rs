@@ -85,6 +85,11 @@ impl PackedConvTranspose2d {
         Self { phases, geometry, channels_out }
     }
 
+    /// Bytes its packed weights, bias and slopes take.
+    pub fn packed_bytes(&self) -> usize {
+        self.phases.packed_bytes()
+    }
+
     /// The output height and width for an input of `height × width`: `(H − 1)·s + K − 2p` per
     /// axis, or `None` for an empty input or when the padding leaves nothing.
     pub fn output_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
