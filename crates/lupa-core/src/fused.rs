@@ -13,8 +13,10 @@
 //!   [`channel_means`], [`pixel_shuffle`] and [`cat_channels`] run theirs in NHWC order). Transposed
 //!   convolutions run on [`lupa_kernels::PackedConvTranspose2d`] (one stride-1 convolution and a
 //!   scatter); those with output padding on Burn's op.
-//! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs the trait's default body for now: Burn's own
-//!   conv2d and activation ops, exactly what the models ran before.
+//! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs Lupa's CubeCL kernels (`fused/cube.rs`):
+//!   the fused convolution and transposed convolution, bias and activation in their epilogue. With
+//!   Burn's `fusion` (this crate's feature `fusion`, off by default) they are opaque ops in its
+//!   lazy stream, between the element-wise chains it fuses.
 //!
 //! [`set_enabled`]`(false)` routes the calling thread's calls to Burn's `Conv2d::forward` and
 //! activation modules instead, for benchmarks that compare the two in one run.
@@ -25,8 +27,6 @@ use std::cell::Cell;
 mod cube;
 mod packed;
 
-#[cfg(feature = "gpu")]
-use burn::backend::Cube;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
@@ -231,6 +231,7 @@ fn unfused(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor<4>
 
 /// The activation as the backend sees it.
 #[derive(ExtensionType)]
+#[extension_type(fusion: cfg(feature = "fusion"))]
 pub enum FusedActivation<B: Backend> {
     /// None.
     Identity,
@@ -300,7 +301,7 @@ impl FusedConvTransposeOptions {
 }
 
 /// The fused convolutions as backend ops.
-#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube))]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Fusion: cfg(feature = "fusion")))]
 #[cfg_attr(not(feature = "gpu"), backend_extension(Flex))]
 pub trait FusedConvBackend: Backend {
     /// `activation(conv2d(x, weight) + bias)`.
@@ -308,6 +309,7 @@ pub trait FusedConvBackend: Backend {
     /// # Shapes
     /// x `[batch, channels_in, H, W]`, weight `[channels_out, channels_in, kh, kw]`, bias
     /// `[channels_out]` → `[batch, channels_out, H', W']`.
+    #[fusion(dtype = x, shape = conv_output_shape(x, weight, options))]
     fn fused_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -323,6 +325,7 @@ pub trait FusedConvBackend: Backend {
     /// # Shapes
     /// x `[batch, channels_in, H, W]`, weight `[channels_in, channels_out, kh, kw]`, bias
     /// `[channels_out]` → `[batch, channels_out, H', W']`.
+    #[fusion(dtype = x, shape = conv_transpose_output_shape(x, weight, options))]
     fn fused_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -332,6 +335,26 @@ pub trait FusedConvBackend: Backend {
     ) -> FloatTensor<Self> {
         burn_activation::<Self>(Self::conv_transpose2d(x, weight, Some(bias), options.burn()), activation)
     }
+}
+
+/// The output shape of [`FusedConvBackend::fused_conv2d`] (what Burn's fusion records ahead).
+#[cfg(feature = "fusion")]
+fn conv_output_shape(x: &burn::tensor::Shape, weight: &burn::tensor::Shape, options: &FusedConvOptions) -> burn::tensor::Shape {
+    let side = |d: usize| (x[2 + d] + 2 * options.padding[d] - weight[2 + d]) / options.stride[d] + 1;
+    burn::tensor::Shape::from([x[0], weight[0], side(0), side(1)])
+}
+
+/// The output shape of [`FusedConvBackend::fused_conv_transpose2d`].
+#[cfg(feature = "fusion")]
+fn conv_transpose_output_shape(
+    x: &burn::tensor::Shape,
+    weight: &burn::tensor::Shape,
+    options: &FusedConvTransposeOptions,
+) -> burn::tensor::Shape {
+    let side = |d: usize| {
+        (x[2 + d] - 1) * options.stride[d] + weight[2 + d] + options.padding_out[d] - 2 * options.padding[d]
+    };
+    burn::tensor::Shape::from([x[0], weight[1], side(0), side(1)])
 }
 
 /// Burn's activation ops on any backend.
@@ -348,8 +371,9 @@ fn burn_activation<B: Backend>(y: FloatTensor<B>, activation: FusedActivation<B>
     }
 }
 
+// `Cube` itself where Burn's fusion is off; the backend inside `Fusion<…>` where it is on.
 #[cfg(feature = "gpu")]
-impl FusedConvBackend for Cube {
+impl FusedConvBackend for burn_cubecl::CubeBackend {
     fn fused_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

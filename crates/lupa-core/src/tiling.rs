@@ -29,7 +29,8 @@ pub struct Rect {
 pub struct TileParams {
     /// Scale factor of the model.
     pub scale: u32,
-    /// Largest core side in input pixels; 0 means one tile for the whole image.
+    /// Largest core side in input pixels; 0 means one tile for the whole image (both before
+    /// [`TileParams::engines`] cuts finer).
     pub tile_size: u32,
     /// Context added on each side of a core, in input pixels.
     pub overlap: u32,

@@ -44,7 +44,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use burn::backend::Cube;
+// Burn's CubeCL backend itself (under `Fusion` when Burn's fusion is on).
+use burn_cubecl::CubeBackend as Cube;
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::tensor::{DType, FloatDType, Shape};
 
