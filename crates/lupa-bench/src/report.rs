@@ -619,7 +619,7 @@ im2col and a `gemm` call, bias and activation as separate passes). Transposed \
 convolutions (Real-CUGAN's) run as one stride-1 convolution to every output phase and a scatter. \
 What is still Burn's on the CPU: the element-wise work between convolutions (skip adds, SE gates, \
 SPAN's concatenation and the pixel shuffle, run by Burn in NHWC order; reflect padding, the RGB \
-mean, tile assembly). Weights are packed on every call (one pass over them per tile).";
+mean, tile assembly). Weights are packed once per layer and kept (`fused/packed.rs`, up to 32 MiB).";
 
 fn sets_text(config: &Config) -> String {
     config.sets.iter().map(|s| format!("`{}`", s.display())).collect::<Vec<_>>().join(", ")
@@ -822,7 +822,9 @@ fn targets(
         writeln!(
             w,
             "\n**The browser's CPU worker pool (one engine per core) is ≥ 1.8× one worker on 2 cores.** \
-             Same model and input, same run; the result is bit-identical (tests/browser).\n"
+             Same model and input, same run; for the same tiles the result is bit-identical, and an \
+             image the pool cuts finer (one tile per engine) equals one worker's to rounding \
+             (tests/browser).\n"
         )?;
         writeln!(
             w,
