@@ -289,7 +289,8 @@ fn speed_one(input: &Path, warm: &Path, id: &str, backend: &str, models_dir: &Pa
     let open = |p: &Path| image::open(p).with_context(|| format!("{}", p.display()));
     let (input, warm) = (open(input)?, open(warm)?);
     // The same tiling the CLI picks: a 1 GiB activation budget, and the device's buffer limit.
-    let limits = lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024, engines: 1 };
+    let limits =
+        lupa_core::TileLimits { memory_budget: 1 << 30, max_buffer: None, max_side: 1024, engines: 1 };
     let options = UpscaleOptions {
         tile_size: lupa_core::auto_tile_size(&model.spec, limits),
         overlap: None,

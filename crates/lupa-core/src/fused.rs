@@ -339,7 +339,11 @@ pub trait FusedConvBackend: Backend {
 
 /// The output shape of [`FusedConvBackend::fused_conv2d`] (what Burn's fusion records ahead).
 #[cfg(feature = "fusion")]
-fn conv_output_shape(x: &burn::tensor::Shape, weight: &burn::tensor::Shape, options: &FusedConvOptions) -> burn::tensor::Shape {
+fn conv_output_shape(
+    x: &burn::tensor::Shape,
+    weight: &burn::tensor::Shape,
+    options: &FusedConvOptions,
+) -> burn::tensor::Shape {
     let side = |d: usize| (x[2 + d] + 2 * options.padding[d] - weight[2 + d]) / options.stride[d] + 1;
     burn::tensor::Shape::from([x[0], weight[0], side(0), side(1)])
 }
@@ -411,9 +415,22 @@ impl FusedConvBackend for Flex {
         let (activation, residual) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
         let rows = contiguous(weight.clone());
-        let recipe = packed::Recipe::new(&weight, values(&rows), geometry, activation, values(&contiguous(bias)).to_vec());
+        let recipe = packed::Recipe::new(
+            &weight,
+            values(&rows),
+            geometry,
+            activation,
+            values(&contiguous(bias)).to_vec(),
+        );
         let conv = packed::CONVS.get_or_pack(&weight, recipe, |r| {
-            PackedConv2d::new(values(&rows), Some(&r.bias), channels_in, channels_out, geometry, &r.activation)
+            PackedConv2d::new(
+                values(&rows),
+                Some(&r.bias),
+                channels_in,
+                channels_out,
+                geometry,
+                &r.activation,
+            )
         });
 
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
@@ -447,9 +464,22 @@ impl FusedConvBackend for Flex {
         let (activation, _) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
         let rows = contiguous(weight.clone());
-        let recipe = packed::Recipe::new(&weight, values(&rows), geometry, activation, values(&contiguous(bias)).to_vec());
+        let recipe = packed::Recipe::new(
+            &weight,
+            values(&rows),
+            geometry,
+            activation,
+            values(&contiguous(bias)).to_vec(),
+        );
         let conv = packed::TRANSPOSED.get_or_pack(&weight, recipe, |r| {
-            PackedConvTranspose2d::new(values(&rows), Some(&r.bias), channels_in, channels_out, geometry, &r.activation)
+            PackedConvTranspose2d::new(
+                values(&rows),
+                Some(&r.bias),
+                channels_in,
+                channels_out,
+                geometry,
+                &r.activation,
+            )
         });
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
         let (output, [oh, ow]) = conv.forward(values(&input), batch, height, width);

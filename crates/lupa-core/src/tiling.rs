@@ -368,7 +368,10 @@ mod tests {
         assert_exact_cover(&plan);
         assert_consistent(&plan, two);
         let inputs: Vec<Rect> = plan.tiles.iter().map(|t| t.input).collect();
-        assert_eq!(inputs, [Rect { x: 0, y: 0, width: 256, height: 160 }, Rect { x: 0, y: 96, width: 256, height: 160 }]);
+        assert_eq!(
+            inputs,
+            [Rect { x: 0, y: 0, width: 256, height: 160 }, Rect { x: 0, y: 96, width: 256, height: 160 }]
+        );
         // A wide image is cut the other way.
         let wide = plan_tiles(300, 100, two).unwrap();
         assert_eq!(wide.tiles.iter().map(|t| t.core.width).collect::<Vec<_>>(), [150, 150]);
@@ -388,7 +391,11 @@ mod tests {
             let p = params(4, 64, 8);
             let base = plan_tiles(w, h, p).unwrap();
             for engines in [0, 1, 2, base.tiles.len() as u32] {
-                assert_eq!(plan_tiles(w, h, TileParams { engines, ..p }).unwrap(), base, "{w}×{h}, {engines}");
+                assert_eq!(
+                    plan_tiles(w, h, TileParams { engines, ..p }).unwrap(),
+                    base,
+                    "{w}×{h}, {engines}"
+                );
             }
         }
         // Tiny images, whose every tile would be all of them with the overlap, stay one tile.

@@ -241,7 +241,8 @@ mod tests {
     fn two_engines_get_a_tile_each() {
         let file = fixture("chelsea_64x48.png");
         let run = |tile, engines| {
-            let job = super::prepare(&index(), &file, r#"{"model": "span-x2"}"#, None, tile, engines).unwrap();
+            let job =
+                super::prepare(&index(), &file, r#"{"model": "span-x2"}"#, None, tile, engines).unwrap();
             let out = run_job(job, |_| ()).unwrap();
             (out.tiles, codec::decode(&out.bytes).unwrap().image.to_rgb8())
         };

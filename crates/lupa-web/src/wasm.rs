@@ -300,7 +300,13 @@ pub fn cancel() {
 }
 
 /// [`crate::engine::prepare`] on this engine's device.
-fn prepare(engine: &Engine, input: &[u8], request_json: &str, tile: u32, engines: u32) -> Result<Job, JsValue> {
+fn prepare(
+    engine: &Engine,
+    input: &[u8],
+    request_json: &str,
+    tile: u32,
+    engines: u32,
+) -> Result<Job, JsValue> {
     crate::engine::prepare(&engine.index, input, request_json, engine.info.max_buffer, tile, engines)
         .map_err(to_js)
 }

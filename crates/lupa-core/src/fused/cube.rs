@@ -45,9 +45,9 @@
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 // Burn's CubeCL backend itself (under `Fusion` when Burn's fusion is on).
-use burn_cubecl::CubeBackend as Cube;
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::tensor::{DType, FloatDType, Shape};
+use burn_cubecl::CubeBackend as Cube;
 
 use burn_cubecl::cubecl;
 use burn_cubecl::kernel::into_contiguous;

@@ -97,7 +97,12 @@ impl<T: PackedBytes> Cache<T> {
 
     /// The convolution packed from `weight` (its buffer) and `recipe`: the one kept from an
     /// earlier call, else `pack(&recipe)`'s, kept where it fits the [`BUDGET`].
-    pub fn get_or_pack(&self, weight: &FlexTensor, recipe: Recipe, pack: impl FnOnce(&Recipe) -> T) -> Arc<T> {
+    pub fn get_or_pack(
+        &self,
+        weight: &FlexTensor,
+        recipe: Recipe,
+        pack: impl FnOnce(&Recipe) -> T,
+    ) -> Arc<T> {
         let buffer = weight.data_arc();
         let found = |entries: &[Entry<T>]| {
             entries
@@ -161,7 +166,12 @@ mod tests {
     }
 
     /// Packs `weight` through `cache`, counting the packings in `packs`.
-    fn pack(cache: &Cache<PackedConv2d>, weight: &FlexTensor, bias: f32, packs: &Cell<usize>) -> Arc<PackedConv2d> {
+    fn pack(
+        cache: &Cache<PackedConv2d>,
+        weight: &FlexTensor,
+        bias: f32,
+        packs: &Cell<usize>,
+    ) -> Arc<PackedConv2d> {
         let values = weight.as_slice::<f32>().unwrap().to_vec();
         let channels = weight.layout().shape()[0];
         let recipe = Recipe::new(weight, &values, GEOMETRY, Activation::Silu, vec![bias; channels]);
