@@ -414,23 +414,8 @@ impl FusedConvBackend for Flex {
         let [channels_out, _, kh, kw] = dims(&weight);
         let (activation, residual) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
-        let rows = contiguous(weight.clone());
-        let recipe = packed::Recipe::new(
-            &weight,
-            values(&rows),
-            geometry,
-            activation,
-            values(&contiguous(bias)).to_vec(),
-        );
-        let conv = packed::CONVS.get_or_pack(&weight, recipe, |r| {
-            PackedConv2d::new(
-                values(&rows),
-                Some(&r.bias),
-                channels_in,
-                channels_out,
-                geometry,
-                &r.activation,
-            )
+        let conv = packed_layer(&packed::CONVS, &weight, bias, geometry, activation, |w, b, a| {
+            PackedConv2d::new(w, Some(b), channels_in, channels_out, geometry, a)
         });
 
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
@@ -463,28 +448,29 @@ impl FusedConvBackend for Flex {
         let [batch, _, height, width] = dims(&x);
         let (activation, _) = kernel_activation(activation);
         let geometry = ConvGeometry { kernel: [kh, kw], stride: options.stride, padding: options.padding };
-        let rows = contiguous(weight.clone());
-        let recipe = packed::Recipe::new(
-            &weight,
-            values(&rows),
-            geometry,
-            activation,
-            values(&contiguous(bias)).to_vec(),
-        );
-        let conv = packed::TRANSPOSED.get_or_pack(&weight, recipe, |r| {
-            PackedConvTranspose2d::new(
-                values(&rows),
-                Some(&r.bias),
-                channels_in,
-                channels_out,
-                geometry,
-                &r.activation,
-            )
+        let conv = packed_layer(&packed::TRANSPOSED, &weight, bias, geometry, activation, |w, b, a| {
+            PackedConvTranspose2d::new(w, Some(b), channels_in, channels_out, geometry, a)
         });
         let input = contiguous(Flex::float_permute(x, &[0, 2, 3, 1]));
         let (output, [oh, ow]) = conv.forward(values(&input), batch, height, width);
         nchw_view(output, [batch, oh, ow, channels_out])
     }
+}
+
+/// `cache`'s packing of the layer with `weight`, `bias`, `geometry` and `activation`: made by
+/// `pack(weights in row-major order, bias, activation)` at the layer's first call (`packed.rs`).
+fn packed_layer<T: packed::PackedBytes>(
+    cache: &packed::Cache<T>,
+    weight: &FlexTensor,
+    bias: FlexTensor,
+    geometry: ConvGeometry,
+    activation: lupa_kernels::Activation,
+    pack: impl FnOnce(&[f32], &[f32], &lupa_kernels::Activation) -> T,
+) -> std::sync::Arc<T> {
+    let rows = contiguous(weight.clone());
+    let bias = values(&contiguous(bias)).to_vec();
+    let recipe = packed::Recipe::new(weight, values(&rows), geometry, activation, bias);
+    cache.get_or_pack(weight, recipe, |r| pack(values(&rows), &r.bias, &r.activation))
 }
 
 /// The kernels' activation, and SPAN's residual in NHWC order.
