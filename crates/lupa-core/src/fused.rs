@@ -14,7 +14,8 @@
 //!   convolutions run on [`lupa_kernels::PackedConvTranspose2d`] (one stride-1 convolution and a
 //!   scatter); those with output padding on Burn's op.
 //! - **Cube** (wgpu: WebGPU, Vulkan, Metal, DX12) runs Lupa's CubeCL kernels (`fused/cube.rs`):
-//!   the fused convolution and transposed convolution, bias and activation in their epilogue. With
+//!   the fused convolution and transposed convolution, bias and activation in their epilogue, NHWC
+//!   outputs viewed as NCHW as on `flex` (so the helpers above work in NHWC order there too). With
 //!   Burn's `fusion` (this crate's feature `fusion`, off by default) they are opaque ops in its
 //!   lazy stream, between the element-wise chains it fuses.
 //!
@@ -88,10 +89,18 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, activation: Activation<'_>) -> Tensor
     ))
 }
 
-/// Whether `x` is (likely) one of the NHWC views the fused op leaves: on `flex`, with the fused op
-/// on. The element-wise helpers below then work in NHWC order.
+/// Whether `x` is (likely) one of the NHWC views the fused op leaves: on `flex` and wgpu, with the
+/// fused op on. The element-wise helpers below then work in NHWC order.
 fn nhwc_here(x: &Tensor<4>) -> bool {
-    enabled() && matches!(x.device().as_dispatch(), DispatchDevice::Flex(_))
+    enabled()
+        && match x.device().as_dispatch() {
+            DispatchDevice::Flex(_) => true,
+            // Lupa's GPU kernels leave NHWC views too (fused/cube.rs).
+            #[cfg(feature = "gpu")]
+            DispatchDevice::Cube(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
 }
 
 /// `f` of `tensors` in NHWC order where [`nhwc_here`] (the tensors permuted to `[batch, H, W, C]`,
@@ -108,20 +117,20 @@ fn in_nhwc<const N: usize>(
     f(tensors.map(|t| t.permute([0, 2, 3, 1]))).permute([0, 3, 1, 2])
 }
 
-/// `a + b` (same shape), in NHWC order on `flex`: e.g. a skip connection added to a
+/// `a + b` (same shape), in NHWC order on `flex` and wgpu: e.g. a skip connection added to a
 /// cropped earlier feature map (8–10× faster there than Burn's add of the NCHW views).
 pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     in_nhwc([a, b], |[a, b]| a + b)
 }
 
 /// `x · gate` with one `gate` per image and channel (`[batch, C, 1, 1]`), as a squeeze-excitation
-/// block scales its input; in NHWC order on `flex`.
+/// block scales its input; in NHWC order on `flex` and wgpu.
 pub fn scale_channels(x: Tensor<4>, gate: Tensor<4>) -> Tensor<4> {
     in_nhwc([x, gate], |[x, gate]| x * gate)
 }
 
 /// Each image's channel means over its pixels (a squeeze-excitation block's squeeze); in NHWC
-/// order on `flex`, where the sums run over whole rows of pixels.
+/// order on `flex` and wgpu, where the sums run over whole rows of pixels.
 ///
 /// # Shapes
 /// `[batch, C, H, W]` → `[batch, C, 1, 1]`.
@@ -135,8 +144,8 @@ pub fn channel_means(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// The 2-D pixel shuffle (depth to space; PyTorch's `PixelShuffle`, as Burn's): output pixel
-/// `(h·r + i, w·r + j)` of channel `c` is input channel `c·r² + i·r + j` at `(h, w)`. On `flex` in
-/// NHWC order, one pass that writes the output NHWC.
+/// `(h·r + i, w·r + j)` of channel `c` is input channel `c·r² + i·r + j` at `(h, w)`. On `flex` and
+/// wgpu in NHWC order, one pass that writes the output NHWC.
 ///
 /// # Shapes
 /// `[batch, C·r², H, W]` → `[batch, C, r·H, r·W]`.
@@ -153,7 +162,7 @@ pub fn pixel_shuffle(shuffle: &PixelShuffle, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// `Tensor::cat(tensors, 1)`: the channels of `tensors` side by side, joined along NHWC's channel
-/// axis on `flex`, whole pixels at a time (3× faster than Burn's concatenation of the strided views
+/// axis on `flex` and wgpu, whole pixels at a time (3× faster than Burn's concatenation of the strided views
 /// at SPAN's 4 × 48 channels), the result again an NHWC view. Elsewhere `Tensor::cat`.
 ///
 /// # Shapes
@@ -686,7 +695,19 @@ mod tests {
     /// the pixel shuffle of a cropped view (every 4x model's last step), and mixed layouts.
     #[test]
     fn nhwc_helpers_equal_burns_ops() {
-        let device = Device::flex();
+        nhwc_helpers_equal_burns_ops_on(&Device::flex());
+    }
+
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn nhwc_helpers_equal_burns_ops_on_wgpu() {
+        nhwc_helpers_equal_burns_ops_on(&wgpu());
+    }
+
+    /// `add`, `scale_channels`, `channel_means` and `pixel_shuffle` on the fused op's NHWC views,
+    /// cropped views and plain NCHW tensors equal Burn's ops on `device`.
+    fn nhwc_helpers_equal_burns_ops_on(device: &Device) {
+        let device = device.clone();
         let conv = |cin: usize, cout: usize| Conv2dConfig::new([cin, cout], [3, 3]).init(&device);
         let x = Tensor::<4>::random([2, 3, 13, 11], Distribution::Default, &device);
         let big = conv2d(&conv(3, 8), x.clone(), Activation::Silu); // [2, 8, 11, 9], an NHWC view
