@@ -4,12 +4,11 @@
 //! A model's weights are the same tensors at every call (its `Param`s), so a layer is found again by
 //! its weight buffer: each entry holds a [`Weak`] to it, whose address cannot be reused while the
 //! entry exists; the entry dies with the model (its buffer dropped) and is removed at the next
-//! insert. A hash of the weights' values (FNV-1a over their bits, a few µs a layer against a few
-//! hundred for packing), the layout, geometry, bias and activation (PReLU's slopes) are compared
-//! too, so a buffer written in place, or a call with other values, is packed anew. At most
-//! [`BUDGET`] bytes are kept: a model's layers
-//! past it (RRDB's 16.7 M parameters are 4× that in Winograd form) are packed at every call, as
-//! they were before this cache.
+//! insert. A hash of the weights' values (FNV-1a over their bits: 20 µs for a 64-channel 3×3 layer,
+//! whose packing takes 450), the layout, geometry, bias and activation (PReLU's slopes) are
+//! compared too, so a buffer written in place, or a call with other values, is packed anew. At
+//! most [`BUDGET`] bytes are kept: a model's layers past it (RRDB's 16.7 M parameters are 4× that
+//! in Winograd form) are packed at every call, as they were before this cache.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
