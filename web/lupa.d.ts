@@ -43,7 +43,8 @@ export interface BackendInfo {
   /** The device's largest buffer in bytes (WebGPU only). */
   maxBuffer: number | null;
   /** Engines (Web Workers) that share each job's tiles: 1 on WebGPU; on the CPU one per core
-   * within a memory budget, or as `workers` asked (see pool.js). */
+   * within a memory budget, or as `workers` asked (see pool.js). Automatic tiles cut an image
+   * that would be fewer tiles than this finer, at most one tile per engine (`tile` left 0). */
   engines: number;
 }
 
