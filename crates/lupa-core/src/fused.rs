@@ -353,8 +353,10 @@ fn conv_output_shape(
     weight: &burn::tensor::Shape,
     options: &FusedConvOptions,
 ) -> burn::tensor::Shape {
-    let side = |d: usize| (x[2 + d] + 2 * options.padding[d] - weight[2 + d]) / options.stride[d] + 1;
-    burn::tensor::Shape::from([x[0], weight[0], side(0), side(1)])
+    let geometry =
+        ConvGeometry { kernel: [weight[2], weight[3]], stride: options.stride, padding: options.padding };
+    let [h, w] = geometry.output_size(x[2], x[3]).expect("the padded input is smaller than the kernel");
+    burn::tensor::Shape::from([x[0], weight[0], h, w])
 }
 
 /// The output shape of [`FusedConvBackend::fused_conv_transpose2d`].
@@ -364,10 +366,11 @@ fn conv_transpose_output_shape(
     weight: &burn::tensor::Shape,
     options: &FusedConvTransposeOptions,
 ) -> burn::tensor::Shape {
-    let side = |d: usize| {
-        (x[2 + d] - 1) * options.stride[d] + weight[2 + d] + options.padding_out[d] - 2 * options.padding[d]
-    };
-    burn::tensor::Shape::from([x[0], weight[1], side(0), side(1)])
+    let geometry =
+        ConvGeometry { kernel: [weight[2], weight[3]], stride: options.stride, padding: options.padding };
+    let [h, w] =
+        geometry.transposed_output_size(x[2], x[3]).expect("an empty input, or the padding leaves no output");
+    burn::tensor::Shape::from([x[0], weight[1], h + options.padding_out[0], w + options.padding_out[1]])
 }
 
 /// Burn's activation ops on any backend.
@@ -695,19 +698,18 @@ mod tests {
     /// the pixel shuffle of a cropped view (every 4x model's last step), and mixed layouts.
     #[test]
     fn nhwc_helpers_equal_burns_ops() {
-        nhwc_helpers_equal_burns_ops_on(&Device::flex());
+        nhwc_helpers_equal_burns_ops_on(Device::flex());
     }
 
     #[cfg(feature = "gpu")]
     #[test]
     fn nhwc_helpers_equal_burns_ops_on_wgpu() {
-        nhwc_helpers_equal_burns_ops_on(&wgpu());
+        nhwc_helpers_equal_burns_ops_on(wgpu());
     }
 
     /// `add`, `scale_channels`, `channel_means` and `pixel_shuffle` on the fused op's NHWC views,
     /// cropped views and plain NCHW tensors equal Burn's ops on `device`.
-    fn nhwc_helpers_equal_burns_ops_on(device: &Device) {
-        let device = device.clone();
+    fn nhwc_helpers_equal_burns_ops_on(device: Device) {
         let conv = |cin: usize, cout: usize| Conv2dConfig::new([cin, cout], [3, 3]).init(&device);
         let x = Tensor::<4>::random([2, 3, 13, 11], Distribution::Default, &device);
         let big = conv2d(&conv(3, 8), x.clone(), Activation::Silu); // [2, 8, 11, 9], an NHWC view

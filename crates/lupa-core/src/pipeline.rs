@@ -39,8 +39,9 @@ pub struct UpscaleOptions {
     /// and the padding (right and bottom) are symmetric too, e.g. a square image in one tile.
     pub ensemble: bool,
     /// Engines that share the tiles, each running one at a time ([`TileParams::engines`]): an
-    /// image that `tile_size` cuts into fewer tiles is cut finer, so that each gets one. 1 (the
-    /// default) where one engine runs the job or its helpers share its cores (native threads).
+    /// image that `tile_size` cuts into fewer tiles is cut finer, into at most one tile per engine.
+    /// 1 (the default) where one engine runs the job or its helpers share its cores (native
+    /// threads).
     pub engines: u32,
 }
 
@@ -61,8 +62,9 @@ pub struct TileLimits {
     /// Largest tile core side in input pixels.
     pub max_side: u32,
     /// Engines that share a job's tiles, each running one at a time: the browser's CPU pool
-    /// (`web/pool.js`), whose workers each have a core. Automatic tiles then cut an image into at
-    /// least one tile per engine where that is faster ([`UpscaleOptions::engines`]); 1: no such cut.
+    /// (`web/pool.js`), whose workers each have a core. Automatic tiles then cut an image of fewer
+    /// tiles than engines finer, into at most one per engine ([`UpscaleOptions::engines`]); 1: no
+    /// such cut.
     pub engines: u32,
 }
 

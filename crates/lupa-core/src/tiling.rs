@@ -110,12 +110,19 @@ fn split_balanced(len: u32, parts: u32) -> impl Iterator<Item = (u32, u32)> {
     })
 }
 
+/// Along one side of `len` pixels, the tile input `(from, to)` of the core `start..start + size`:
+/// grown by `overlap` on both sides (the start rounded down to `align`), clamped to the image.
+fn input_span(start: u32, size: u32, len: u32, overlap: u32, align: u32) -> (u32, u32) {
+    let from = start.saturating_sub(overlap) / align * align;
+    let to = start.saturating_add(size).saturating_add(overlap).min(len);
+    (from, to)
+}
+
 /// The largest and the total extent of the tile inputs along one side of `len` pixels cut into
-/// `parts` cores, each grown by `overlap` (its start rounded down to `align`) and clamped.
+/// `parts` cores ([`input_span`]).
 fn input_extents(len: u32, parts: u32, overlap: u32, align: u32) -> (u64, u64) {
     split_balanced(len, parts).fold((0, 0), |(largest, total), (start, size)| {
-        let from = start.saturating_sub(overlap) / align * align;
-        let to = start.saturating_add(size).saturating_add(overlap).min(len);
+        let (from, to) = input_span(start, size, len, overlap, align);
         let extent = u64::from(to - from);
         (largest.max(extent), total + extent)
     })
@@ -183,10 +190,8 @@ pub fn plan_tiles(width: u32, height: u32, params: TileParams) -> Result<TilePla
     for (cy, ch) in split_balanced(height, rows) {
         for (cx, cw) in split_balanced(width, cols) {
             let core = Rect { x: cx, y: cy, width: cw, height: ch };
-            let x0 = cx.saturating_sub(overlap) / align * align;
-            let y0 = cy.saturating_sub(overlap) / align * align;
-            let x1 = cx.saturating_add(cw).saturating_add(overlap).min(width);
-            let y1 = cy.saturating_add(ch).saturating_add(overlap).min(height);
+            let (x0, x1) = input_span(cx, cw, width, overlap, align);
+            let (y0, y1) = input_span(cy, ch, height, overlap, align);
             let input = Rect { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
             tiles.push(Tile {
                 core,

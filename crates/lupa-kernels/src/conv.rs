@@ -46,6 +46,19 @@ impl ConvGeometry {
         };
         Some([side(height, 0)?, side(width, 1)?])
     }
+
+    /// The output height and width of the *transposed* convolution of this geometry (PyTorch's
+    /// `ConvTranspose2d`, padding removed from each side) on an input of `height × width`:
+    /// `(H − 1)·s + K − 2p` per axis, or `None` for an empty input or when the padding leaves
+    /// nothing.
+    pub fn transposed_output_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
+        let side = |size: usize, d: usize| {
+            ((size.checked_sub(1)? * self.stride[d]) + self.kernel[d])
+                .checked_sub(2 * self.padding[d])
+                .filter(|&n| n > 0)
+        };
+        Some([side(height, 0)?, side(width, 1)?])
+    }
 }
 
 /// How a [`PackedConv2d`] computes.

@@ -90,16 +90,10 @@ impl PackedConvTranspose2d {
         self.phases.packed_bytes()
     }
 
-    /// The output height and width for an input of `height × width`: `(H − 1)·s + K − 2p` per
-    /// axis, or `None` for an empty input or when the padding leaves nothing.
+    /// The output height and width for an input of `height × width`
+    /// ([`ConvGeometry::transposed_output_size`]).
     pub fn output_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
-        let g = self.geometry;
-        let side = |size: usize, d: usize| {
-            ((size.checked_sub(1)? * g.stride[d]) + g.kernel[d])
-                .checked_sub(2 * g.padding[d])
-                .filter(|&n| n > 0)
-        };
-        Some([side(height, 0)?, side(width, 1)?])
+        self.geometry.transposed_output_size(height, width)
     }
 
     /// Runs it on an NHWC `input` of `[batch, height, width, channels_in]`: the NHWC output

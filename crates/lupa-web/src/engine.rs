@@ -27,8 +27,8 @@ pub const MAX_JOB_MEMORY: u64 = 3 << 30;
 
 /// This engine's limits on a device whose largest buffer is `max_buffer` (`None`: the CPU), with
 /// tiles of `tile` input pixels when it is above 0, else sized automatically and, for `engines`
-/// sharing the job (this one and the pool's helpers), at least one each where that is faster
-/// ([`TileLimits::engines`]).
+/// sharing the job (this one and the pool's helpers), cut finer where they are fewer than the
+/// engines, into at most one per engine ([`TileLimits::engines`]).
 pub fn limits(max_buffer: Option<u64>, tile: u32, engines: u32) -> Limits {
     let memory_budget = if max_buffer.is_some() { GPU_TILE_BUDGET } else { CPU_TILE_BUDGET };
     Limits {

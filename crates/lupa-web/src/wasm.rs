@@ -17,7 +17,7 @@
 //!   wasm, once: no canvas is involved, so results beyond the browser's canvas limits still encode.
 //!   `pool.engines` (default 1) is how many engines the page runs for the job's tiles, this one
 //!   and its helpers, started or not: an image that automatic tiles would cut into fewer tiles is
-//!   cut into one per engine where that is faster ([`lupa_core::TileLimits::engines`]).
+//!   cut finer, into at most one per engine ([`lupa_core::TileLimits::engines`]).
 //!   With `pool = { slots, engines, runTile, reclaim }` (`slots > 0`), up to `slots` tiles at a time are
 //!   handed to `runTile(task)`, which resolves to the upscaled tile from another engine (a helper
 //!   worker of the pool) or rejects, and the tile is then run here; this engine runs tiles
