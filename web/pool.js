@@ -67,9 +67,9 @@ const ENGINE_INTEGRITY = null;
 
 /**
  * The body of the checked bootstrap (a blob: module worker, `base` and the hashes filled in): it
- * queues the page's messages, fetches worker.js, checks its sha384 and runs it from a blob: URL;
- * worker.js (its `lupaChecked`) checks the engine's glue and .wasm the same way, and takes the
- * queued messages over. A file that does not match throws: the worker fails to start, naming it.
+ * queues the page's messages, fetches worker.js, checks its sha384 and runs it from a blob: URL
+ * (`lupaImportChecked`); worker.js checks the engine's glue (`lupaImportChecked`) and .wasm
+ * (`lupaChecked`) the same way, and takes the queued messages over. A file that does not match throws: the worker fails to start, naming it.
  */
 function checkedBootstrap(base, integrity) {
   return `const base = ${JSON.stringify(base)};
@@ -88,8 +88,11 @@ self.lupaChecked = async (name) => {
   }
   return bytes;
 };
-const source = await self.lupaChecked('worker.js');
-await import(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+self.lupaImportChecked = async (name) => {
+  const source = await self.lupaChecked(name);
+  return import(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+};
+await self.lupaImportChecked('worker.js');
 `;
 }
 

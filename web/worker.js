@@ -60,7 +60,7 @@ let ready = null; // resolves when it is, from the first 'init'
 
 // Started by pool.js's checked bootstrap (a build), this module runs from a blob: URL: the engine
 // is beside the bootstrap's `lupaBase`, and `lupaChecked(name)` fetches a file there and resolves
-// to its bytes only if they match the build's sha384. Started from its own URL, it is beside this.
+// to its bytes only if they match the build's sha384 (`lupaImportChecked(name)`: to the module). Started from its own URL, it is beside this.
 const base = self.lupaBase ?? import.meta.url;
 
 /** Loads the engine `name` ('lupa-web' or 'lupa-web-cpu', files beside this one), checked where
@@ -70,8 +70,7 @@ async function loadEngine(name) {
     let module;
     let wasm;
     if (self.lupaChecked) {
-      const glue = await self.lupaChecked(`${name}.js`);
-      module = await import(URL.createObjectURL(new Blob([glue], { type: 'text/javascript' })));
+      module = await self.lupaImportChecked(`${name}.js`);
       wasm = await self.lupaChecked(`${name}_bg.wasm`);
     } else {
       module = await import(new URL(`./${name}.js`, base).href);
